@@ -1,0 +1,2 @@
+//! The `crrules` binary.
+fn main() {}

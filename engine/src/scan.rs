@@ -1,0 +1,1 @@
+//! A process's fds, scanned in parallel and reported in fd order.

@@ -1,0 +1,11 @@
+//! Static analysis of a validated rule set: rules that can never match (shadowed by earlier ones, alone or
+//! together), exact duplicates, and coverage (what falls through to "no rule matches").
+
+use crate::diag::Diagnostic;
+use crate::rule::RuleSet;
+use crate::source::Source;
+
+/// Warnings about rules that can never match and exact duplicates, pointing into `sources`.
+pub fn shadowing(_rules: &RuleSet, _sources: &[Source]) -> Vec<Diagnostic> {
+    Vec::new()
+}

@@ -1,0 +1,1 @@
+//! Text -> syntax tree, through the pest grammar in `grammar/crrules.pest`.

@@ -1,0 +1,386 @@
+//! The validated rule set: what the validator produces from syntax trees and what the engine's matchers
+//! consume. Every value here is known to make sense (ranges non-empty, numbers in the kernel's range, globs
+//! compiled, predicates applicable to their kind); every rule knows where it came from.
+
+use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// A byte range in a source file.
+pub type Span = std::ops::Range<usize>;
+
+/// A set of unsigned numbers as sorted, disjoint, non-adjacent inclusive ranges (`4:64-255`, `1:{3,5,7-9}`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NumSet {
+    ranges: Vec<(u32, u32)>,
+}
+
+impl NumSet {
+    /// Every number up to `limit` (exclusive): the meaning of `*`.
+    pub fn all(limit: u32) -> NumSet {
+        NumSet { ranges: vec![(0, limit - 1)] }
+    }
+
+    /// One number.
+    pub fn single(n: u32) -> NumSet {
+        NumSet { ranges: vec![(n, n)] }
+    }
+
+    /// The union of inclusive ranges, normalised (sorted, merged). Ranges with `lo > hi` are dropped;
+    /// the validator rejects them before they get here.
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (u32, u32)>) -> NumSet {
+        let mut rs: Vec<(u32, u32)> = ranges.into_iter().filter(|(lo, hi)| lo <= hi).collect();
+        rs.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(rs.len());
+        for (lo, hi) in rs {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        NumSet { ranges: merged }
+    }
+
+    /// The normalised ranges.
+    pub fn ranges(&self) -> &[(u32, u32)] {
+        &self.ranges
+    }
+
+    /// True when `n` is in the set.
+    pub fn contains(&self, n: u32) -> bool {
+        // Sets are short; a binary search keeps large ones cheap too.
+        match self.ranges.binary_search_by(|&(lo, _)| lo.cmp(&n)) {
+            Ok(_) => true,
+            Err(0) => false,
+            Err(i) => n <= self.ranges[i - 1].1,
+        }
+    }
+
+    /// The only number in the set, if it holds exactly one.
+    pub fn as_single(&self) -> Option<u32> {
+        match self.ranges.as_slice() {
+            [(lo, hi)] if lo == hi => Some(*lo),
+            _ => None,
+        }
+    }
+
+    /// True when every number of `other` is in `self`.
+    pub fn is_superset(&self, other: &NumSet) -> bool {
+        other.ranges.iter().all(|&(lo, hi)| self.ranges.iter().any(|&(a, b)| a <= lo && hi <= b))
+    }
+
+    /// True when the set holds every number below `limit`.
+    pub fn is_all(&self, limit: u32) -> bool {
+        self.ranges == [(0, limit - 1)]
+    }
+}
+
+impl fmt::Display for NumSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let one = |f: &mut fmt::Formatter<'_>, &(lo, hi): &(u32, u32)| {
+            if lo == hi { write!(f, "{lo}") } else { write!(f, "{lo}-{hi}") }
+        };
+        match self.ranges.as_slice() {
+            [r] => one(f, r),
+            rs => {
+                f.write_str("{")?;
+                for (i, r) in rs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    one(f, r)?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
+
+/// A compiled glob with the text it was written as. Equality and hashing go by the text.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    text: String,
+    glob: globset::Glob,
+    matcher: globset::GlobMatcher,
+}
+
+impl Glob {
+    /// Compiles a glob in the language's dialect: `*` and `?` stay inside one path component, `**` crosses
+    /// them, `{a,b}` alternatives, `[...]` classes.
+    pub fn new(text: &str) -> Result<Glob, globset::Error> {
+        let glob = globset::GlobBuilder::new(text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .empty_alternates(true)
+            .build()?;
+        let matcher = glob.compile_matcher();
+        Ok(Glob { text: text.to_owned(), glob, matcher })
+    }
+
+    /// The glob as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The globset glob, for building a `GlobSet` of many.
+    pub fn glob(&self) -> &globset::Glob {
+        &self.glob
+    }
+
+    /// True when `s` matches.
+    pub fn is_match(&self, s: &str) -> bool {
+        self.matcher.is_match(s)
+    }
+
+    /// True when the glob has no metacharacters, so it matches exactly its own text.
+    pub fn literal(&self) -> Option<&str> {
+        (!self.text.contains(['*', '?', '[', '{', '\\'])).then_some(self.text.as_str())
+    }
+}
+
+impl PartialEq for Glob {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+impl Eq for Glob {}
+impl std::hash::Hash for Glob {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state)
+    }
+}
+
+/// A comparison operator of `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+impl CmpOp {
+    /// `lhs OP rhs`.
+    pub fn holds(self, lhs: u64, rhs: u64) -> bool {
+        match self {
+            CmpOp::Lt => lhs < rhs,
+            CmpOp::Le => lhs <= rhs,
+            CmpOp::Gt => lhs > rhs,
+            CmpOp::Ge => lhs >= rhs,
+            CmpOp::Eq => lhs == rhs,
+        }
+    }
+
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Eq => "==",
+        }
+    }
+}
+
+/// One condition of a selector. All of a rule's predicates must hold.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Predicate {
+    /// `MAJ:MIN` of a device file (`chardev`, `blockdev`).
+    Dev { major: NumSet, minor: NumSet },
+    /// `path GLOB`: the fd's path.
+    Path(Glob),
+    /// `fs GLOB`: the filesystem type of the fd's mount (`tmpfs`, `fuse.*`).
+    Fs(Glob),
+    /// `deleted`: the file was unlinked (`st_nlink == 0`).
+    Deleted,
+    /// `flags O_A,O_B`: all these bits are set in the open flags.
+    Flags(u32),
+    /// `access ro|wo|rw`.
+    Access(Access),
+    /// `size OP BYTES`.
+    Size(CmpOp, u64),
+    /// `fd N`, `fd 0-2`: the fd number.
+    Fd(NumSet),
+    /// `family unix`.
+    Family(SockFamily),
+    /// `type stream`.
+    SockType(SockType),
+    /// `state listen`.
+    State(SockState),
+    /// `name GLOB`: an anonymous inode's name, brackets included (`[kvm-vm]`).
+    Name(Glob),
+    /// `not P`.
+    Not(Box<Predicate>),
+}
+
+impl fmt::Display for Predicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Predicate::Dev { major, minor } => {
+                let side = |s: &NumSet, limit| if s.is_all(limit) { "*".to_owned() } else { s.to_string() };
+                write!(f, "{}:{}", side(major, crate::vocab::MAJOR_LIMIT), side(minor, crate::vocab::MINOR_LIMIT))
+            }
+            Predicate::Path(g) => write!(f, "path {:?}", g.as_str()),
+            Predicate::Fs(g) => write!(f, "fs {}", g.as_str()),
+            Predicate::Deleted => f.write_str("deleted"),
+            Predicate::Flags(bits) => write!(f, "flags {}", crate::vocab::open_flag_names(*bits).join(",")),
+            Predicate::Access(a) => write!(f, "access {a}"),
+            Predicate::Size(op, n) => write!(f, "size {} {n}", op.as_str()),
+            Predicate::Fd(s) => write!(f, "fd {s}"),
+            Predicate::Family(x) => write!(f, "family {x}"),
+            Predicate::SockType(x) => write!(f, "type {x}"),
+            Predicate::State(x) => write!(f, "state {x}"),
+            Predicate::Name(g) => write!(f, "name {:?}", g.as_str()),
+            Predicate::Not(p) => write!(f, "not {p}"),
+        }
+    }
+}
+
+/// What happens to a matched fd at checkpoint and restore.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// `reopen path`: reopen the same path at restore, identity verified.
+    ReopenPath,
+    /// `reopen "SUBST"`: open a substitute path instead.
+    ReopenSubst { path: String },
+    /// `contents` / `contents limit SIZE`: save the file's bytes.
+    Contents { limit: Option<u64> },
+    /// `recreate`: rebuild the kernel object from its saved state.
+    Recreate,
+    /// `inherit "NAME"`: the restorer hands this fd in.
+    Inherit { name: String },
+    /// `close`: not restored; a visible loss.
+    Close,
+    /// `reject "REASON"`: the process is not checkpointable.
+    Reject { reason: String },
+    /// `plugin "NAME"`: hand the fd to a named backend plugin.
+    Plugin { name: String },
+}
+
+impl Action {
+    /// The action's keyword (`reopen`, `contents`...), as the JSON output's `action` field.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::ReopenPath | Action::ReopenSubst { .. } => "reopen",
+            Action::Contents { .. } => "contents",
+            Action::Recreate => "recreate",
+            Action::Inherit { .. } => "inherit",
+            Action::Close => "close",
+            Action::Reject { .. } => "reject",
+            Action::Plugin { .. } => "plugin",
+        }
+    }
+
+    /// True for `reject`.
+    pub fn is_reject(&self) -> bool {
+        matches!(self, Action::Reject { .. })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::ReopenPath => f.write_str("reopen path"),
+            Action::ReopenSubst { path } => write!(f, "reopen {path:?}"),
+            Action::Contents { limit: None } => f.write_str("contents"),
+            Action::Contents { limit: Some(n) } => write!(f, "contents limit {n}"),
+            Action::Recreate => f.write_str("recreate"),
+            Action::Inherit { name } => write!(f, "inherit {name:?}"),
+            Action::Close => f.write_str("close"),
+            Action::Reject { reason } => write!(f, "reject {reason:?}"),
+            Action::Plugin { name } => write!(f, "plugin {name:?}"),
+        }
+    }
+}
+
+/// Where a rule was written: the file as displayed to users, and the 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: u32,
+    /// Byte range of the whole rule in its file, for diagnostics that point at it.
+    pub span: Span,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A validated rule. Its index in [`RuleSet::rules`] is its precedence: lower wins.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub kind: Kind,
+    pub predicates: Vec<Predicate>,
+    pub action: Action,
+    /// An explanatory note (`because "..."`), shown with the decision.
+    pub because: Option<String>,
+    pub origin: Origin,
+    /// The rule's source text, continuation lines joined.
+    pub text: String,
+}
+
+impl Rule {
+    /// The reason shown with a decision: the reject reason, or the rule's `because` note.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.action {
+            Action::Reject { reason } => Some(reason),
+            _ => self.because.as_deref(),
+        }
+    }
+}
+
+/// The effective policy: validated rules in precedence order (first match wins).
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// The rules, in effective order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numset_normalises_and_answers() {
+        let s = NumSet::from_ranges([(7, 9), (3, 3), (5, 5), (4, 4), (20, 10)]);
+        assert_eq!(s.ranges(), &[(3, 5), (7, 9)]);
+        assert!(s.contains(4) && s.contains(9) && !s.contains(6) && !s.contains(2) && !s.contains(10));
+        assert_eq!(s.to_string(), "{3-5,7-9}");
+        assert!(NumSet::all(4096).is_superset(&s));
+        assert!(!s.is_superset(&NumSet::single(6)));
+    }
+
+    #[test]
+    fn glob_dialect_keeps_star_in_one_component() {
+        let g = Glob::new("/var/log/*").unwrap();
+        assert!(g.is_match("/var/log/syslog"));
+        assert!(!g.is_match("/var/log/apt/history.log"));
+        let g = Glob::new("/var/**/*.log").unwrap();
+        assert!(g.is_match("/var/log/apt/history.log"));
+        let g = Glob::new("/dev/{null,zero}").unwrap();
+        assert!(g.is_match("/dev/zero"));
+        assert_eq!(Glob::new("/dev/null").unwrap().literal(), Some("/dev/null"));
+    }
+}

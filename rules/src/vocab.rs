@@ -1,0 +1,312 @@
+//! The words of the language that name kernel things: fd kinds, socket families, types and states, and
+//! open flags. One table each, shared by the parser (spelling, did-you-mean), the validator (what applies
+//! to what) and the engine (what the scanner reports), so a word means the same thing everywhere.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Defines a `Copy` enum whose variants are spelled in the language by the given words, with `ALL`,
+/// `name()`, `from_name()` and serde through that name.
+macro_rules! words {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The word the language uses for this value.
+            pub const fn name(self) -> &'static str {
+                match self { $($name::$variant => $word),+ }
+            }
+
+            /// The value a word names, if any (exact spelling).
+            pub fn from_name(word: &str) -> Option<Self> {
+                match word { $($word => Some($name::$variant),)+ _ => None }
+            }
+
+            /// Every word, for did-you-mean suggestions and help texts.
+            pub fn words() -> impl Iterator<Item = &'static str> {
+                Self::ALL.iter().map(|v| v.name())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let word = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::from_name(&word).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} `{}`", stringify!($name), word))
+                })
+            }
+        }
+    };
+}
+
+words! {
+    /// What an open fd refers to, as the language names it.
+    Kind {
+        File = "file",
+        Dir = "dir",
+        Chardev = "chardev",
+        Blockdev = "blockdev",
+        Fifo = "fifo",
+        Pipe = "pipe",
+        Socket = "socket",
+        Eventfd = "eventfd",
+        Epoll = "epoll",
+        Signalfd = "signalfd",
+        Timerfd = "timerfd",
+        Inotify = "inotify",
+        Fanotify = "fanotify",
+        Memfd = "memfd",
+        Pidfd = "pidfd",
+        IoUring = "io_uring",
+        PerfEvent = "perf_event",
+        Userfaultfd = "userfaultfd",
+        Bpf = "bpf",
+        Nsfs = "nsfs",
+        /// Any other anonymous inode, told apart by its name (`[kvm-vm]`, `[dmabuf]`...).
+        Anon = "anon",
+        /// Matches every fd; only in selectors, never a fact.
+        Any = "any",
+    }
+}
+
+impl Kind {
+    /// True when a selector of kind `self` can match an fd of kind `fact`.
+    pub fn covers(self, fact: Kind) -> bool {
+        self == Kind::Any || self == fact
+    }
+}
+
+words! {
+    /// Socket address family (`AF_*`).
+    SockFamily {
+        Unix = "unix",
+        Inet = "inet",
+        Inet6 = "inet6",
+        Netlink = "netlink",
+        Packet = "packet",
+        Vsock = "vsock",
+        Tipc = "tipc",
+        Bluetooth = "bluetooth",
+        Can = "can",
+        Alg = "alg",
+        Xdp = "xdp",
+        Mctp = "mctp",
+        Other = "other",
+    }
+}
+
+impl SockFamily {
+    /// The `AF_*` number of this family (0 for `other`).
+    pub const fn af(self) -> u16 {
+        match self {
+            SockFamily::Unix => 1,
+            SockFamily::Inet => 2,
+            SockFamily::Inet6 => 10,
+            SockFamily::Netlink => 16,
+            SockFamily::Packet => 17,
+            SockFamily::Tipc => 30,
+            SockFamily::Bluetooth => 31,
+            SockFamily::Can => 29,
+            SockFamily::Alg => 38,
+            SockFamily::Vsock => 40,
+            SockFamily::Xdp => 44,
+            SockFamily::Mctp => 45,
+            SockFamily::Other => 0,
+        }
+    }
+
+    /// The family for an `AF_*` number; unknown numbers are `other`.
+    pub fn from_af(af: u16) -> SockFamily {
+        SockFamily::ALL.iter().copied().find(|f| f.af() == af && *f != SockFamily::Other).unwrap_or(SockFamily::Other)
+    }
+}
+
+words! {
+    /// Socket type (`SOCK_*`).
+    SockType {
+        Stream = "stream",
+        Dgram = "dgram",
+        Raw = "raw",
+        Rdm = "rdm",
+        Seqpacket = "seqpacket",
+        Packet = "packet",
+    }
+}
+
+impl SockType {
+    /// The `SOCK_*` number of this type.
+    pub const fn number(self) -> u16 {
+        match self {
+            SockType::Stream => 1,
+            SockType::Dgram => 2,
+            SockType::Raw => 3,
+            SockType::Rdm => 4,
+            SockType::Seqpacket => 5,
+            SockType::Packet => 10,
+        }
+    }
+
+    /// The type for a `SOCK_*` number.
+    pub fn from_number(n: u16) -> Option<SockType> {
+        SockType::ALL.iter().copied().find(|t| t.number() == n)
+    }
+}
+
+words! {
+    /// Socket state, in the kernel's TCP state names (unix sockets use the same numbers), plus
+    /// `unconnected` for sockets with no state machine of their own.
+    SockState {
+        Established = "established",
+        SynSent = "syn_sent",
+        SynRecv = "syn_recv",
+        FinWait1 = "fin_wait1",
+        FinWait2 = "fin_wait2",
+        TimeWait = "time_wait",
+        Close = "close",
+        CloseWait = "close_wait",
+        LastAck = "last_ack",
+        Listen = "listen",
+        Closing = "closing",
+        NewSynRecv = "new_syn_recv",
+        Unconnected = "unconnected",
+    }
+}
+
+impl SockState {
+    /// The state for a kernel `TCP_*` state number (as sock_diag reports it).
+    pub fn from_tcp(n: u8) -> Option<SockState> {
+        use SockState::*;
+        Some(match n {
+            1 => Established,
+            2 => SynSent,
+            3 => SynRecv,
+            4 => FinWait1,
+            5 => FinWait2,
+            6 => TimeWait,
+            7 => Close,
+            8 => CloseWait,
+            9 => LastAck,
+            10 => Listen,
+            11 => Closing,
+            12 => NewSynRecv,
+            _ => return None,
+        })
+    }
+}
+
+words! {
+    /// How an fd was opened for access (`O_ACCMODE`), plus `path` for `O_PATH`.
+    Access {
+        Ro = "ro",
+        Wo = "wo",
+        Rw = "rw",
+    }
+}
+
+impl Access {
+    /// The access mode in open flags (`O_PATH` fds count as `ro`).
+    pub const fn from_flags(flags: u32) -> Access {
+        match flags & 0o3 {
+            0o1 => Access::Wo,
+            0o2 | 0o3 => Access::Rw,
+            _ => Access::Ro,
+        }
+    }
+}
+
+/// Open flags the language can name, with their x86-64/aarch64 generic values (as `fdinfo` prints them,
+/// in octal). `O_RDONLY` is zero and cannot be tested as a flag: use `access ro`.
+pub const OPEN_FLAGS: &[(&str, u32)] = &[
+    ("O_WRONLY", 0o1),
+    ("O_RDWR", 0o2),
+    ("O_CREAT", 0o100),
+    ("O_EXCL", 0o200),
+    ("O_NOCTTY", 0o400),
+    ("O_TRUNC", 0o1000),
+    ("O_APPEND", 0o2000),
+    ("O_NONBLOCK", 0o4000),
+    ("O_DSYNC", 0o10000),
+    ("O_ASYNC", 0o20000),
+    ("O_DIRECT", 0o40000),
+    ("O_LARGEFILE", 0o100000),
+    ("O_DIRECTORY", 0o200000),
+    ("O_NOFOLLOW", 0o400000),
+    ("O_NOATIME", 0o1000000),
+    ("O_CLOEXEC", 0o2000000),
+    ("O_SYNC", 0o4010000),
+    ("O_PATH", 0o10000000),
+    ("O_TMPFILE", 0o20200000),
+];
+
+/// The value of an open flag by name (`O_APPEND` -> 0o2000).
+pub fn open_flag(name: &str) -> Option<u32> {
+    OPEN_FLAGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// The names of the flags set in `flags`, in table order. Multi-bit flags (`O_SYNC`, `O_TMPFILE`) are named
+/// only when all their bits are set, and their bits are then not named again by their parts.
+pub fn open_flag_names(flags: u32) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if flags & 0o3 == 0 && flags & 0o10000000 == 0 {
+        names.push("O_RDONLY");
+    }
+    let shown = OPEN_FLAGS
+        .iter()
+        .filter(|(_, bits)| bits.count_ones() > 1 && flags & bits == *bits)
+        .fold(0, |acc, (_, bits)| acc | bits);
+    for &(name, bits) in OPEN_FLAGS {
+        let multi = bits.count_ones() > 1;
+        if (multi && shown & bits == bits) || (!multi && flags & bits == bits && shown & bits == 0) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Size units the language accepts, with their factors.
+pub const SIZE_UNITS: &[(&str, u64)] = &[("B", 1), ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)];
+
+/// The largest major device number the kernel allows (exclusive).
+pub const MAJOR_LIMIT: u32 = 1 << 12;
+/// The largest minor device number the kernel allows (exclusive).
+pub const MINOR_LIMIT: u32 = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_names_round_trip_through_the_table() {
+        assert_eq!(open_flag_names(0o102002), vec!["O_RDWR", "O_APPEND", "O_LARGEFILE"]);
+        assert_eq!(open_flag_names(0o4010001), vec!["O_WRONLY", "O_SYNC"]);
+        assert_eq!(open_flag_names(0o2000000), vec!["O_RDONLY", "O_CLOEXEC"]);
+        assert_eq!(open_flag("O_APPEND"), Some(0o2000));
+    }
+
+    #[test]
+    fn words_round_trip() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_name(k.name()), Some(*k));
+        }
+        assert_eq!(SockFamily::from_af(10), SockFamily::Inet6);
+        assert_eq!(SockFamily::from_af(999), SockFamily::Other);
+        assert_eq!(Access::from_flags(0o2002), Access::Rw);
+    }
+}
