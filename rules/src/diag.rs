@@ -37,7 +37,15 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with a message and nothing else.
     pub fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity, code, message: message.into(), help: None, source: None, labels: Vec::new(), related: Vec::new() }
+        Diagnostic {
+            severity,
+            code,
+            message: message.into(),
+            help: None,
+            source: None,
+            labels: Vec::new(),
+            related: Vec::new(),
+        }
     }
 
     /// An error.
@@ -121,7 +129,8 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+        (!self.labels.is_empty())
+            .then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {

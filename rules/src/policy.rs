@@ -95,9 +95,7 @@ pub fn load(lookup: &Lookup, builtin: Builtin) -> Result<Policy, Vec<Diagnostic>
     };
     if lookup.explicit.is_empty() && policy.files.is_empty() && errors.is_empty() {
         for (name, text) in builtin {
-            policy
-                .sources
-                .push(Source::new(format!("<builtin>/{name}"), *text));
+            policy.sources.push(Source::new(format!("<builtin>/{name}"), *text));
             policy.files.push(PolicyFile {
                 path: PathBuf::from(format!("<builtin>/{name}")),
                 layer: Layer::Builtin,
@@ -105,11 +103,7 @@ pub fn load(lookup: &Lookup, builtin: Builtin) -> Result<Policy, Vec<Diagnostic>
             });
         }
     }
-    if errors.is_empty() {
-        Ok(policy)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(policy) } else { Err(errors) }
 }
 
 fn from_directories(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
@@ -139,30 +133,15 @@ fn from_directories(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
         let (top_layer, top) = versions.last().cloned().expect("every name has a file");
         let top_is_mask = is_mask(&top);
         for (layer, path) in &versions[..versions.len() - 1] {
-            let status = if top_is_mask {
-                Status::Masked { by: top.clone() }
-            } else {
-                Status::Overridden { by: top.clone() }
-            };
-            policy.files.push(PolicyFile {
-                path: path.clone(),
-                layer: *layer,
-                status,
-            });
+            let status =
+                if top_is_mask { Status::Masked { by: top.clone() } } else { Status::Overridden { by: top.clone() } };
+            policy.files.push(PolicyFile { path: path.clone(), layer: *layer, status });
         }
         if top_is_mask {
-            policy.files.push(PolicyFile {
-                path: top,
-                layer: top_layer,
-                status: Status::Mask,
-            });
+            policy.files.push(PolicyFile { path: top, layer: top_layer, status: Status::Mask });
         } else if let Some(source) = read(&top, lookup.require_owner, errors) {
             policy.sources.push(source);
-            policy.files.push(PolicyFile {
-                path: top,
-                layer: top_layer,
-                status: Status::Active,
-            });
+            policy.files.push(PolicyFile { path: top, layer: top_layer, status: Status::Active });
         }
     }
     policy
@@ -203,11 +182,7 @@ fn from_explicit(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
         for file in paths {
             if let Some(source) = read(&file, lookup.require_owner, errors) {
                 policy.sources.push(source);
-                policy.files.push(PolicyFile {
-                    path: file,
-                    layer: Layer::Explicit,
-                    status: Status::Active,
-                });
+                policy.files.push(PolicyFile { path: file, layer: Layer::Explicit, status: Status::Active });
             }
         }
     }
@@ -227,9 +202,7 @@ fn read(path: &Path, owner: Option<u32>, errors: &mut Vec<Diagnostic>) -> Option
         return None;
     }
     match fs::read(path) {
-        Ok(bytes) => Source::from_bytes(path.display().to_string(), bytes)
-            .map_err(|d| errors.push(d))
-            .ok(),
+        Ok(bytes) => Source::from_bytes(path.display().to_string(), bytes).map_err(|d| errors.push(d)).ok(),
         Err(e) => {
             errors.push(unreadable(path, &e));
             None
@@ -254,7 +227,9 @@ fn check_owner(path: &Path, owner: Option<u32>, errors: &mut Vec<Diagnostic>) ->
                 "crrules::policy::owner",
                 format!("policy path `{shown}` is owned by uid {}, not by uid {owner} who runs crrules", meta.uid()),
             )
-            .with_help(format!("a rule file decides what a restore may open; run `chown {owner} {shown}` if you trust it")),
+            .with_help(format!(
+                "a rule file decides what a restore may open; run `chown {owner} {shown}` if you trust it"
+            )),
         );
         return false;
     }
@@ -268,9 +243,7 @@ fn check_owner(path: &Path, owner: Option<u32>, errors: &mut Vec<Diagnostic>) ->
                     meta.mode() & 0o7777
                 ),
             )
-            .with_help(format!(
-                "a rule file decides what a restore may open; run `chmod go-w {shown}`"
-            )),
+            .with_help(format!("a rule file decides what a restore may open; run `chmod go-w {shown}`")),
         );
         return false;
     }
@@ -286,10 +259,7 @@ fn who_can_write(mode: u32) -> &'static str {
 }
 
 fn unreadable(path: &Path, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::error(
-        "crrules::policy::unreadable",
-        format!("cannot read policy path `{}`: {e}", path.display()),
-    )
+    Diagnostic::error("crrules::policy::unreadable", format!("cannot read policy path `{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -324,61 +294,24 @@ mod tests {
             ("run/crrules/rules.d/20-b.rules", "pipe => close\n"),
             ("etc/crrules/rules.d/30-c.rules", "->/dev/null"),
             ("etc/crrules/rules.d/10-a.rules", ""),
-            (
-                "etc/crrules/rules.d/05-site.rules",
-                "chardev 1:3 => reopen path\n",
-            ),
+            ("etc/crrules/rules.d/05-site.rules", "chardev 1:3 => reopen path\n"),
         ]);
-        let policy = load(
-            &Lookup {
-                root: Some(root.clone()),
-                ..Lookup::default()
-            },
-            &[],
-        )
-        .unwrap();
-        let active: Vec<_> = policy
-            .sources
-            .iter()
-            .map(|s| {
-                s.name
-                    .strip_prefix(root.to_str().unwrap())
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        assert_eq!(
-            active,
-            [
-                "/etc/crrules/rules.d/05-site.rules",
-                "/run/crrules/rules.d/20-b.rules"
-            ]
-        );
-        let status = |p: &str| {
-            policy
-                .files
-                .iter()
-                .find(|f| f.path == root.join(p))
-                .map(|f| f.status.clone())
-                .unwrap()
-        };
+        let policy = load(&Lookup { root: Some(root.clone()), ..Lookup::default() }, &[]).unwrap();
+        let active: Vec<_> =
+            policy.sources.iter().map(|s| s.name.strip_prefix(root.to_str().unwrap()).unwrap().to_owned()).collect();
+        assert_eq!(active, ["/etc/crrules/rules.d/05-site.rules", "/run/crrules/rules.d/20-b.rules"]);
+        let status = |p: &str| policy.files.iter().find(|f| f.path == root.join(p)).map(|f| f.status.clone()).unwrap();
         assert_eq!(
             status("usr/lib/crrules/rules.d/20-b.rules"),
-            Status::Overridden {
-                by: root.join("run/crrules/rules.d/20-b.rules")
-            }
+            Status::Overridden { by: root.join("run/crrules/rules.d/20-b.rules") }
         );
         assert_eq!(
             status("usr/lib/crrules/rules.d/30-c.rules"),
-            Status::Masked {
-                by: root.join("etc/crrules/rules.d/30-c.rules")
-            }
+            Status::Masked { by: root.join("etc/crrules/rules.d/30-c.rules") }
         );
         assert_eq!(
             status("usr/lib/crrules/rules.d/10-a.rules"),
-            Status::Masked {
-                by: root.join("etc/crrules/rules.d/10-a.rules")
-            }
+            Status::Masked { by: root.join("etc/crrules/rules.d/10-a.rules") }
         );
         assert_eq!(status("etc/crrules/rules.d/10-a.rules"), Status::Mask);
         fs::remove_dir_all(root).unwrap();
@@ -388,25 +321,11 @@ mod tests {
     fn builtin_is_used_only_when_no_directory_holds_a_rule_file() {
         let builtin: Builtin = &[("50-default.rules", "any => close\n")];
         let empty = tree(&[("etc/crrules/rules.d/README", "x")]);
-        let policy = load(
-            &Lookup {
-                root: Some(empty.clone()),
-                ..Lookup::default()
-            },
-            builtin,
-        )
-        .unwrap();
+        let policy = load(&Lookup { root: Some(empty.clone()), ..Lookup::default() }, builtin).unwrap();
         assert_eq!(&*policy.sources[0].name, "<builtin>/50-default.rules");
         fs::remove_dir_all(empty).unwrap();
         let site = tree(&[("etc/crrules/rules.d/00-x.rules", "pipe => close\n")]);
-        let policy = load(
-            &Lookup {
-                root: Some(site.clone()),
-                ..Lookup::default()
-            },
-            builtin,
-        )
-        .unwrap();
+        let policy = load(&Lookup { root: Some(site.clone()), ..Lookup::default() }, builtin).unwrap();
         assert_eq!(policy.sources.len(), 1);
         assert!(policy.sources[0].name.ends_with("00-x.rules"));
         fs::remove_dir_all(site).unwrap();
@@ -421,38 +340,19 @@ mod tests {
         let file = root.join("etc/crrules/rules.d/10-x.rules");
         fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
         let owner = fs::metadata(&file).unwrap().uid();
-        let errors = load(
-            &Lookup {
-                root: Some(root.clone()),
-                require_owner: Some(owner),
-                ..Lookup::default()
-            },
-            &[],
-        )
-        .unwrap_err();
+        let errors = load(&Lookup { root: Some(root.clone()), require_owner: Some(owner), ..Lookup::default() }, &[])
+            .unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(
-            errors[0]
-                .message
-                .contains("10-x.rules` is writable by group and others (mode 666)"),
+            errors[0].message.contains("10-x.rules` is writable by group and others (mode 666)"),
             "{}",
             errors[0].message
         );
         assert!(errors[0].help.as_deref().unwrap().contains("chmod go-w"));
-        let errors = load(
-            &Lookup {
-                root: Some(root.clone()),
-                require_owner: Some(owner + 1),
-                ..Lookup::default()
-            },
-            &[],
-        )
-        .unwrap_err();
-        assert!(
-            errors[0].message.contains("is owned by uid"),
-            "{}",
-            errors[0].message
-        );
+        let errors =
+            load(&Lookup { root: Some(root.clone()), require_owner: Some(owner + 1), ..Lookup::default() }, &[])
+                .unwrap_err();
+        assert!(errors[0].message.contains("is owned by uid"), "{}", errors[0].message);
         fs::remove_dir_all(root).unwrap();
     }
 
@@ -463,34 +363,17 @@ mod tests {
             ("a/10-y.rules", "fifo => close\n"),
             ("b.rules", "any => close\n"),
         ]);
-        let lookup = Lookup {
-            explicit: vec![root.join("b.rules"), root.join("a")],
-            ..Lookup::default()
-        };
+        let lookup = Lookup { explicit: vec![root.join("b.rules"), root.join("a")], ..Lookup::default() };
         let policy = load(&lookup, &[("z.rules", "any => close\n")]).unwrap();
         let got: Vec<_> = policy
             .sources
             .iter()
-            .map(|s| {
-                Path::new(&*s.name)
-                    .file_name()
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned()
-            })
+            .map(|s| Path::new(&*s.name).file_name().unwrap().to_str().unwrap().to_owned())
             .collect();
         assert_eq!(got, ["b.rules", "10-y.rules", "20-x.rules"]);
-        let missing = Lookup {
-            explicit: vec![root.join("nope.rules")],
-            ..Lookup::default()
-        };
+        let missing = Lookup { explicit: vec![root.join("nope.rules")], ..Lookup::default() };
         let errors = load(&missing, &[]).unwrap_err();
-        assert!(
-            errors[0].message.starts_with("cannot read policy path"),
-            "{}",
-            errors[0].message
-        );
+        assert!(errors[0].message.starts_with("cannot read policy path"), "{}", errors[0].message);
         fs::remove_dir_all(root).unwrap();
     }
 }

@@ -220,7 +220,9 @@ impl fmt::Display for Predicate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Predicate::Dev { major, minor } => {
-                let side = |s: &NumSet, limit| if s.is_all(limit) { "*".to_owned() } else { s.to_string() };
+                let side = |s: &NumSet, limit| {
+                    if s.is_all(limit) { "*".to_owned() } else { s.to_string() }
+                };
                 write!(f, "{}:{}", side(major, crate::vocab::MAJOR_LIMIT), side(minor, crate::vocab::MINOR_LIMIT))
             }
             Predicate::Path(g) => write!(f, "path {:?}", g.as_str()),

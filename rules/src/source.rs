@@ -29,7 +29,10 @@ impl Source {
                 let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
                 Err(Diagnostic::error(
                     "crrules::source::invalid_utf8",
-                    format!("`{name}` is not valid UTF-8: byte offset {offset} (line {line}) is {:#04x}", bytes[offset]),
+                    format!(
+                        "`{name}` is not valid UTF-8: byte offset {offset} (line {line}) is {:#04x}",
+                        bytes[offset]
+                    ),
                 )
                 .with_help("rule files are UTF-8 text; check that this is the file you meant"))
             }

@@ -281,7 +281,8 @@ pub fn open_flag_names(flags: u32) -> Vec<&'static str> {
 }
 
 /// Size units the language accepts, with their factors.
-pub const SIZE_UNITS: &[(&str, u64)] = &[("B", 1), ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)];
+pub const SIZE_UNITS: &[(&str, u64)] =
+    &[("B", 1), ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)];
 
 /// The largest major device number the kernel allows (exclusive).
 pub const MAJOR_LIMIT: u32 = 1 << 12;
