@@ -2,6 +2,13 @@
 //! [`reference`] walks the rules in order and is the specification; [`compiled`] indexes them and must
 //! agree with it on every input (a property test holds it to that).
 
+pub mod compiled;
+mod index;
+pub mod reference;
+
+pub use compiled::Compiled;
+pub use reference::{Outcome, Reference, Trial, explain};
+
 use crate::facts::FdFacts;
 
 /// Decides which rule of a rule set applies to an fd.

@@ -1,0 +1,137 @@
+//! The index structures the compiled matcher is built from: an interval stabbing index (which intervals
+//! contain a point) and a cheap hasher for the small integer keys of its hash maps.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiply-rotate hasher for integer keys (the keys are packed device numbers and socket triples,
+/// chosen by nobody hostile, so a keyed hash buys nothing here).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// A hash map keyed by integers, hashed with [`IntHasher`].
+pub type IntMap<V> = HashMap<u64, V, BuildHasherDefault<IntHasher>>;
+
+/// Which of a set of inclusive `u64` intervals contain a point. The intervals are sorted by their start
+/// and laid out as an implicit balanced tree (the node for `[l, r)` is its middle element) in which every
+/// node knows the largest end in its subtree, so a query visits `O(log n + hits)` nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Stab {
+    lo: Vec<u64>,
+    hi: Vec<u64>,
+    /// The value carried by each interval (a rule index).
+    value: Vec<u32>,
+    /// The largest `hi` of the subtree whose root is this element.
+    max_hi: Vec<u64>,
+}
+
+impl Stab {
+    /// An index of `(lo, hi, value)` intervals; intervals with `lo > hi` are dropped.
+    pub fn new(mut intervals: Vec<(u64, u64, u32)>) -> Stab {
+        intervals.retain(|&(lo, hi, _)| lo <= hi);
+        intervals.sort_unstable();
+        let mut stab = Stab {
+            lo: intervals.iter().map(|i| i.0).collect(),
+            hi: intervals.iter().map(|i| i.1).collect(),
+            value: intervals.iter().map(|i| i.2).collect(),
+            max_hi: vec![0; intervals.len()],
+        };
+        stab.fill_max(0, intervals.len());
+        stab
+    }
+
+    /// Fills `max_hi` for the subtree over `[l, r)` and returns its largest end.
+    fn fill_max(&mut self, l: usize, r: usize) -> u64 {
+        if l >= r {
+            return 0;
+        }
+        let mid = l + (r - l) / 2;
+        let left = self.fill_max(l, mid);
+        let right = self.fill_max(mid + 1, r);
+        let max = self.hi[mid].max(left).max(right);
+        self.max_hi[mid] = max;
+        max
+    }
+
+    /// True when the index holds no interval.
+    pub fn is_empty(&self) -> bool {
+        self.lo.is_empty()
+    }
+
+    /// Appends the value of every interval containing `x` to `out` (in no particular order).
+    pub fn stab(&self, x: u64, out: &mut Vec<u32>) {
+        self.stab_in(0, self.lo.len(), x, out);
+    }
+
+    fn stab_in(&self, mut l: usize, r: usize, x: u64, out: &mut Vec<u32>) {
+        // Recurse on the left half, loop on the right half: depth stays logarithmic.
+        while l < r {
+            let mid = l + (r - l) / 2;
+            if self.max_hi[mid] < x {
+                return;
+            }
+            self.stab_in(l, mid, x, out);
+            if self.lo[mid] > x {
+                return;
+            }
+            if self.hi[mid] >= x {
+                out.push(self.value[mid]);
+            }
+            l = mid + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stab_finds_exactly_the_intervals_containing_a_point() {
+        let intervals: Vec<(u64, u64, u32)> = (0..200u32)
+            .map(|i| {
+                let lo = u64::from(i.wrapping_mul(2_654_435_761) % 1000);
+                let len = u64::from(i.wrapping_mul(40_503) % 97);
+                (lo, lo + len, i)
+            })
+            .chain([(5, 3, 999), (0, u64::MAX, 1000)])
+            .collect();
+        let stab = Stab::new(intervals.clone());
+        for x in (0..1200).chain([u64::MAX]) {
+            let mut got = Vec::new();
+            stab.stab(x, &mut got);
+            got.sort_unstable();
+            let mut want: Vec<u32> =
+                intervals.iter().filter(|&&(lo, hi, _)| lo <= x && x <= hi).map(|&(_, _, v)| v).collect();
+            want.sort_unstable();
+            assert_eq!(got, want, "point {x}");
+        }
+        assert!(Stab::new(vec![(2, 1, 0)]).is_empty());
+    }
+
+    #[test]
+    fn int_map_hashes_distinct_keys_apart() {
+        let mut m: IntMap<u32> = IntMap::default();
+        for k in 0..1000u64 {
+            m.insert(k << 32 | k, k as u32);
+        }
+        assert_eq!(m.get(&(7 << 32 | 7)), Some(&7));
+        assert_eq!(m.get(&7), None);
+    }
+}

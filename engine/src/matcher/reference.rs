@@ -1,0 +1,121 @@
+//! The reference interpreter: walks the rules in effective order and tests each predicate against the
+//! facts as written. It is the specification of what a rule means; [`super::compiled`] must agree with it.
+//!
+//! # Predicate semantics
+//! A rule matches an fd when its kind covers the fd's kind ([`Kind::covers`]: `any` covers every kind)
+//! and every predicate holds. A predicate holds as follows; a fact the scanner did not learn (`None`)
+//! makes every positive test on it false, so `not` of such a test is true:
+//!
+//! | predicate | holds when |
+//! |---|---|
+//! | `Dev { major, minor }` | `facts.dev` is `Some(d)`, `major` contains `d.major` and `minor` contains `d.minor` |
+//! | `Path(g)` | `facts.path` is `Some(p)` and `g` matches `p` |
+//! | `Fs(g)` | `facts.fs` is `Some(t)` and `g` matches `t` |
+//! | `Deleted` | `facts.deleted` |
+//! | `Flags(bits)` | every bit of `bits` is set in `facts.flags` |
+//! | `Access(a)` | [`Access::from_flags`] of `facts.flags` is `a` |
+//! | `Size(op, n)` | `facts.size` is `Some(s)` and `s op n` |
+//! | `Fd(set)` | `facts.fd >= 0` and `set` contains it |
+//! | `Family(x)`, `SockType(x)`, `State(x)` | `facts.socket` is `Some` and its field is `Some(x)` |
+//! | `Name(g)` | `facts.name` is `Some(n)` and `g` matches `n` |
+//! | `Not(p)` | `p` does not hold |
+//!
+//! [`Kind::covers`]: crrules_rules::vocab::Kind::covers
+//! [`Access::from_flags`]: crrules_rules::vocab::Access::from_flags
+
+use super::Matcher;
+use crate::facts::FdFacts;
+use crrules_rules::rule::{Predicate, Rule, RuleSet};
+use crrules_rules::vocab::Access;
+
+/// True when `predicate` holds for `facts` (see the module documentation for each predicate).
+pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
+    match predicate {
+        Predicate::Dev { major, minor } => {
+            facts.dev.is_some_and(|d| major.contains(d.major) && minor.contains(d.minor))
+        }
+        Predicate::Path(g) => facts.path.as_deref().is_some_and(|p| g.is_match(p)),
+        Predicate::Fs(g) => facts.fs.as_deref().is_some_and(|t| g.is_match(t)),
+        Predicate::Deleted => facts.deleted,
+        Predicate::Flags(bits) => facts.flags.contains(*bits),
+        Predicate::Access(a) => Access::from_flags(facts.flags.0) == *a,
+        Predicate::Size(op, n) => facts.size.is_some_and(|s| op.holds(s, *n)),
+        Predicate::Fd(set) => u32::try_from(facts.fd).is_ok_and(|fd| set.contains(fd)),
+        Predicate::Family(x) => facts.socket.as_ref().is_some_and(|s| s.family == Some(*x)),
+        Predicate::SockType(x) => facts.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
+        Predicate::State(x) => facts.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
+        Predicate::Name(g) => facts.name.as_deref().is_some_and(|n| g.is_match(n)),
+        Predicate::Not(p) => !holds(p, facts),
+    }
+}
+
+/// How one rule fared against an fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The rule's kind and every predicate held: this rule decided.
+    Matched,
+    /// The rule is for another kind of fd.
+    Kind,
+    /// The predicate at this index of [`Rule::predicates`] was the first that did not hold.
+    Predicate(usize),
+}
+
+/// One rule tried by [`explain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trial {
+    /// The rule's index in the rule set (its precedence).
+    pub rule: usize,
+    pub outcome: Outcome,
+}
+
+/// How `rule` fares against `facts`: matched, or the first thing that failed (the kind first, then the
+/// predicates in the order written).
+pub fn try_rule(rule: &Rule, facts: &FdFacts) -> Outcome {
+    if !rule.kind.covers(facts.kind) {
+        return Outcome::Kind;
+    }
+    match rule.predicates.iter().position(|p| !holds(p, facts)) {
+        Some(i) => Outcome::Predicate(i),
+        None => Outcome::Matched,
+    }
+}
+
+/// True when `rule` matches `facts`.
+pub fn matches(rule: &Rule, facts: &FdFacts) -> bool {
+    try_rule(rule, facts) == Outcome::Matched
+}
+
+/// Every rule tried for `facts`, in effective order, up to and including the one that decided (the last
+/// trial is then [`Outcome::Matched`]); when no rule matches, one trial per rule. Rules of other kinds
+/// are included as [`Outcome::Kind`] so the trial list and the rule set line up; callers showing the
+/// list to people will usually skip those.
+pub fn explain(rules: &RuleSet, facts: &FdFacts) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for (rule, r) in rules.rules().iter().enumerate() {
+        let outcome = try_rule(r, facts);
+        trials.push(Trial { rule, outcome });
+        if outcome == Outcome::Matched {
+            break;
+        }
+    }
+    trials
+}
+
+/// The reference matcher: the first rule, in order, that [`matches`].
+#[derive(Clone, Copy, Debug)]
+pub struct Reference<'a> {
+    rules: &'a RuleSet,
+}
+
+impl<'a> Reference<'a> {
+    /// A matcher over `rules`.
+    pub fn new(rules: &'a RuleSet) -> Reference<'a> {
+        Reference { rules }
+    }
+}
+
+impl Matcher for Reference<'_> {
+    fn first_match(&self, facts: &FdFacts) -> Option<usize> {
+        self.rules.rules().iter().position(|r| matches(r, facts))
+    }
+}
