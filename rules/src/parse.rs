@@ -1,1 +1,652 @@
 //! Text -> syntax tree, through the pest grammar in `grammar/crrules.pest`.
+//!
+//! A file is first split into logical lines by hand ([`logical_lines`]: `\` continuations joined, blank and
+//! comment-only lines dropped, strings that run off the end of their line found), then each logical line is
+//! parsed on its own, so one bad line never hides the next: every syntax error of a file is reported.
+
+use crate::ast;
+use crate::diag::Diagnostic;
+use crate::rule::{CmpOp, Span};
+use crate::source::Source;
+use pest::Parser;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/crrules.pest"]
+    pub struct RuleParser;
+}
+
+use grammar::{Rule as G, RuleParser};
+
+/// The most `not`s one predicate may carry; deeper chains are an error, so that nothing downstream (the
+/// validated predicate is a nested box) recurses without bound.
+pub const MAX_NOT_DEPTH: usize = 32;
+
+/// One logical line of a file: the byte range of one rule, continuation lines included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogicalLine {
+    /// From the logical line's first byte to the end of its last physical line (newline excluded).
+    pub span: Span,
+    /// The 1-based line where the logical line starts.
+    pub line: u32,
+    /// A string literal that is still open at the end of its line (opening quote to line end).
+    pub unterminated: Option<Span>,
+}
+
+/// Splits `text` into logical lines that hold something besides blanks and comments.
+///
+/// A `\` followed only by blanks up to the end of its line joins the next line; `#` outside a string starts
+/// a comment that ends the logical line (a `\` inside a comment does not continue it); a string ends at
+/// the end of its physical line at the latest.
+pub fn logical_lines(text: &str) -> Vec<LogicalLine> {
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut line = 1u32;
+    while i < n {
+        let (start, start_line) = (i, line);
+        let mut content = false;
+        let mut unterminated = None;
+        let end = loop {
+            if i >= n {
+                break n;
+            }
+            match b[i] {
+                b'\n' => {
+                    let end = i;
+                    i += 1;
+                    line = line.saturating_add(1);
+                    break end;
+                }
+                b'#' => {
+                    while i < n && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'"' => {
+                    content = true;
+                    let quote = i;
+                    i += 1;
+                    loop {
+                        if i >= n || b[i] == b'\n' {
+                            let mut e = i;
+                            if e > quote + 1 && b[e - 1] == b'\r' {
+                                e -= 1;
+                            }
+                            unterminated.get_or_insert(quote..e);
+                            break;
+                        }
+                        match b[i] {
+                            b'"' => {
+                                i += 1;
+                                break;
+                            }
+                            b'\\' if i + 1 < n && b[i + 1] != b'\n' => i += 2,
+                            _ => i += 1,
+                        }
+                    }
+                }
+                b'\\' => {
+                    let mut j = i + 1;
+                    while j < n && matches!(b[j], b' ' | b'\t' | b'\r') {
+                        j += 1;
+                    }
+                    if j >= n {
+                        i = j;
+                    } else if b[j] == b'\n' {
+                        i = j + 1;
+                        line = line.saturating_add(1);
+                    } else {
+                        content = true;
+                        i += 1;
+                    }
+                }
+                b' ' | b'\t' | b'\r' => i += 1,
+                _ => {
+                    content = true;
+                    i += 1;
+                }
+            }
+        };
+        if content {
+            out.push(LogicalLine { span: start..end, line: start_line, unterminated });
+        }
+    }
+    out
+}
+
+/// The syntax trees of one file and the syntax errors found on the way.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The rules that parsed, in file order.
+    pub rules: Vec<ast::Rule>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses every logical line of `source`.
+pub fn parse(source: &Source) -> Parsed {
+    let mut parsed = Parsed::default();
+    for logical in logical_lines(&source.text) {
+        if let Some(rule) = parse_line(source, &logical, &mut parsed.diagnostics) {
+            parsed.rules.push(rule);
+        }
+    }
+    parsed
+}
+
+/// Parses one logical line; `None` (with diagnostics pushed) when it does not parse.
+pub fn parse_line(source: &Source, logical: &LogicalLine, diags: &mut Vec<Diagnostic>) -> Option<ast::Rule> {
+    let text: &str = &source.text;
+    let base = logical.span.start;
+    let line_text = text.get(logical.span.clone())?;
+    if let Some(open) = &logical.unterminated {
+        let mut help = "close it with `\"`; a string cannot span lines, write `\\n` for a newline".to_owned();
+        if text.get(open.clone()).is_some_and(|s| s.contains("\\\"")) {
+            help.push_str("; `\\\"` is a quote inside the string, not its end");
+        }
+        diags.push(
+            Diagnostic::error("crrules::parse::unterminated_string", "this string has no closing quote")
+                .with_source(&source.name, &source.text)
+                .with_label(open.clone(), "the string starts here and runs to the end of the line")
+                .with_help(help),
+        );
+        return None;
+    }
+    let mut pairs = match RuleParser::parse(G::rule_line, line_text) {
+        Ok(pairs) => pairs,
+        Err(err) => {
+            diags.push(syntax_error(source, line_text, base, &err));
+            return None;
+        }
+    };
+    let before = diags.len();
+    let rule = Builder { source, base, diags }.rule(pairs.next()?, logical);
+    match rule {
+        Some(rule) if diags.len() == before => Some(rule),
+        Some(_) => None,
+        None => {
+            if diags.len() == before {
+                diags.push(
+                    Diagnostic::error("crrules::parse::internal", "this rule could not be read")
+                        .with_source(&source.name, &source.text)
+                        .with_label(logical.span.clone(), "here")
+                        .with_help("this is a bug in crrules; please report it with the rule"),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// Turns pest pairs into syntax tree nodes with file-relative spans, decoding strings.
+struct Builder<'a> {
+    source: &'a Source,
+    base: usize,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    /// A pair's span in the file, without the blanks and continuations pest leaves at its end.
+    fn span(&self, p: &Pair<'_, G>) -> Span {
+        let text = p.as_str();
+        let trimmed = text.trim_end_matches([' ', '\t', '\r', '\n', '\\']);
+        // A string literal ends with `"`, so only implicit whitespace is ever trimmed.
+        let start = self.base + p.as_span().start();
+        start..start + trimmed.len()
+    }
+
+    fn word(&self, p: &Pair<'_, G>) -> ast::Word {
+        ast::Word { text: p.as_str().to_owned(), span: self.span(p) }
+    }
+
+    fn rule(&mut self, rule: Pair<'_, G>, logical: &LogicalLine) -> Option<ast::Rule> {
+        let mut inner = rule.into_inner();
+        let selector = inner.next()?;
+        let arrow = inner.next()?;
+        let action = inner.next()?;
+        let because = inner.next().filter(|p| p.as_rule() == G::because);
+        let start = self.span(&selector).start;
+        let end = self.span(because.as_ref().unwrap_or(&action)).end;
+        let span = start..end;
+
+        let mut sel = selector.into_inner();
+        let kind = self.word(&sel.next()?);
+        let mut predicates = Vec::new();
+        for p in sel {
+            predicates.push(self.predicate(p)?);
+        }
+        let arrow = self.span(&arrow);
+        let action = self.action(action)?;
+        let because = match because {
+            Some(b) => {
+                let mut it = b.into_inner();
+                let keyword = self.span(&it.next()?);
+                Some(ast::Because { keyword, note: self.string(it.next()?) })
+            }
+            None => None,
+        };
+        let raw = self.source.text.get(span.clone())?;
+        let line = logical.line.saturating_add(count_newlines(self.source.text.get(logical.span.start..start)?));
+        Some(ast::Rule { kind, predicates, arrow, action, because, span, line, text: join_continuations(raw) })
+    }
+
+    fn predicate(&mut self, p: Pair<'_, G>) -> Option<ast::Predicate> {
+        let span = self.span(&p);
+        let mut nots = Vec::new();
+        let mut atom = None;
+        for q in p.into_inner() {
+            if q.as_rule() == G::not_kw {
+                nots.push(self.span(&q));
+            } else {
+                atom = Some(self.atom(q)?);
+            }
+        }
+        Some(ast::Predicate { nots, atom: atom?, span })
+    }
+
+    fn atom(&mut self, p: Pair<'_, G>) -> Option<ast::Atom> {
+        use ast::AtomBody as B;
+        let span = self.span(&p);
+        let rule = p.as_rule();
+        let mut it = p.into_inner();
+        if rule == G::dev {
+            let major = self.numspec(it.next()?)?;
+            let minor = self.numspec(it.next()?)?;
+            return Some(ast::Atom { keyword: span.clone(), body: B::Dev { major, minor }, span });
+        }
+        let kw = it.next()?;
+        let keyword = self.span(&kw);
+        let body = match rule {
+            G::path => B::Path(self.string(it.next()?)),
+            G::fs => {
+                let arg = it.next()?;
+                if arg.as_rule() == G::string {
+                    B::Fs(self.string(arg))
+                } else {
+                    B::Fs(ast::Str { value: arg.as_str().to_owned(), span: self.span(&arg) })
+                }
+            }
+            G::deleted => B::Deleted,
+            G::flags => B::Flags(it.map(|f| self.word(&f)).collect()),
+            G::access => B::Access(self.word(&it.next()?)),
+            G::size => {
+                let op_pair = it.next()?;
+                let op = match op_pair.as_str() {
+                    "<" => CmpOp::Lt,
+                    "<=" => CmpOp::Le,
+                    ">" => CmpOp::Gt,
+                    ">=" => CmpOp::Ge,
+                    _ => CmpOp::Eq,
+                };
+                B::Size { op, op_span: self.span(&op_pair), size: self.size(it.next()?)? }
+            }
+            G::fd => B::Fd(self.numspec(it.next()?)?),
+            G::family => B::Family(self.word(&it.next()?)),
+            G::sock_type => B::Type(self.word(&it.next()?)),
+            G::state => B::State(self.word(&it.next()?)),
+            G::name => B::Name(self.string(it.next()?)),
+            G::unknown_pred => B::Unknown(self.word(&kw)),
+            _ => return None,
+        };
+        Some(ast::Atom { keyword, body, span })
+    }
+
+    fn numspec(&self, p: Pair<'_, G>) -> Option<ast::NumSpec> {
+        let span = self.span(&p);
+        let inner = p.into_inner().next()?;
+        Some(match inner.as_rule() {
+            G::star => ast::NumSpec::Any(span),
+            G::set => {
+                ast::NumSpec::Set { items: inner.into_inner().map(|r| self.range(r)).collect::<Option<_>>()?, span }
+            }
+            _ => ast::NumSpec::Set { items: vec![self.range(inner)?], span },
+        })
+    }
+
+    fn range(&self, p: Pair<'_, G>) -> Option<ast::NumRange> {
+        let span = self.span(&p);
+        let mut it = p.into_inner();
+        let lo = self.word(&it.next()?);
+        let hi = it.next().map(|h| self.word(&h));
+        Some(ast::NumRange { lo, hi, span })
+    }
+
+    fn size(&self, p: Pair<'_, G>) -> Option<ast::Size> {
+        let span = self.span(&p);
+        let mut it = p.into_inner();
+        let number = self.word(&it.next()?);
+        let unit = it.next().map(|u| self.word(&u));
+        Some(ast::Size { number, unit, span })
+    }
+
+    fn action(&mut self, p: Pair<'_, G>) -> Option<ast::Action> {
+        use ast::ActionBody as A;
+        let span = self.span(&p);
+        let inner = p.into_inner().next()?;
+        let rule = inner.as_rule();
+        let mut it = inner.into_inner();
+        let kw = it.next()?;
+        let keyword = self.word(&kw);
+        let body = match rule {
+            G::reopen => {
+                let arg = it.next()?;
+                if arg.as_rule() == G::string { A::ReopenSubst(self.string(arg)) } else { A::ReopenPath }
+            }
+            G::contents => {
+                // `limit` keyword, then the size.
+                let limit = match it.nth(1) {
+                    Some(size) => Some(self.size(size)?),
+                    None => None,
+                };
+                A::Contents { limit }
+            }
+            G::recreate => A::Recreate,
+            G::inherit => A::Inherit(self.string(it.next()?)),
+            G::close => A::Close,
+            G::reject => A::Reject(self.string(it.next()?)),
+            G::plugin => A::Plugin(self.string(it.next()?)),
+            G::unknown_action => A::Unknown,
+            _ => return None,
+        };
+        Some(ast::Action { keyword, body, span })
+    }
+
+    /// Decodes a string literal; a bad escape is reported and decoded as written.
+    fn string(&mut self, p: Pair<'_, G>) -> ast::Str {
+        let span = self.span(&p);
+        let raw = p.as_str();
+        let body = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+        let mut value = String::with_capacity(body.len());
+        let mut chars = body.char_indices();
+        while let Some((at, c)) = chars.next() {
+            if c != '\\' {
+                value.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some((_, '"')) => value.push('"'),
+                Some((_, '\\')) => value.push('\\'),
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, 't')) => value.push('\t'),
+                Some((_, other)) => {
+                    let start = span.start + 1 + at;
+                    let escape: String = ['\\', other].iter().collect();
+                    self.diags.push(
+                        Diagnostic::error(
+                            "crrules::parse::bad_escape",
+                            format!("unknown escape `{escape}` in a string"),
+                        )
+                        .with_source(&self.source.name, &self.source.text)
+                        .with_label(start..start + 1 + other.len_utf8(), "not an escape the language knows")
+                        .with_help(format!(
+                            "strings know `\\\"`, `\\\\`, `\\n` and `\\t`; for a backslash followed by `{other}` \
+                                 (a glob escape) write `\\\\{other}`"
+                        )),
+                    );
+                    value.push('\\');
+                    value.push(other);
+                }
+                None => value.push('\\'),
+            }
+        }
+        ast::Str { value, span }
+    }
+}
+
+fn count_newlines(s: &str) -> u32 {
+    u32::try_from(s.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX)
+}
+
+/// A rule's text with each `\`-newline continuation (and the blanks around it) turned into one space.
+fn join_continuations(raw: &str) -> String {
+    if !raw.contains('\n') {
+        return raw.to_owned();
+    }
+    let b = raw.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    let mut in_string = false;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            out.push(c);
+            if c == b'\\' && i + 1 < b.len() {
+                out.push(b[i + 1]);
+                i += 2;
+                continue;
+            }
+            in_string = c != b'"';
+            i += 1;
+            continue;
+        }
+        if c == b'\\' {
+            let mut j = i + 1;
+            while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
+                j += 1;
+            }
+            if j < b.len() && b[j] == b'\n' {
+                j += 1;
+                while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
+                    j += 1;
+                }
+                while out.last().is_some_and(|&l| l == b' ' || l == b'\t') {
+                    out.pop();
+                }
+                out.push(b' ');
+                i = j;
+                continue;
+            }
+        }
+        in_string = c == b'"';
+        out.push(c);
+        i += 1;
+    }
+    // Only ASCII bytes were removed or inserted, between whole characters.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// What a grammar rule is called in "expected ..." messages, if it should be named at all.
+fn describe(rule: G) -> Option<&'static str> {
+    Some(match rule {
+        G::kind => "a kind",
+        G::arrow => "`=>`",
+        G::predicate
+        | G::dev
+        | G::path
+        | G::fs
+        | G::deleted
+        | G::flags
+        | G::access
+        | G::size
+        | G::fd
+        | G::family
+        | G::sock_type
+        | G::state
+        | G::name
+        | G::unknown_pred
+        | G::not_kw => "a predicate",
+        G::numspec | G::star | G::set | G::range | G::number => "a number, a range `N-M`, a set `{..}` or `*`",
+        G::string | G::chars => "a quoted string",
+        G::fs_word => "a filesystem type",
+        G::flag => "an open flag such as `O_APPEND`",
+        G::value | G::word | G::bad_word => "a word",
+        G::cmp => "a comparison (`<`, `<=`, `>`, `>=` or `==`)",
+        G::size_lit | G::unit => "a size such as `16MiB`",
+        G::action
+        | G::reopen
+        | G::contents
+        | G::recreate
+        | G::inherit
+        | G::close
+        | G::reject
+        | G::plugin
+        | G::unknown_action => "an action",
+        G::because | G::kw_because => "`because`",
+        G::EOI => "the end of the rule",
+        G::kw_path => "`path`",
+        G::kw_limit => "`limit`",
+        _ => return None,
+    })
+}
+
+/// Words that start an action, for the "missing `=>`" diagnosis.
+const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
+
+/// The text found at byte `pos` of a line, for "found ..." (a string literal, a word, or one character).
+fn token_at(line: &str, pos: usize) -> &str {
+    let rest = line.get(pos..).unwrap_or("");
+    let Some(first) = rest.chars().next() else { return "" };
+    let len = if first == '"' {
+        rest[1..].find(['"', '\n']).map_or(rest.len(), |e| e + 2).min(rest.len())
+    } else if first.is_ascii_alphanumeric() || first == '_' {
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())
+    } else if rest.starts_with("=>") {
+        2
+    } else {
+        // Punctuation: the run up to the next blank, quote or comment (`->`, `/x`).
+        rest.find(|c: char| c.is_whitespace() || c == '"' || c == '#').unwrap_or(rest.len()).max(first.len_utf8())
+    };
+    &rest[..len]
+}
+
+/// Quotes user text for a message, shortened when long.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::from("`");
+    if s.chars().count() > MAX {
+        out.extend(s.chars().take(MAX));
+        out.push('…');
+    } else {
+        out.push_str(s);
+    }
+    out.push('`');
+    out
+}
+
+/// A pest failure as a diagnostic: what was expected in plain words, the token found underlined.
+fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Error<G>) -> Diagnostic {
+    let pos = match err.location {
+        InputLocation::Pos(p) | InputLocation::Span((p, _)) => p.min(line.len()),
+    };
+    let mut expected: Vec<&str> = Vec::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
+        for &r in positives {
+            if let Some(d) = describe(r)
+                && !expected.contains(&d)
+            {
+                expected.push(d);
+            }
+        }
+    }
+    // Only blanks and a comment left means the rule ended here.
+    let rest = line.get(pos..).unwrap_or("");
+    let at_end = rest.trim_start_matches([' ', '\t', '\r']).is_empty() || rest.trim_start().starts_with('#');
+    let token = if at_end { "" } else { token_at(line, pos) };
+    let span = base + pos..base + pos + token.len();
+    let list = join_or(&expected);
+    let wants_arrow = expected.contains(&"`=>`");
+
+    let diag = |code, message: String, label: &str| {
+        Diagnostic::error(code, message).with_source(&source.name, &source.text).with_label(span.clone(), label)
+    };
+    if wants_arrow && ACTION_WORDS.contains(&token) {
+        return diag(
+            "crrules::parse::missing_arrow",
+            format!("missing `=>` before the action `{token}`"),
+            "expected `=>` before this",
+        )
+        .with_help(format!("a rule reads `SELECTOR => ACTION`: write `=> {token}`"));
+    }
+    if wants_arrow && at_end {
+        return diag(
+            "crrules::parse::missing_arrow",
+            "this rule has no `=>` and no action".to_owned(),
+            "the rule ends here",
+        )
+        .with_help("a rule reads `SELECTOR => ACTION`, for example `file => reopen path`");
+    }
+    let found = if at_end { "the end of the rule".to_owned() } else { shown(token) };
+    let message =
+        if list.is_empty() { format!("unexpected {found}") } else { format!("expected {list}, found {found}") };
+    let label = if at_end { "the rule ends here".to_owned() } else { format!("expected {list}") };
+    let mut d = diag("crrules::parse::syntax", message, &label);
+    if wants_arrow && (rest.starts_with("->") || rest.starts_with('=') || rest.starts_with('>')) {
+        d = d.with_help("the arrow between selector and action is `=>`");
+    } else if token == "\\" {
+        d = d.with_help("a `\\` continues a rule only as the last character of its line");
+    } else if pos == 0 || expected == ["a kind"] {
+        d = d.with_help("a rule starts with a kind, such as `file`, `chardev`, `socket` or `any`");
+    } else if expected.contains(&"`path`") {
+        d = d.with_help("write `reopen path` to reopen the same path, or `reopen \"/other/path\"` for a substitute");
+    } else if expected.iter().any(|e| e.starts_with("a comparison")) {
+        d = d.with_help("`size` takes a comparison and a size, such as `size <= 16MiB`");
+    } else if expected.contains(&"an action") {
+        d = d.with_help("actions are `reopen path`, `reopen \"PATH\"`, `contents`, `recreate`, `inherit \"NAME\"`, `close`, `reject \"REASON\"` and `plugin \"NAME\"`");
+    } else if expected.contains(&"a quoted string") && !token.is_empty() && !token.starts_with('"') {
+        let word = rest.split_whitespace().next().unwrap_or(token);
+        d = d.with_help(format!("put the text in double quotes: `\"{}\"`", shown(word).trim_matches('`')));
+    }
+    d
+}
+
+/// `a`, `a or b`, `a, b or c`.
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &str) -> Vec<(String, u32)> {
+        logical_lines(text).into_iter().map(|l| (text[l.span].to_owned(), l.line)).collect()
+    }
+
+    #[test]
+    fn logical_lines_join_continuations_and_skip_comments() {
+        let text = "# head\n\nfile => close # tail \\\npipe \\\n  => recreate\r\n  \n\"open\n";
+        let got = lines(text);
+        assert_eq!(
+            got,
+            vec![
+                ("file => close # tail \\".to_owned(), 3),
+                ("pipe \\\n  => recreate\r".to_owned(), 4),
+                ("\"open".to_owned(), 7)
+            ]
+        );
+        let l = logical_lines(text);
+        assert_eq!(l[2].unterminated, Some(l[2].span.clone()));
+        assert_eq!(l[0].unterminated, None);
+    }
+
+    #[test]
+    fn hash_and_backslash_inside_strings_are_text() {
+        let got = lines("file path \"/a#b\\\"c\" => close\nx");
+        assert_eq!(got[0].0, "file path \"/a#b\\\"c\" => close");
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn joined_text_has_single_spaces_and_keeps_strings() {
+        assert_eq!(join_continuations("file \\\n   path \"a\\\\\" \\  \r\n => close"), "file path \"a\\\\\" => close");
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let src = Source::new("t.rules", "chardev 1:3 => reopen path                # /dev/null\n");
+        let parsed = parse(&src);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let rule = &parsed.rules[0];
+        assert_eq!(rule.text, "chardev 1:3 => reopen path");
+        assert_eq!(rule.span, 0..26);
+        assert_eq!(rule.kind.text, "chardev");
+        assert_eq!(rule.action.body, ast::ActionBody::ReopenPath);
+    }
+}

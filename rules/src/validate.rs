@@ -1,8 +1,604 @@
 //! Syntax tree -> validated rule set: meaning, applicability, ranges, globs; shadowing and duplicates.
+//!
+//! Words are resolved here against the vocabulary tables (so every unknown word gets a did-you-mean),
+//! numbers are range-checked, globs compiled, and each predicate and action is checked against the kind
+//! it is written for. A rule with any error is left out of the rule set; every error is reported.
 
-use crate::{Compiled, Source};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::parse::{self, MAX_NOT_DEPTH, shown};
+use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet, Span};
+use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crate::{Compiled, Source, analysis, ast};
+
+/// The most diagnostics reported for one file; past it, one more error says how many were left out.
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
+/// fd numbers are non-negative `int`s.
+pub const FD_LIMIT: u32 = 1 << 31;
+
+/// The predicate keywords, for did-you-mean.
+const PREDICATE_WORDS: &[&str] =
+    &["path", "fs", "deleted", "flags", "access", "size", "fd", "family", "type", "state", "name", "not"];
+
+/// The action keywords, for did-you-mean.
+const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
 
 /// See [`crate::compile`].
-pub fn compile(_sources: &[Source]) -> Compiled {
-    Compiled::default()
+pub fn compile(sources: &[Source]) -> Compiled {
+    let mut rules = Vec::new();
+    let mut diagnostics = Vec::new();
+    for source in sources {
+        let parsed = parse::parse(source);
+        let mut diags = parsed.diagnostics;
+        for ast in &parsed.rules {
+            if let Some(rule) = validate_rule(source, ast, &mut diags) {
+                rules.push(rule);
+            }
+        }
+        // Syntax errors and semantic errors of one file, in the order of the text they point at.
+        diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
+        if diags.len() > MAX_DIAGNOSTICS_PER_FILE {
+            let left_out = diags.len() - MAX_DIAGNOSTICS_PER_FILE;
+            let at = diags[MAX_DIAGNOSTICS_PER_FILE].primary_span();
+            diags.truncate(MAX_DIAGNOSTICS_PER_FILE);
+            let mut more = Diagnostic::error(
+                "crrules::parse::too_many_errors",
+                format!("{left_out} more problems in this file are not shown"),
+            )
+            .with_source(&source.name, &source.text)
+            .with_help("fix the problems above first; is this really a rule file?");
+            if let Some(at) = at {
+                more = more.with_label(at, "the first problem not shown");
+            }
+            diags.push(more);
+        }
+        diagnostics.append(&mut diags);
+    }
+    let rules = RuleSet { rules };
+    diagnostics.extend(analysis::shadowing(&rules, sources));
+    Compiled { rules, diagnostics }
+}
+
+/// Validates one parsed rule, pushing its errors; `None` when it has any.
+pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnostic>) -> Option<Rule> {
+    let before = diags.len();
+    let mut v = Validator { source, diags };
+    let kind = v.kind(&rule.kind);
+    let mut predicates = Vec::with_capacity(rule.predicates.len());
+    for p in &rule.predicates {
+        if let Some(p) = v.predicate(kind, p) {
+            predicates.push(p);
+        }
+    }
+    let action = v.action(kind, &rule.action);
+    let because = rule.because.as_ref().and_then(|b| v.because(&action, b));
+    if v.diags.len() > before {
+        return None;
+    }
+    Some(Rule {
+        kind: kind?,
+        predicates,
+        action: action?,
+        because,
+        origin: Origin { file: source.name.clone(), line: rule.line, span: rule.span.clone() },
+        text: rule.text.clone(),
+    })
+}
+
+/// The kinds a predicate can be written for (`not P` as `P`).
+fn predicate_kinds(body: &ast::AtomBody) -> Option<&'static [Kind]> {
+    use Kind::*;
+    use ast::AtomBody as B;
+    Some(match body {
+        B::Dev { .. } => &[Chardev, Blockdev],
+        B::Path(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
+        B::Fs(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
+        B::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
+        B::Size { .. } => &[File, Memfd, Blockdev, Any],
+        B::Family(_) | B::Type(_) | B::State(_) => &[Socket],
+        B::Name(_) => &[Anon, Nsfs],
+        B::Flags(_) | B::Access(_) | B::Fd(_) | B::Unknown(_) => return None,
+    })
+}
+
+/// The kinds an action can apply to (`None`: every kind, `any` included).
+fn action_kinds(body: &ast::ActionBody) -> Option<&'static [Kind]> {
+    use Kind::*;
+    use ast::ActionBody as A;
+    Some(match body {
+        A::ReopenPath | A::ReopenSubst(_) => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
+        A::Contents { .. } => &[File, Memfd],
+        A::Recreate => &[Pipe, Fifo, Socket, Eventfd, Epoll, Signalfd, Timerfd, Inotify, Fanotify, Memfd, Pidfd],
+        A::Inherit(_) | A::Close | A::Reject(_) | A::Plugin(_) | A::Unknown => return None,
+    })
+}
+
+/// `` `a`, `b` and `c` ``.
+fn and_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let words: Vec<String> = words.into_iter().map(|w| format!("`{w}`")).collect();
+    match words.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// `` `a`, `b` or `c` ``.
+fn or_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let s = and_list(words);
+    match s.rfind(" and ") {
+        Some(i) => format!("{} or {}", &s[..i], &s[i + 5..]),
+        None => s,
+    }
+}
+
+/// Did-you-mean for words that may be arbitrarily long (a 10 MB line): long words get no suggestion.
+fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    (word.len() <= 64).then(|| did_you_mean(word, candidates)).flatten()
+}
+
+struct Validator<'a> {
+    source: &'a Source,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    /// Pushes an error pointing at `span`.
+    fn error(&mut self, code: &'static str, message: String, span: Span, label: &str, help: Option<String>) {
+        let mut d =
+            Diagnostic::error(code, message).with_source(&self.source.name, &self.source.text).with_label(span, label);
+        if let Some(help) = help {
+            d = d.with_help(help);
+        }
+        self.diags.push(d);
+    }
+
+    /// Resolves a word against a vocabulary, reporting an unknown one with a did-you-mean.
+    fn word<T, I: Iterator<Item = &'static str>>(
+        &mut self,
+        word: &ast::Word,
+        from_name: impl Fn(&str) -> Option<T>,
+        words: impl Fn() -> I,
+        code: &'static str,
+        (what, plural): (&str, &str),
+    ) -> Option<T> {
+        if let Some(v) = from_name(&word.text) {
+            return Some(v);
+        }
+        let help = match suggest(&word.text, words()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the {plural} are {}", and_list(words())),
+        };
+        self.error(
+            code,
+            format!("unknown {what} {}", shown(&word.text)),
+            word.span.clone(),
+            &format!("not a {what}"),
+            Some(help),
+        );
+        None
+    }
+
+    fn kind(&mut self, word: &ast::Word) -> Option<Kind> {
+        self.word(word, Kind::from_name, Kind::words, "crrules::parse::unknown_kind", ("kind", "kinds"))
+    }
+
+    fn predicate(&mut self, kind: Option<Kind>, p: &ast::Predicate) -> Option<Predicate> {
+        if p.nots.len() > MAX_NOT_DEPTH {
+            let at = p.nots[MAX_NOT_DEPTH].clone();
+            self.error(
+                "crrules::parse::too_many_nots",
+                format!("more than {MAX_NOT_DEPTH} `not`s in a row"),
+                at,
+                "one too many",
+                Some("`not not P` means `P`: remove `not`s in pairs".to_owned()),
+            );
+            // Still check the atom itself, for its own errors.
+        }
+        let atom = self.atom(kind, &p.atom)?;
+        if p.nots.len() > MAX_NOT_DEPTH {
+            return None;
+        }
+        Some(p.nots.iter().fold(atom, |inner, _| Predicate::Not(Box::new(inner))))
+    }
+
+    fn atom(&mut self, kind: Option<Kind>, atom: &ast::Atom) -> Option<Predicate> {
+        use ast::AtomBody as B;
+        let mut applicable = true;
+        if let (Some(kind), Some(kinds)) = (kind, predicate_kinds(&atom.body))
+            && !kinds.contains(&kind)
+        {
+            applicable = false;
+            let kind_words = kinds.iter().map(|k| k.name());
+            let (message, help) = match &atom.body {
+                B::Dev { .. } => (
+                    format!("a device number does not apply to `{kind}`"),
+                    format!("device numbers apply to {}", and_list(kind_words)),
+                ),
+                body => {
+                    let word = predicate_word(body);
+                    (
+                        format!("`{word}` does not apply to `{kind}`"),
+                        format!("`{word}` applies to {}", and_list(kind_words)),
+                    )
+                }
+            };
+            self.error(
+                "crrules::validate::inapplicable_predicate",
+                message,
+                atom.keyword.clone(),
+                &format!("not for `{kind}`"),
+                Some(help),
+            );
+        }
+        let pred = match &atom.body {
+            B::Dev { major, minor } => {
+                let major = self.numset(major, MAJOR_LIMIT, "major number");
+                let minor = self.numset(minor, MINOR_LIMIT, "minor number");
+                Predicate::Dev { major: major?, minor: minor? }
+            }
+            B::Path(s) => Predicate::Path(self.glob(s, &s.value)?),
+            B::Fs(s) => Predicate::Fs(self.glob(s, &s.value)?),
+            B::Deleted => Predicate::Deleted,
+            B::Flags(words) => {
+                let mut bits = 0u32;
+                let mut ok = true;
+                for w in words {
+                    match self.flag(w) {
+                        Some(b) => bits |= b,
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Predicate::Flags(bits))?
+            }
+            B::Access(w) => Predicate::Access(self.word(
+                w,
+                Access::from_name,
+                Access::words,
+                "crrules::parse::unknown_access",
+                ("access mode", "access modes"),
+            )?),
+            B::Size { op, size, .. } => Predicate::Size(*op, self.size(size)?),
+            B::Fd(spec) => Predicate::Fd(self.numset(spec, FD_LIMIT, "fd number")?),
+            B::Family(w) => Predicate::Family(self.word(
+                w,
+                SockFamily::from_name,
+                SockFamily::words,
+                "crrules::parse::unknown_family",
+                ("socket family", "socket families"),
+            )?),
+            B::Type(w) => Predicate::SockType(self.word(
+                w,
+                SockType::from_name,
+                SockType::words,
+                "crrules::parse::unknown_type",
+                ("socket type", "socket types"),
+            )?),
+            B::State(w) => Predicate::State(self.word(
+                w,
+                SockState::from_name,
+                SockState::words,
+                "crrules::parse::unknown_state",
+                ("socket state", "socket states"),
+            )?),
+            B::Name(s) => Predicate::Name(self.glob(s, &name_glob(&s.value))?),
+            B::Unknown(w) => {
+                self.unknown_predicate(w);
+                return None;
+            }
+        };
+        applicable.then_some(pred)
+    }
+
+    fn unknown_predicate(&mut self, w: &ast::Word) {
+        let help = if let Some(k) = Kind::from_name(&w.text) {
+            format!("a rule has one kind; write a second rule for `{k}`, or use `any`")
+        } else if w.text == "because" {
+            "`because \"NOTE\"` goes after the action".to_owned()
+        } else if let Some(s) = suggest(&w.text, PREDICATE_WORDS.iter().copied()) {
+            format!("did you mean `{s}`?")
+        } else {
+            format!(
+                "predicates are {}, device numbers like `1:3`, and `not` before any of them",
+                and_list(PREDICATE_WORDS[..11].iter().copied())
+            )
+        };
+        self.error(
+            "crrules::parse::unknown_predicate",
+            format!("unknown predicate {}", shown(&w.text)),
+            w.span.clone(),
+            "not a predicate",
+            Some(help),
+        );
+    }
+
+    fn flag(&mut self, w: &ast::Word) -> Option<u32> {
+        if let Some(bits) = vocab::open_flag(&w.text) {
+            return Some(bits);
+        }
+        if w.text == "O_RDONLY" {
+            self.error(
+                "crrules::validate::rdonly_flag",
+                "`O_RDONLY` cannot be tested as a flag: it is zero".to_owned(),
+                w.span.clone(),
+                "always true",
+                Some("use `access ro`".to_owned()),
+            );
+            return None;
+        }
+        let names = vocab::OPEN_FLAGS.iter().map(|(n, _)| *n);
+        let help = match suggest(&w.text, names.clone()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the open flags are {}", and_list(names)),
+        };
+        self.error(
+            "crrules::parse::unknown_flag",
+            format!("unknown open flag {}", shown(&w.text)),
+            w.span.clone(),
+            "not an open flag",
+            Some(help),
+        );
+        None
+    }
+
+    /// A number specification as a set below `limit`.
+    fn numset(&mut self, spec: &ast::NumSpec, limit: u32, what: &str) -> Option<NumSet> {
+        let items = match spec {
+            ast::NumSpec::Any(_) => return Some(NumSet::all(limit)),
+            ast::NumSpec::Set { items, .. } => items,
+        };
+        let mut ranges = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            let lo = self.number(&item.lo, limit, what);
+            let hi = match &item.hi {
+                Some(hi) => self.number(hi, limit, what),
+                None => lo,
+            };
+            match (lo, hi) {
+                (Some(lo), Some(hi)) if lo <= hi => ranges.push((lo, hi)),
+                (Some(lo), Some(hi)) => {
+                    ok = false;
+                    let text = self.source.text.get(item.span.clone()).unwrap_or("");
+                    self.error(
+                        "crrules::validate::empty_range",
+                        format!("the range {} is empty", shown(text)),
+                        item.span.clone(),
+                        "holds no number",
+                        Some(format!("write the smaller number first: `{hi}-{lo}`")),
+                    );
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then(|| NumSet::from_ranges(ranges))
+    }
+
+    fn number(&mut self, w: &ast::Word, limit: u32, what: &str) -> Option<u32> {
+        match w.text.parse::<u64>() {
+            Ok(n) if n < u64::from(limit) => u32::try_from(n).ok(),
+            _ => {
+                self.error(
+                    "crrules::validate::out_of_range",
+                    format!("the {what} {} is out of range", shown(&w.text)),
+                    w.span.clone(),
+                    &format!("must be below {limit}"),
+                    Some(format!("{what}s go from 0 to {}", limit - 1)),
+                );
+                None
+            }
+        }
+    }
+
+    fn size(&mut self, size: &ast::Size) -> Option<u64> {
+        let factor = match &size.unit {
+            None => 1,
+            Some(unit) => match vocab::SIZE_UNITS.iter().find(|(u, _)| *u == unit.text) {
+                Some((_, f)) => *f,
+                None => {
+                    let units = vocab::SIZE_UNITS.iter().map(|(u, _)| *u);
+                    // `MB`, `mib`, `K`: the prefix letter says which was meant.
+                    let by_prefix = unit
+                        .text
+                        .chars()
+                        .next()
+                        .map(|c| c.to_ascii_uppercase())
+                        .and_then(|c| units.clone().find(|u| u.len() == 3 && u.starts_with(c)));
+                    let mut help =
+                        format!("sizes take {} (powers of 1024), or no unit for bytes", or_list(units.clone()));
+                    if let Some(s) = by_prefix.or_else(|| suggest(&unit.text, units)) {
+                        help = format!("did you mean `{s}`? {help}");
+                    }
+                    self.error(
+                        "crrules::parse::unknown_unit",
+                        format!("unknown size unit {}", shown(&unit.text)),
+                        unit.span.clone(),
+                        "not a size unit",
+                        Some(help),
+                    );
+                    return None;
+                }
+            },
+        };
+        match size.number.text.parse::<u64>().ok().and_then(|n| n.checked_mul(factor)) {
+            Some(n) => Some(n),
+            None => {
+                let text = self.source.text.get(size.span.clone()).unwrap_or("");
+                self.error(
+                    "crrules::validate::size_overflow",
+                    format!("the size {} is too large", shown(text)),
+                    size.span.clone(),
+                    "does not fit in 64 bits",
+                    Some("sizes must be below 16 EiB (2^64 bytes)".to_owned()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Compiles a glob written in string `s` (`text` may differ from `s.value`: see [`name_glob`]).
+    fn glob(&mut self, s: &ast::Str, text: &str) -> Option<Glob> {
+        match Glob::new(text) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                self.error(
+                    "crrules::validate::bad_glob",
+                    format!("malformed glob: {}", e.kind()),
+                    s.span.clone(),
+                    "this glob",
+                    Some(
+                        "in a glob `*`, `?`, `[..]` and `{a,b}` are special; a `\\\\` in the string escapes one"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn action(&mut self, kind: Option<Kind>, a: &ast::Action) -> Option<Action> {
+        use ast::ActionBody as A;
+        let mut applicable = true;
+        if let (Some(kind), Some(kinds)) = (kind, action_kinds(&a.body))
+            && !kinds.contains(&kind)
+        {
+            applicable = false;
+            let word = &a.keyword.text;
+            self.error(
+                "crrules::validate::inapplicable_action",
+                format!("`{word}` cannot apply to `{kind}`"),
+                a.span.clone(),
+                &format!("not for `{kind}`"),
+                Some(format!(
+                    "`{word}` applies to {}; `inherit`, `close`, `reject` and `plugin` apply to every kind",
+                    and_list(kinds.iter().map(|k| k.name()))
+                )),
+            );
+        }
+        let action = match &a.body {
+            A::ReopenPath => Action::ReopenPath,
+            A::ReopenSubst(s) => {
+                if !s.value.starts_with('/') {
+                    let what = if s.value.is_empty() { "empty" } else { "not absolute" };
+                    self.error(
+                        "crrules::validate::relative_path",
+                        format!("the substitute path {} is {what}", shown(&s.value)),
+                        s.span.clone(),
+                        "must start with `/`",
+                        Some(
+                            "write the full path of the file to open at restore, or `reopen path` for the same one"
+                                .to_owned(),
+                        ),
+                    );
+                    return None;
+                }
+                Action::ReopenSubst { path: s.value.clone() }
+            }
+            A::Contents { limit } => Action::Contents {
+                limit: match limit {
+                    Some(l) => Some(self.size(l)?),
+                    None => None,
+                },
+            },
+            A::Recreate => Action::Recreate,
+            A::Inherit(s) => {
+                Action::Inherit { name: self.nonempty(s, "inherit name", "the name the restorer gives this fd")? }
+            }
+            A::Close => Action::Close,
+            A::Reject(s) => Action::Reject {
+                reason: self.nonempty(
+                    s,
+                    "reject reason",
+                    "a sentence telling the user why this fd cannot be checkpointed",
+                )?,
+            },
+            A::Plugin(s) => Action::Plugin { name: self.nonempty(s, "plugin name", "the name of the backend plugin")? },
+            A::Unknown => {
+                let w = &a.keyword;
+                let help = match suggest(&w.text, ACTION_WORDS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("the actions are {}", and_list(ACTION_WORDS.iter().copied())),
+                };
+                self.error(
+                    "crrules::parse::unknown_action",
+                    format!("unknown action {}", shown(&w.text)),
+                    w.span.clone(),
+                    "not an action",
+                    Some(help),
+                );
+                return None;
+            }
+        };
+        applicable.then_some(action)
+    }
+
+    fn nonempty(&mut self, s: &ast::Str, what: &str, hint: &str) -> Option<String> {
+        if s.value.trim().is_empty() {
+            self.error(
+                "crrules::validate::empty_string",
+                format!("the {what} is empty"),
+                s.span.clone(),
+                "empty",
+                Some(format!("write {hint}")),
+            );
+            return None;
+        }
+        Some(s.value.clone())
+    }
+
+    fn because(&mut self, action: &Option<Action>, b: &ast::Because) -> Option<String> {
+        if matches!(action, Some(Action::Reject { .. })) {
+            self.error(
+                "crrules::validate::because_after_reject",
+                "a `reject` rule takes no `because` note".to_owned(),
+                b.keyword.start..b.note.span.end,
+                "the reject reason says it already",
+                Some("the reject reason is what users read: put the note there".to_owned()),
+            );
+            return None;
+        }
+        self.nonempty(&b.note, "`because` note", "why the rule is what it is, or drop `because`")
+    }
+}
+
+/// The keyword of a predicate, for messages.
+fn predicate_word(body: &ast::AtomBody) -> &'static str {
+    use ast::AtomBody as B;
+    match body {
+        B::Dev { .. } => "MAJ:MIN",
+        B::Path(_) => "path",
+        B::Fs(_) => "fs",
+        B::Deleted => "deleted",
+        B::Flags(_) => "flags",
+        B::Access(_) => "access",
+        B::Size { .. } => "size",
+        B::Fd(_) => "fd",
+        B::Family(_) => "family",
+        B::Type(_) => "type",
+        B::State(_) => "state",
+        B::Name(_) => "name",
+        B::Unknown(_) => "?",
+    }
+}
+
+/// The glob for `name "..."`: square brackets are literal there (anonymous inode names such as
+/// `[eventfd]` carry them), so they are escaped; `*`, `?` and `{a,b}` keep their glob meaning.
+pub fn name_glob(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut chars = name.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // Already escaped by the user (`\\[` in the string): keep as is.
+            '\\' => {
+                out.push(c);
+                out.extend(chars.next());
+            }
+            '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
