@@ -1,1 +1,417 @@
-//! The only module that reads `/proc` and makes syscalls.
+//! The only module that reads `/proc` and makes syscalls: a process's `/proc/PID` directory opened once,
+//! each fd read through dirfd-relative `fstatat` + `readlinkat` + fdinfo `openat`/`read`, mountinfo, network
+//! namespaces and sock_diag, and the process tree. [`crate::scan`] decides what to read and in what order.
+//!
+//! Consistency: an fd may be closed, or closed and reopened as something else, while it is read. Each fd is
+//! read as `stat`, then link, then fdinfo; the link must fit the stat (type; inode for pipes, sockets and
+//! namespaces), the fdinfo's `ino:` must be the stat's inode and its lines must fit the link's kind.
+//! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished.
+
+pub mod fdinfo;
+pub mod link;
+pub mod mountinfo;
+pub mod sockdiag;
+mod sys;
+
+use crate::facts::{DevNum, FdFacts, FileType, SocketFacts};
+use crate::scan::ScanError;
+use crrules_rules::vocab::Kind;
+use fdinfo::FdInfo;
+use link::LinkShape;
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
+use sockdiag::SockTable;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::OnceLock;
+use sys::FdName;
+
+/// How many times an fd that keeps changing under the scanner is read before it counts as vanished.
+pub const ATTEMPTS: usize = 4;
+
+/// Which per-fd reads to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdReads {
+    /// `stat` every fd (paths are always stat'ed: only `stat` tells a file from a directory or a device).
+    pub stat: bool,
+    /// Read `/proc/PID/fdinfo/N`.
+    pub fdinfo: bool,
+}
+
+/// The outcome of reading one fd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FdRead {
+    Open(Box<FdFacts>),
+    /// Closed before or while it was read (or replaced again and again).
+    Gone,
+}
+
+enum Attempt {
+    Done(Box<FdFacts>),
+    Replaced,
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_CLOEXEC);
+const FILE_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_CLOEXEC);
+
+fn io_err(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Errors that mean "this fd is no longer there" when reading one fd.
+fn is_gone(e: Errno) -> bool {
+    matches!(e, Errno::ENOENT | Errno::ESRCH)
+}
+
+/// Reads a whole file relative to `dir`.
+fn read_at(dir: &OwnedFd, name: &str) -> Result<Vec<u8>, Errno> {
+    let fd = openat(dir, name, FILE_FLAGS, Mode::empty())?;
+    read_all(&fd, Vec::with_capacity(4096))
+}
+
+fn read_all(fd: &OwnedFd, mut out: Vec<u8>) -> Result<Vec<u8>, Errno> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = nix::unistd::read(fd, &mut chunk)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// `comm` and the state letter from `/proc/PID/stat` (`1234 (my prog) S 1 ...`).
+fn parse_stat(text: &str) -> Option<(String, char, i32)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// The network namespace inode of the scanner's own thread.
+fn own_netns() -> Option<u64> {
+    static OWN: OnceLock<Option<u64>> = OnceLock::new();
+    *OWN.get_or_init(|| nix::sys::stat::stat("/proc/thread-self/ns/net").ok().map(|s| s.st_ino))
+}
+
+/// An open `/proc/PID`: every later read is relative to it, so a reused pid can never be confused with
+/// the process that was opened (reads then fail as if it exited).
+#[derive(Debug)]
+pub struct ProcessDir {
+    pid: i32,
+    dir: OwnedFd,
+    fd_dir: OwnedFd,
+    fdinfo_dir: OwnedFd,
+    comm: String,
+}
+
+impl ProcessDir {
+    /// Opens `/proc/PID` and its `fd` and `fdinfo` directories.
+    pub fn open(pid: i32) -> Result<ProcessDir, ScanError> {
+        if pid <= 0 {
+            return Err(ScanError::NoSuchProcess { pid });
+        }
+        let dir = openat(nix::fcntl::AT_FDCWD, format!("/proc/{pid}").as_str(), DIR_FLAGS, Mode::empty()).map_err(
+            |e| match e {
+                Errno::ENOENT | Errno::ESRCH => ScanError::NoSuchProcess { pid },
+                e => ScanError::from_errno(pid, "/proc entry", e),
+            },
+        )?;
+        let stat = read_at(&dir, "stat").map_err(|e| ScanError::exited_or(pid, "stat", e))?;
+        let (comm, state, _) = parse_stat(&String::from_utf8_lossy(&stat)).ok_or_else(|| ScanError::Io {
+            pid,
+            what: "stat".into(),
+            source: io::Error::other("unreadable"),
+        })?;
+        if matches!(state, 'Z' | 'X') {
+            return Err(ScanError::Exited { pid });
+        }
+        let fd_dir =
+            openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| ScanError::exited_or(pid, "fd directory", e))?;
+        let fdinfo_dir = openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty())
+            .map_err(|e| ScanError::exited_or(pid, "fdinfo directory", e))?;
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The command name (`/proc/PID/stat`'s second field), as read at open.
+    pub fn comm(&self) -> &str {
+        &self.comm
+    }
+
+    /// False once the process has exited (zombie or reaped).
+    pub fn alive(&self) -> bool {
+        read_at(&self.dir, "stat")
+            .ok()
+            .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
+            .is_some_and(|(_, state, _)| !matches!(state, 'Z' | 'X'))
+    }
+
+    /// The open fd numbers, ascending.
+    pub fn list_fds(&self) -> Result<Vec<i32>, ScanError> {
+        let pid = self.pid;
+        // Listed through our own open `fd` directory, so the listing is of the process opened.
+        let path = format!("/proc/self/fd/{}", self.fd_dir.as_raw_fd());
+        let entries = std::fs::read_dir(path).map_err(|e| ScanError::exited_or_io(pid, "fd directory", e))?;
+        let mut fds = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ScanError::exited_or_io(pid, "fd directory", e))?;
+            if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+                fds.push(fd);
+            }
+        }
+        fds.sort_unstable();
+        Ok(fds)
+    }
+
+    /// Reads one fd's facts: retried while it changes under us, [`FdRead::Gone`] once it is closed.
+    pub fn read_fd(&self, fd: i32, reads: FdReads) -> Result<FdRead, ScanError> {
+        let name = FdName::new(fd);
+        for _ in 0..ATTEMPTS {
+            match self.read_fd_once(fd, &name, reads) {
+                Ok(Attempt::Done(facts)) => return Ok(FdRead::Open(facts)),
+                Ok(Attempt::Replaced) => continue,
+                Err(e) if is_gone(e) => return Ok(FdRead::Gone),
+                Err(e) => return Err(ScanError::from_errno(self.pid, &format!("fd {fd}"), e)),
+            }
+        }
+        Ok(FdRead::Gone)
+    }
+
+    fn stat_fd(&self, name: &FdName) -> Result<FileStat, Errno> {
+        fstatat(&self.fd_dir, name.as_cstr(), AtFlags::empty())
+    }
+
+    fn read_link<'b>(&self, name: &FdName, buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
+        let n = sys::readlinkat(&self.fd_dir, name.as_cstr(), buf)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        Ok(&buf[..n])
+    }
+
+    fn read_fdinfo(&self, name: &FdName) -> Result<FdInfo, Errno> {
+        let file = openat(&self.fdinfo_dir, name.as_cstr(), FILE_FLAGS, Mode::empty())?;
+        let mut buf = [0u8; 4096];
+        let n = nix::unistd::read(&file, &mut buf)?;
+        // A seq_file hands over the whole text in one read when it fits; only a full buffer may have more.
+        if n < buf.len() {
+            return Ok(FdInfo::parse(&String::from_utf8_lossy(&buf[..n])));
+        }
+        let all = read_all(&file, buf.to_vec())?;
+        Ok(FdInfo::parse(&String::from_utf8_lossy(&all)))
+    }
+
+    fn read_fd_once(&self, fd: i32, name: &FdName, reads: FdReads) -> Result<Attempt, Errno> {
+        let mut st = if reads.stat { Some(self.stat_fd(name)?) } else { None };
+        let mut buf = [0u8; 4096];
+        let link = String::from_utf8_lossy(self.read_link(name, &mut buf)?).into_owned();
+        let shape = link::classify(&link);
+        if st.is_none() && matches!(shape, LinkShape::Path(_)) {
+            // Read after the link: the link is read again to be sure both describe the same file.
+            st = Some(self.stat_fd(name)?);
+            let mut again = [0u8; 4096];
+            if self.read_link(name, &mut again)? != link.as_bytes() {
+                return Ok(Attempt::Replaced);
+            }
+        }
+        let file_type = st.as_ref().map(|s| FileType::from_mode(s.st_mode));
+        if let (Some(s), Some(ft)) = (&st, file_type) {
+            if !link::type_fits(&shape, ft) || link::link_ino(&shape).is_some_and(|ino| ino != s.st_ino) {
+                return Ok(Attempt::Replaced);
+            }
+        }
+        let unlinked = st.as_ref().is_some_and(|s| s.st_nlink == 0);
+        let kind = match shape {
+            LinkShape::Path(p) if link::is_memfd_path(p) && unlinked => Kind::Memfd,
+            LinkShape::Path(p) if link::pseudo_path_anon(p).is_some() => Kind::Anon,
+            LinkShape::Path(_) => link::path_kind(file_type.unwrap_or(FileType::Regular)),
+            LinkShape::Pipe(_) => Kind::Pipe,
+            LinkShape::Socket(_) => Kind::Socket,
+            LinkShape::Anon(n) => link::anon_kind(n),
+            LinkShape::Ns { .. } => Kind::Nsfs,
+        };
+        let info = if reads.fdinfo {
+            let info = self.read_fdinfo(name)?;
+            let expected_ino = st.as_ref().map(|s| s.st_ino).or_else(|| link::link_ino(&shape));
+            if matches!((info.ino, expected_ino), (Some(a), Some(b)) if a != b) || !info.fits(kind) {
+                return Ok(Attempt::Replaced);
+            }
+            Some(info)
+        } else {
+            None
+        };
+
+        let mut facts = FdFacts::new(fd, kind, String::new());
+        match shape {
+            LinkShape::Path(p) => {
+                let deleted = unlinked && p.ends_with(link::DELETED_SUFFIX);
+                let path = if deleted { &p[..p.len() - link::DELETED_SUFFIX.len()] } else { p };
+                facts.deleted = deleted && kind != Kind::Memfd;
+                facts.name = link::pseudo_path_anon(p).map(str::to_string);
+                facts.path = Some(path.to_string());
+            }
+            LinkShape::Anon(n) => facts.name = Some(n.to_string()),
+            LinkShape::Ns { ns, .. } => facts.name = Some(ns.to_string()),
+            LinkShape::Pipe(_) | LinkShape::Socket(_) => {}
+        }
+        facts.ino = link::link_ino(&shape);
+        if let Some(s) = &st {
+            let ft = FileType::from_mode(s.st_mode);
+            facts.file_type = Some(ft);
+            facts.size = u64::try_from(s.st_size).ok();
+            facts.ino = Some(s.st_ino);
+            facts.st_dev = Some(DevNum::from_dev_t(s.st_dev));
+            facts.mode = Some(s.st_mode);
+            facts.uid = Some(s.st_uid);
+            facts.gid = Some(s.st_gid);
+            if matches!(ft, FileType::Char | FileType::Block) {
+                facts.dev = Some(DevNum::from_dev_t(s.st_rdev));
+            }
+        }
+        if let Some(info) = info {
+            info.apply(&mut facts);
+        }
+        facts.link = link;
+        Ok(Attempt::Done(Box::new(facts)))
+    }
+
+    /// Mount id -> filesystem type, from this process's mountinfo.
+    pub fn mounts(&self) -> Result<HashMap<u64, String>, ScanError> {
+        let text = read_at(&self.dir, "mountinfo").map_err(|e| ScanError::exited_or(self.pid, "mountinfo", e))?;
+        Ok(mountinfo::fs_types(&String::from_utf8_lossy(&text)))
+    }
+
+    /// Every socket of the process's network namespace, from sock_diag. From the scanner's own thread when
+    /// the namespaces are the same, otherwise from a thread that joins the target's namespace (needs
+    /// `CAP_SYS_ADMIN`; an error here leaves the caller to fall back to [`ProcessDir::sockprotoname`]).
+    pub fn socket_table(&self) -> io::Result<SockTable> {
+        let ns = openat(&self.dir, "ns/net", FILE_FLAGS, Mode::empty()).map_err(io_err)?;
+        let ino = fstat(&ns).map_err(io_err)?.st_ino;
+        if own_netns() == Some(ino) { sockdiag::dump() } else { sockdiag::dump_in_netns(ns) }
+    }
+
+    /// A socket fd's protocol name (`UNIX-STREAM`, `TCP`, `NETLINK`), from `getxattr(system.sockprotoname)`
+    /// through the fd link; the socket itself is not touched.
+    pub fn sockprotoname(&self, fd: i32) -> Option<String> {
+        let path =
+            CString::new(format!("/proc/self/fd/{}/{}", self.fd_dir.as_raw_fd(), FdName::new(fd).as_str())).ok()?;
+        let mut buf = [0u8; 64];
+        let name: &CStr = c"system.sockprotoname";
+        let n = sys::getxattr(&path, name, &mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        Some(text.trim_end_matches('\0').to_string())
+    }
+}
+
+/// Socket facts for a socket that sock_diag did not list: its family from the protocol name, if any.
+pub fn fallback_socket_facts(dir: &ProcessDir, fd: i32) -> SocketFacts {
+    SocketFacts { family: dir.sockprotoname(fd).map(|n| sockdiag::family_of_protoname(&n)), ..SocketFacts::default() }
+}
+
+/// Every pid in `/proc`, ascending.
+pub fn all_pids() -> io::Result<Vec<i32>> {
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&p: &i32| p > 0)
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// True while `/proc/PID` exists.
+pub fn exists(pid: i32) -> bool {
+    pid > 0 && std::fs::metadata(format!("/proc/{pid}")).is_ok()
+}
+
+/// The children of every thread of `pid`, from `/proc/PID/task/*/children`. `Ok(None)` when the kernel has
+/// no `children` files (built without `CONFIG_PROC_CHILDREN`).
+pub fn children(pid: i32) -> io::Result<Option<Vec<i32>>> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(task) = task else { continue };
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => out.extend(text.split_ascii_whitespace().filter_map(|p| p.parse::<i32>().ok())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !task.path().exists() => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(_) => continue,
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Parent -> children for every process, from each `/proc/PID/stat`'s ppid (the slow way, for kernels
+/// without `children` files).
+pub fn children_by_ppid() -> io::Result<HashMap<i32, Vec<i32>>> {
+    let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
+    for pid in all_pids()? {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        if let Some((_, _, ppid)) = parse_stat(&text) {
+            map.entry(ppid).or_default().push(pid);
+        }
+    }
+    Ok(map)
+}
+
+/// `pid`'s whole subtree below it (breadth-first, then sorted), not including `pid`.
+pub fn descendants(pid: i32) -> io::Result<Vec<i32>> {
+    let mut seen = HashSet::from([pid]);
+    let mut queue = vec![pid];
+    let mut by_ppid: Option<HashMap<i32, Vec<i32>>> = None;
+    while let Some(p) = queue.pop() {
+        let kids = match &by_ppid {
+            Some(map) => map.get(&p).cloned().unwrap_or_default(),
+            None => match children(p) {
+                Ok(Some(kids)) => kids,
+                Ok(None) => {
+                    let map = children_by_ppid()?;
+                    let kids = map.get(&p).cloned().unwrap_or_default();
+                    by_ppid = Some(map);
+                    kids
+                }
+                // A process in the tree that exited meanwhile has no children left to visit.
+                Err(_) if p != pid => Vec::new(),
+                Err(e) => return Err(e),
+            },
+        };
+        for kid in kids {
+            if seen.insert(kid) {
+                queue.push(kid);
+            }
+        }
+    }
+    seen.remove(&pid);
+    let mut out: Vec<i32> = seen.into_iter().collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines() {
+        assert_eq!(parse_stat("12 (a) b) c) S 1 12 12"), Some(("a) b) c".to_string(), 'S', 1)));
+        assert_eq!(parse_stat("12 (x) Z 7"), Some(("x".to_string(), 'Z', 7)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_reads() {
+        let me = std::process::id() as i32;
+        let dir = ProcessDir::open(me).unwrap();
+        assert!(dir.alive());
+        let fds = dir.list_fds().unwrap();
+        assert!(fds.windows(2).all(|w| w[0] < w[1]));
+        assert!(all_pids().unwrap().contains(&me));
+        assert!(descendants(me).unwrap().iter().all(|&p| p != me));
+    }
+}

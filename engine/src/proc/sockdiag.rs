@@ -1,0 +1,479 @@
+//! Socket facts from NETLINK_SOCK_DIAG: one dump per family (unix, inet and inet6 for TCP and UDP, netlink,
+//! packet) of one network namespace, keyed by socket inode. Never touches the sockets themselves.
+//! The request builders and reply parsers are pure; [`dump`] and [`dump_in_netns`] do the I/O.
+
+use super::sys;
+use crate::facts::SocketFacts;
+use crrules_rules::vocab::{SockFamily, SockState, SockType};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType as NixSockType, recv, sendto, socket,
+};
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_HDRLEN: usize = 16;
+
+const AF_UNIX: u8 = 1;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const AF_NETLINK: u8 = 16;
+const AF_PACKET: u8 = 17;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_RQLEN: u16 = 4;
+const UDIAG_SHOW_NAME: u32 = 0x1;
+const UDIAG_SHOW_PEER: u32 = 0x4;
+const UDIAG_SHOW_RQLEN: u32 = 0x10;
+const NDIAG_PROTO_ALL: u8 = 255;
+
+/// Sockets of one network namespace, by inode.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SockTable {
+    pub by_ino: HashMap<u64, SocketFacts>,
+}
+
+/// The request bodies of one full dump, one per family and protocol.
+pub fn requests() -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(7);
+    // unix_diag_req: family, protocol, pad, states, ino, show, cookie[2]
+    let mut unix = vec![AF_UNIX, 0, 0, 0];
+    unix.extend_from_slice(&u32::MAX.to_ne_bytes());
+    unix.extend_from_slice(&0u32.to_ne_bytes());
+    unix.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN).to_ne_bytes());
+    unix.extend_from_slice(&[0xff; 8]);
+    out.push(unix);
+    // inet_diag_req_v2: family, protocol, ext, pad, states, then a zeroed 48-byte inet_diag_sockid
+    for family in [AF_INET, AF_INET6] {
+        for proto in [IPPROTO_TCP, IPPROTO_UDP] {
+            let mut inet = vec![family, proto, 0, 0];
+            inet.extend_from_slice(&u32::MAX.to_ne_bytes());
+            inet.extend_from_slice(&[0; 48]);
+            out.push(inet);
+        }
+    }
+    // netlink_diag_req / packet_diag_req: family, protocol, pad, ino, show, cookie[2]
+    for (family, proto) in [(AF_NETLINK, NDIAG_PROTO_ALL), (AF_PACKET, 0)] {
+        let mut req = vec![family, proto, 0, 0];
+        req.extend_from_slice(&[0; 8]);
+        req.extend_from_slice(&[0xff; 8]);
+        out.push(req);
+    }
+    out
+}
+
+/// A netlink message with header around `body`.
+fn message(body: &[u8], seq: u32) -> Vec<u8> {
+    let len = (NLMSG_HDRLEN + body.len()) as u32;
+    let mut msg = Vec::with_capacity(len as usize);
+    msg.extend_from_slice(&len.to_ne_bytes());
+    msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    msg.extend_from_slice(&seq.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    msg.extend_from_slice(body);
+    msg
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+const fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+/// The `(type, payload)` route attributes after a fixed-size header.
+fn attributes(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = usize::from(u16_at(b, at)?);
+        let kind = u16_at(b, at + 2)?;
+        if len < 4 {
+            return None;
+        }
+        let payload = b.get(at + 4..at + len)?;
+        at += align4(len);
+        Some((kind & 0x3fff, payload))
+    })
+}
+
+/// What one batch of reply bytes held.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Batch {
+    /// More messages follow.
+    More,
+    /// The dump ended.
+    Done,
+    /// The kernel refused the request (an errno; e.g. the family's diag module is not there).
+    Failed(i32),
+}
+
+/// Parses one `recv` of dump replies into `table`.
+pub fn parse_batch(bytes: &[u8], seq: u32, table: &mut SockTable) -> Batch {
+    let mut at = 0;
+    while at + NLMSG_HDRLEN <= bytes.len() {
+        let (Some(len), Some(kind), Some(msg_seq)) = (u32_at(bytes, at), u16_at(bytes, at + 4), u32_at(bytes, at + 8))
+        else {
+            break;
+        };
+        let len = len as usize;
+        if len < NLMSG_HDRLEN || at + len > bytes.len() {
+            break;
+        }
+        let body = &bytes[at + NLMSG_HDRLEN..at + len];
+        at += align4(len);
+        if msg_seq != seq {
+            continue;
+        }
+        match kind {
+            NLMSG_DONE => {
+                let code = u32_at(body, 0).map_or(0, |c| c as i32);
+                return if code < 0 { Batch::Failed(-code) } else { Batch::Done };
+            }
+            NLMSG_ERROR => {
+                let code = u32_at(body, 0).map_or(0, |c| c as i32);
+                return if code < 0 { Batch::Failed(-code) } else { Batch::Done };
+            }
+            SOCK_DIAG_BY_FAMILY => {
+                if let Some((ino, facts)) = parse_diag(body) {
+                    table.by_ino.insert(ino, facts);
+                }
+            }
+            _ => {}
+        }
+    }
+    Batch::More
+}
+
+/// One diag message (its family is its first byte) -> inode and facts.
+pub fn parse_diag(body: &[u8]) -> Option<(u64, SocketFacts)> {
+    match *body.first()? {
+        AF_UNIX => parse_unix(body),
+        AF_INET | AF_INET6 => parse_inet(body),
+        AF_NETLINK => parse_netlink(body),
+        AF_PACKET => parse_packet(body),
+        _ => None,
+    }
+}
+
+/// A unix socket's address: a path, `@name` for the abstract namespace, none when unbound.
+fn unix_name(raw: &[u8]) -> Option<String> {
+    match raw.split_first() {
+        None => None,
+        Some((0, abstract_name)) => Some(format!("@{}", String::from_utf8_lossy(abstract_name))),
+        Some(_) => {
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+        }
+    }
+}
+
+fn parse_unix(b: &[u8]) -> Option<(u64, SocketFacts)> {
+    // unix_diag_msg: family, type, state, pad, ino, cookie[2]; then attributes
+    let ino = u32_at(b, 4)?;
+    let mut facts = SocketFacts {
+        family: Some(SockFamily::Unix),
+        sock_type: SockType::from_number(u16::from(b[1])),
+        protocol: Some(0),
+        state: SockState::from_tcp(*b.get(2)?),
+        ..SocketFacts::default()
+    };
+    for (kind, payload) in attributes(b.get(16..)?) {
+        match kind {
+            UNIX_DIAG_NAME => facts.local = unix_name(payload),
+            UNIX_DIAG_PEER => facts.peer_ino = u32_at(payload, 0).map(u64::from).filter(|&p| p != 0),
+            UNIX_DIAG_RQLEN => {
+                facts.rqueue = u32_at(payload, 0);
+                facts.wqueue = u32_at(payload, 4);
+            }
+            _ => {}
+        }
+    }
+    Some((u64::from(ino), facts))
+}
+
+fn inet_addr(family: u8, b: &[u8], port: u16) -> Option<String> {
+    if family == AF_INET {
+        let ip = Ipv4Addr::from(<[u8; 4]>::try_from(b.get(..4)?).ok()?);
+        Some(format!("{ip}:{port}"))
+    } else {
+        let ip = Ipv6Addr::from(<[u8; 16]>::try_from(b.get(..16)?).ok()?);
+        Some(format!("[{ip}]:{port}"))
+    }
+}
+
+fn parse_inet(b: &[u8]) -> Option<(u64, SocketFacts)> {
+    // inet_diag_msg: family, state, timer, retrans, sockid{sport, dport, src[16], dst[16], if, cookie[2]},
+    // expires, rqueue, wqueue, uid, inode
+    if b.len() < 72 {
+        return None;
+    }
+    let family = b[0];
+    let (sport, dport) = (be16_at(b, 4)?, be16_at(b, 6)?);
+    let ino = u32_at(b, 68)?;
+    let dst = b.get(24..40)?;
+    let connected = dport != 0 || dst.iter().any(|&x| x != 0);
+    // Which protocol the dump was for is not in the reply; a listening or connecting socket is TCP, and the
+    // caller fixes the type from the request (see `dump_family`).
+    let facts = SocketFacts {
+        family: Some(if family == AF_INET { SockFamily::Inet } else { SockFamily::Inet6 }),
+        state: SockState::from_tcp(b[1]),
+        local: inet_addr(family, b.get(8..24)?, sport),
+        peer: if connected { inet_addr(family, dst, dport) } else { None },
+        rqueue: u32_at(b, 56),
+        wqueue: u32_at(b, 60),
+        ..SocketFacts::default()
+    };
+    Some((u64::from(ino), facts))
+}
+
+fn parse_netlink(b: &[u8]) -> Option<(u64, SocketFacts)> {
+    // netlink_diag_msg: family, type, protocol, state, portid, dst_portid, dst_group, ino, cookie[2]
+    let (portid, dst_portid, ino) = (u32_at(b, 4)?, u32_at(b, 8)?, u32_at(b, 16)?);
+    let facts = SocketFacts {
+        family: Some(SockFamily::Netlink),
+        sock_type: SockType::from_number(u16::from(b[1])),
+        protocol: Some(u16::from(*b.get(2)?)),
+        state: Some(if *b.get(3)? == 1 { SockState::Established } else { SockState::Unconnected }),
+        local: Some(portid.to_string()),
+        peer: (dst_portid != 0).then(|| dst_portid.to_string()),
+        ..SocketFacts::default()
+    };
+    Some((u64::from(ino), facts))
+}
+
+fn parse_packet(b: &[u8]) -> Option<(u64, SocketFacts)> {
+    // packet_diag_msg: family, type, num (the protocol, network order), ino, cookie[2]
+    let ino = u32_at(b, 4)?;
+    let facts = SocketFacts {
+        family: Some(SockFamily::Packet),
+        sock_type: SockType::from_number(u16::from(b[1])),
+        protocol: Some(be16_at(b, 2)?),
+        state: Some(SockState::Unconnected),
+        ..SocketFacts::default()
+    };
+    Some((u64::from(ino), facts))
+}
+
+/// Names unix peers by their address, where the peer socket has one.
+fn name_unix_peers(table: &mut SockTable) {
+    let names: Vec<(u64, String)> = table
+        .by_ino
+        .iter()
+        .filter_map(|(ino, f)| Some((*ino, f.peer_ino.and_then(|p| table.by_ino.get(&p)?.local.clone())?)))
+        .collect();
+    for (ino, name) in names {
+        if let Some(f) = table.by_ino.get_mut(&ino) {
+            f.peer = Some(name);
+        }
+    }
+}
+
+/// Sends one request and reads the dump into `table`. `Ok(false)` when the kernel refused this family.
+fn dump_family(sock: &OwnedFd, body: &[u8], seq: u32, buf: &mut [u8], table: &mut SockTable) -> io::Result<bool> {
+    let msg = message(body, seq);
+    sendto(sock.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
+    let mut part = SockTable::default();
+    loop {
+        let n = recv(sock.as_raw_fd(), buf, MsgFlags::empty())?;
+        if n == 0 {
+            return Ok(false);
+        }
+        match parse_batch(&buf[..n], seq, &mut part) {
+            Batch::More => continue,
+            Batch::Done => break,
+            Batch::Failed(_) => return Ok(false),
+        }
+    }
+    // inet replies do not say the protocol: the request does.
+    if matches!(body[0], AF_INET | AF_INET6) {
+        let (sock_type, proto) = if body[1] == IPPROTO_TCP { (SockType::Stream, 6) } else { (SockType::Dgram, 17) };
+        for f in part.by_ino.values_mut() {
+            f.sock_type = Some(sock_type);
+            f.protocol = Some(proto);
+        }
+    }
+    // Time-wait and request sockets have no inode: they are not anyone's fd.
+    part.by_ino.remove(&0);
+    table.by_ino.extend(part.by_ino);
+    Ok(true)
+}
+
+/// Dumps every supported family of the calling thread's network namespace.
+pub fn dump() -> io::Result<SockTable> {
+    let sock = socket(AddressFamily::Netlink, NixSockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkSockDiag)?;
+    // The kernel caps one dump batch at 32 KiB.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut table = SockTable::default();
+    for (i, body) in requests().iter().enumerate() {
+        dump_family(&sock, body, i as u32 + 1, &mut buf, &mut table)?;
+    }
+    name_unix_peers(&mut table);
+    Ok(table)
+}
+
+/// Dumps the network namespace `ns` (an open `/proc/PID/ns/net`), from a short-lived thread that joins it:
+/// the caller's own threads never change namespace.
+pub fn dump_in_netns(ns: OwnedFd) -> io::Result<SockTable> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            sys::setns_net(&ns)?;
+            dump()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the sock_diag thread failed")))
+    })
+}
+
+/// The family `getxattr(system.sockprotoname)` names (`UNIX-STREAM`, `TCPv6`, `NETLINK`...).
+pub fn family_of_protoname(name: &str) -> SockFamily {
+    let upper = name.to_ascii_uppercase();
+    let base = upper.trim_end_matches('\0');
+    if base.starts_with("UNIX") {
+        SockFamily::Unix
+    } else if base.ends_with("V6") {
+        SockFamily::Inet6
+    } else if ["TCP", "UDP", "UDP-LITE", "RAW", "PING", "MPTCP", "SCTP", "DCCP", "L2TP/IP"].contains(&base) {
+        SockFamily::Inet
+    } else if base == "NETLINK" {
+        SockFamily::Netlink
+    } else if base == "PACKET" {
+        SockFamily::Packet
+    } else if base.contains("VSOCK") {
+        SockFamily::Vsock
+    } else if base == "TIPC" {
+        SockFamily::Tipc
+    } else if base == "ALG" {
+        SockFamily::Alg
+    } else if base == "XDP" {
+        SockFamily::Xdp
+    } else if base == "MCTP" {
+        SockFamily::Mctp
+    } else if base.starts_with("CAN") {
+        SockFamily::Can
+    } else if ["L2CAP", "RFCOMM", "HCI", "SCO", "ISO", "BNEP", "HIDP", "CMTP"].contains(&base) {
+        SockFamily::Bluetooth
+    } else {
+        SockFamily::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(payload);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a
+    }
+
+    #[test]
+    fn unix_replies_with_names_and_peers() {
+        let mut a = vec![AF_UNIX, 1, 1, 0];
+        a.extend_from_slice(&100u32.to_ne_bytes());
+        a.extend_from_slice(&[0; 8]);
+        a.extend(attr(UNIX_DIAG_NAME, b"\0hidden"));
+        a.extend(attr(UNIX_DIAG_PEER, &101u32.to_ne_bytes()));
+        let mut rq = 3u32.to_ne_bytes().to_vec();
+        rq.extend_from_slice(&4u32.to_ne_bytes());
+        a.extend(attr(UNIX_DIAG_RQLEN, &rq));
+        let mut b = vec![AF_UNIX, 1, 1, 0];
+        b.extend_from_slice(&101u32.to_ne_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend(attr(UNIX_DIAG_NAME, b"/run/x.sock\0"));
+        b.extend(attr(UNIX_DIAG_PEER, &100u32.to_ne_bytes()));
+        let mut bytes = reply(SOCK_DIAG_BY_FAMILY, 1, &a);
+        bytes.extend(reply(SOCK_DIAG_BY_FAMILY, 1, &b));
+        let mut table = SockTable::default();
+        assert_eq!(parse_batch(&bytes, 1, &mut table), Batch::More);
+        assert_eq!(parse_batch(&reply(NLMSG_DONE, 1, &0u32.to_ne_bytes()), 1, &mut table), Batch::Done);
+        name_unix_peers(&mut table);
+        let sa = &table.by_ino[&100];
+        assert_eq!(sa.family, Some(SockFamily::Unix));
+        assert_eq!(sa.sock_type, Some(SockType::Stream));
+        assert_eq!(sa.state, Some(SockState::Established));
+        assert_eq!(sa.local.as_deref(), Some("@hidden"));
+        assert_eq!(sa.peer.as_deref(), Some("/run/x.sock"));
+        assert_eq!((sa.peer_ino, sa.rqueue, sa.wqueue), (Some(101), Some(3), Some(4)));
+        assert_eq!(table.by_ino[&101].peer.as_deref(), Some("@hidden"));
+    }
+
+    #[test]
+    fn inet_reply_and_errors() {
+        let mut m = vec![AF_INET, 10, 0, 0];
+        m.extend_from_slice(&8080u16.to_be_bytes());
+        m.extend_from_slice(&0u16.to_be_bytes());
+        let mut src = [0u8; 16];
+        src[..4].copy_from_slice(&[127, 0, 0, 1]);
+        m.extend_from_slice(&src);
+        m.extend_from_slice(&[0; 16]);
+        m.extend_from_slice(&[0; 12]);
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(&1u32.to_ne_bytes());
+        m.extend_from_slice(&128u32.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(&555u32.to_ne_bytes());
+        let (ino, f) = parse_diag(&m).unwrap();
+        assert_eq!(ino, 555);
+        assert_eq!(f.state, Some(SockState::Listen));
+        assert_eq!(f.local.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(f.peer, None);
+        assert_eq!((f.rqueue, f.wqueue), (Some(1), Some(128)));
+        // A truncated message is skipped, not a panic; a reply for another request is ignored.
+        assert_eq!(parse_diag(&m[..40]), None);
+        let mut table = SockTable::default();
+        assert_eq!(parse_batch(&reply(SOCK_DIAG_BY_FAMILY, 9, &m), 1, &mut table), Batch::More);
+        assert!(table.by_ino.is_empty());
+        let err = reply(NLMSG_ERROR, 1, &(-2i32).to_ne_bytes());
+        assert_eq!(parse_batch(&err, 1, &mut table), Batch::Failed(2));
+        assert_eq!(parse_batch(&[1, 2, 3], 1, &mut table), Batch::More);
+    }
+
+    #[test]
+    fn protonames() {
+        assert_eq!(family_of_protoname("UNIX-STREAM"), SockFamily::Unix);
+        assert_eq!(family_of_protoname("TCPv6"), SockFamily::Inet6);
+        assert_eq!(family_of_protoname("UDP"), SockFamily::Inet);
+        assert_eq!(family_of_protoname("NETLINK"), SockFamily::Netlink);
+        assert_eq!(family_of_protoname("AF_VSOCK"), SockFamily::Vsock);
+        assert_eq!(family_of_protoname("???"), SockFamily::Other);
+    }
+}

@@ -1,0 +1,80 @@
+//! The few system calls the scanner makes through libc because nix does not offer them in the shape needed:
+//! `readlinkat` into the caller's buffer (nix's version adds an `lstat` per call, a third more syscalls per
+//! fd), `getxattr` (not in nix) and `setns` (nix's `sched` feature is not enabled for this crate).
+// Each function is a thin wrapper over one libc call, with NUL-terminated names and buffers this module
+// owns or borrows for the call's duration; unsafe code is unavoidable for them and confined here.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+
+/// An fd number as a NUL-terminated name, on the stack.
+#[derive(Clone, Copy, Debug)]
+pub struct FdName {
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl FdName {
+    pub fn new(fd: i32) -> FdName {
+        let mut digits = [0u8; 11];
+        let mut n = fd.unsigned_abs();
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut buf = [0u8; 12];
+        let len = digits.len() - i;
+        buf[..len].copy_from_slice(&digits[i..]);
+        FdName { buf, len }
+    }
+
+    pub fn as_cstr(&self) -> &CStr {
+        // The buffer holds only digits up to `len` and a NUL right after them.
+        CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or(c"")
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// `readlinkat(dir, name)` into `buf`; the length read. A result as long as `buf` may be truncated.
+pub fn readlinkat(dir: impl AsFd, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `name` is NUL-terminated; `buf` is writable for `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::readlinkat(dir.as_fd().as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// `getxattr(path, name)` into `buf` (following links); the length read.
+pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: both strings are NUL-terminated; `buf` is writable for `buf.len()` bytes for the whole call.
+    let n = unsafe { libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Moves the calling thread into the network namespace `ns` (an open `/proc/PID/ns/net`).
+pub fn setns_net(ns: impl AsFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a borrowed, open fd; it changes only the calling thread's namespace.
+    let r = unsafe { libc::setns(ns.as_fd().as_raw_fd(), libc::CLONE_NEWNET) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_names() {
+        for fd in [0, 7, 10, 65535, i32::MAX] {
+            assert_eq!(FdName::new(fd).as_str(), fd.to_string());
+            assert_eq!(FdName::new(fd).as_cstr().to_str().unwrap(), fd.to_string());
+        }
+    }
+}
