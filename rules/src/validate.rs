@@ -13,6 +13,9 @@ use crate::{Compiled, Source, analysis, ast};
 /// The most diagnostics reported for one file; past it, one more error says how many were left out.
 pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
 
+/// The longest glob accepted, in bytes (`PATH_MAX`).
+pub const MAX_GLOB_LEN: usize = 4096;
+
 /// fd numbers are non-negative `int`s.
 pub const FD_LIMIT: u32 = 1 << 31;
 
@@ -438,6 +441,20 @@ impl Validator<'_> {
 
     /// Compiles a glob written in string `s` (`text` may differ from `s.value`: see [`name_glob`]).
     fn glob(&mut self, s: &ast::Str, text: &str) -> Option<Glob> {
+        // globset panics on a pattern whose regex outgrows its size limit; PATH_MAX-long globs of any
+        // shape stay far below it.
+        if text.len() > MAX_GLOB_LEN {
+            self.error(
+                "crrules::validate::glob_too_long",
+                format!("this glob is {} bytes long, more than the {MAX_GLOB_LEN} allowed", text.len()),
+                s.span.clone(),
+                "too long",
+                Some(format!(
+                    "paths on Linux are at most {MAX_GLOB_LEN} bytes; use `*` or `**` for the parts that vary"
+                )),
+            );
+            return None;
+        }
         match Glob::new(text) {
             Ok(g) => Some(g),
             Err(e) => {
