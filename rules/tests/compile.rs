@@ -191,3 +191,37 @@ fn invalid_utf8_is_an_error_naming_the_offset() {
     let err = Source::from_bytes("bad.rules", b"file => close\n\xff\xfe => close\n".to_vec()).unwrap_err();
     assert_eq!(err.message, "`bad.rules` is not valid UTF-8: byte offset 14 (line 2) is 0xff");
 }
+
+#[test]
+fn globs_escape_metacharacters_and_fs_takes_bare_words() {
+    let r = rule(r#"file path "/srv/\\*weird" fs fuse.* => close"#);
+    let Predicate::Path(g) = &r.predicates[0] else { panic!() };
+    assert!(g.is_match("/srv/*weird") && !g.is_match("/srv/xweird"));
+    let Predicate::Fs(g) = &r.predicates[1] else { panic!() };
+    assert!(g.is_match("fuse.sshfs") && !g.is_match("fuseblk"));
+}
+
+/// Every rule in a code block of grammar/README.md compiles as documented.
+#[test]
+fn the_grammar_readme_examples_compile() {
+    let readme = include_str!("../../grammar/README.md");
+    let mut in_block = false;
+    let mut block = String::new();
+    let mut blocks = 0;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            if in_block {
+                let c = one(&block);
+                assert!(!c.has_errors(), "{block}\n{:?}", c.diagnostics);
+                assert!(!c.rules.is_empty(), "{block}");
+                blocks += 1;
+                block.clear();
+            }
+            in_block = !in_block;
+        } else if in_block {
+            block.push_str(line.trim_start());
+            block.push('\n');
+        }
+    }
+    assert!(blocks >= 4, "{blocks} code blocks");
+}
