@@ -9,3 +9,18 @@ use crate::source::Source;
 pub fn shadowing(_rules: &RuleSet, _sources: &[Source]) -> Vec<Diagnostic> {
     Vec::new()
 }
+
+/// What falls through to "no rule matches", per kind (being written; see issue 4).
+#[derive(Clone, Debug, Default)]
+pub struct Coverage {}
+
+/// What falls through to "no rule matches" under `rules`.
+pub fn coverage(_rules: &RuleSet) -> Coverage {
+    Coverage {}
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
