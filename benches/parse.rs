@@ -11,9 +11,9 @@ use std::hint::black_box;
 struct Lcg(u64);
 
 impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
+    fn next(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
+        ((self.0 >> 33) % n as u64) as usize
     }
 }
 
@@ -41,9 +41,9 @@ fn policy(n: usize) -> String {
             5 => writeln!(
                 out,
                 "socket family {} type {} \\\n    state {} fd {i} => recreate because \"rule {i}\"",
-                ["unix", "inet", "inet6", "netlink"][g.next(4) as usize],
-                ["stream", "dgram", "seqpacket"][g.next(3) as usize],
-                ["listen", "established", "close"][g.next(3) as usize]
+                ["unix", "inet", "inet6", "netlink"][g.next(4)],
+                ["stream", "dgram", "seqpacket"][g.next(3)],
+                ["listen", "established", "close"][g.next(3)]
             ),
             6 => writeln!(out, "anon name \"[driver-{i}]\" => plugin \"driver{}\"", g.next(8)),
             7 => writeln!(out, "memfd path \"/memfd:cache-{i}*\" not size > {}KiB => contents", g.next(4096)),
@@ -51,7 +51,7 @@ fn policy(n: usize) -> String {
             _ => writeln!(
                 out,
                 "{} fd {{{i},{}-{}}} => close",
-                ["eventfd", "timerfd", "signalfd", "pidfd", "epoll"][g.next(5) as usize],
+                ["eventfd", "timerfd", "signalfd", "pidfd", "epoll"][g.next(5)],
                 i + 20000,
                 i + 20000 + g.next(9)
             ),
