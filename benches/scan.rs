@@ -1,5 +1,209 @@
-//! Placeholder bench, filled by its issue.
-use criterion::{Criterion, criterion_group, criterion_main};
-fn placeholder(_c: &mut Criterion) {}
-criterion_group!(benches, placeholder);
-criterion_main!(benches);
+//! Criterion: scanning a process that holds 10,000 fds of mixed kinds (files, `/dev/null`, pipes, unix
+//! socket pairs, eventfds, timerfds, memfds, inotify), per fd (`Throughput::Elements`):
+//! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/minimal` (link + stat of paths
+//! only), the floors (`readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one
+//! thread and on all cores) and `lsof -p` when installed.
+//!
+//! The holder is this same binary, re-run with `CRRULES_BENCH_HOLDER=N`: [`spawn_holder`] is the reusable
+//! harness (spawn, wait until it holds its fds, kill on drop).
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use crrules_engine::scan::{ScanOptions, scan_process};
+use rayon::prelude::*;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+const HOLDER_ENV: &str = "CRRULES_BENCH_HOLDER";
+/// How many fds the benchmarked process holds.
+pub const NFDS: usize = 10_000;
+
+/// A child process holding about `nfds` open fds of mixed kinds; killed and reaped on drop.
+#[derive(Debug)]
+pub struct Holder {
+    child: Child,
+    _stdin: Option<ChildStdin>,
+    pub pid: i32,
+    /// Fds it holds, counted from `/proc/PID/fd` once it is ready.
+    pub nfds: usize,
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns a holder of about `nfds` fds and waits until it holds them.
+pub fn spawn_holder(nfds: usize) -> Holder {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut child = Command::new(exe)
+        .env(HOLDER_ENV, nfds.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let stdin = child.stdin.take();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("holder ready line");
+    assert_eq!(line.trim(), "ready", "the holder could not open its fds");
+    let pid = child.id() as i32;
+    let nfds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("holder fds").count();
+    Holder { child, _stdin: stdin, pid, nfds }
+}
+
+#[expect(unsafe_code, reason = "setrlimit has no safe wrapper among the enabled nix features")]
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max.max(want));
+            lim.rlim_max = lim.rlim_max.max(lim.rlim_cur);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// The holder's side: open about `n` fds, say `ready`, wait for stdin to close.
+fn hold(n: usize) {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    use nix::sys::inotify::{InitFlags, Inotify};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    use nix::sys::stat::Mode;
+    use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+    raise_fd_limit(n as u64 + 256);
+    let file = std::env::temp_dir().join(format!("crrules-bench-scan-{}", std::process::id()));
+    std::fs::write(&file, b"bench").expect("temp file");
+    let mut held: Vec<OwnedFd> = Vec::with_capacity(n + 2);
+    let mut i = 0usize;
+    while held.len() < n {
+        let r: nix::Result<Vec<OwnedFd>> = match i % 8 {
+            0 => open(&file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map(|f| vec![f]),
+            1 => open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map(|f| vec![f]),
+            2 => nix::unistd::pipe().map(|(r, w)| vec![r, w]),
+            3 => {
+                socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map(|(a, b)| vec![a, b])
+            }
+            4 => EventFd::from_value_and_flags(1, EfdFlags::EFD_CLOEXEC).map(|e| vec![OwnedFd::from(e)]),
+            5 => TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC).map(|t| vec![OwnedFd::from(t)]),
+            6 => memfd_create("bench", MFdFlags::MFD_CLOEXEC).map(|m| vec![m]),
+            _ => Inotify::init(InitFlags::IN_CLOEXEC).map(|x| vec![OwnedFd::from(x)]),
+        };
+        match r {
+            Ok(fds) => held.extend(fds),
+            Err(e) => {
+                eprintln!("bench holder: stopped at {} fds: {e}", held.len());
+                break;
+            }
+        }
+        i += 1;
+    }
+    let _ = std::fs::remove_file(&file);
+    println!("ready");
+    let _ = std::io::stdout().flush();
+    let mut sink = [0u8; 16];
+    while matches!(std::io::stdin().read(&mut sink), Ok(k) if k > 0) {}
+    drop(held);
+}
+
+/// The floor: per fd only `readlinkat`, `fstatat` and fdinfo `openat` + `read` + `close`, after one listing.
+struct Floor {
+    pid: i32,
+    fd_dir: OwnedFd,
+    fdinfo_dir: OwnedFd,
+}
+
+impl Floor {
+    fn new(pid: i32) -> Floor {
+        use nix::fcntl::{OFlag, open};
+        use nix::sys::stat::Mode;
+        let dir = |d: &str| {
+            open(
+                format!("/proc/{pid}/{d}").as_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .expect("proc dir")
+        };
+        Floor { pid, fd_dir: dir("fd"), fdinfo_dir: dir("fdinfo") }
+    }
+
+    fn list(&self) -> Vec<i32> {
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        fds
+    }
+
+    #[expect(unsafe_code, reason = "the floor is the raw syscalls, without nix's extra lstat in readlinkat")]
+    fn one(&self, fd: i32) -> usize {
+        let name = CString::new(fd.to_string()).unwrap_or_default();
+        let mut link = [0u8; 4096];
+        let mut info = [0u8; 4096];
+        // SAFETY: NUL-terminated name, buffers owned here, fds open for the whole call.
+        unsafe {
+            let n = libc::readlinkat(self.fd_dir.as_raw_fd(), name.as_ptr(), link.as_mut_ptr().cast(), link.len());
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstatat(self.fd_dir.as_raw_fd(), name.as_ptr(), &mut st, 0);
+            let f = libc::openat(self.fdinfo_dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            let mut total = n.max(0) as usize + st.st_ino as usize;
+            if f >= 0 {
+                total += libc::read(f, info.as_mut_ptr().cast(), info.len()).max(0) as usize;
+                libc::close(f);
+            }
+            total
+        }
+    }
+}
+
+fn bench_scan(c: &mut Criterion) {
+    let holder = spawn_holder(NFDS);
+    let (pid, n) = (holder.pid, holder.nfds);
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let mut g = c.benchmark_group("scan");
+    g.throughput(Throughput::Elements(n as u64)).sample_size(10).measurement_time(Duration::from_secs(6));
+    let full = ScanOptions::default();
+    g.bench_function("full", |b| b.iter(|| scan_process(pid, &full).expect("scan").fds.len()));
+    g.bench_function("full-1thread", |b| {
+        b.iter(|| one_thread.install(|| scan_process(pid, &full).expect("scan").fds.len()))
+    });
+    let no_fdinfo = ScanOptions { fdinfo: false, mounts: false, ..ScanOptions::default() };
+    g.bench_function("no-fdinfo", |b| b.iter(|| scan_process(pid, &no_fdinfo).expect("scan").fds.len()));
+    let minimal = ScanOptions::minimal();
+    g.bench_function("minimal", |b| b.iter(|| scan_process(pid, &minimal).expect("scan").fds.len()));
+    let floor = Floor::new(pid);
+    g.bench_function("floor", |b| b.iter(|| floor.list().par_iter().map(|&fd| floor.one(fd)).sum::<usize>()));
+    g.bench_function("floor-1thread", |b| b.iter(|| floor.list().iter().map(|&fd| floor.one(fd)).sum::<usize>()));
+    let has_lsof = Command::new("lsof").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if has_lsof {
+        g.bench_with_input(BenchmarkId::new("lsof", n), &pid, |b, &pid| {
+            b.iter(|| {
+                Command::new("lsof")
+                    .args(["-n", "-P", "-p", &pid.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("lsof")
+            })
+        });
+    }
+    g.finish();
+}
+
+fn main() {
+    if let Ok(n) = std::env::var(HOLDER_ENV) {
+        hold(n.parse().unwrap_or(NFDS));
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench_scan(&mut c);
+    c.final_summary();
+}

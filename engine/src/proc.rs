@@ -83,15 +83,36 @@ fn read_all(fd: &OwnedFd, mut out: Vec<u8>) -> Result<Vec<u8>, Errno> {
     }
 }
 
-/// `comm` and the state letter from `/proc/PID/stat` (`1234 (my prog) S 1 ...`).
-fn parse_stat(text: &str) -> Option<(String, char, i32)> {
+/// What `/proc/PID/stat` says that the scanner needs (`1234 (my prog) S 1 ...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stat {
+    comm: String,
+    state: char,
+    ppid: i32,
+    /// The task's `PF_*` flags (the ninth field).
+    flags: u32,
+}
+
+/// `PF_EXITING`: set when the task starts exiting, before its fd table goes; never cleared.
+const PF_EXITING: u32 = 0x4;
+
+impl Stat {
+    /// Exiting, a zombie, or dead: its fd table is gone or going.
+    fn exiting(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x') || self.flags & PF_EXITING != 0
+    }
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let comm = text.get(open + 1..close)?.to_string();
-    let mut rest = text.get(close + 1..)?.split_ascii_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((comm, state, ppid))
+    // After the comm: state, ppid, pgrp, session, tty_nr, tpgid, flags.
+    let rest: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().take(7).collect();
+    let state = rest.first()?.chars().next()?;
+    let ppid = rest.get(1)?.parse().ok()?;
+    let flags = rest.get(6)?.parse().ok()?;
+    Some(Stat { comm, state, ppid, flags })
 }
 
 /// The network namespace inode of the scanner's own thread.
@@ -124,14 +145,15 @@ impl ProcessDir {
             },
         )?;
         let stat = read_at(&dir, "stat").map_err(|e| ScanError::exited_or(pid, "stat", e))?;
-        let (comm, state, _) = parse_stat(&String::from_utf8_lossy(&stat)).ok_or_else(|| ScanError::Io {
+        let stat = parse_stat(&String::from_utf8_lossy(&stat)).ok_or_else(|| ScanError::Io {
             pid,
             what: "stat".into(),
             source: io::Error::other("unreadable"),
         })?;
-        if matches!(state, 'Z' | 'X') {
+        if stat.exiting() {
             return Err(ScanError::Exited { pid });
         }
+        let comm = stat.comm;
         let fd_dir =
             openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| ScanError::exited_or(pid, "fd directory", e))?;
         let fdinfo_dir = openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty())
@@ -148,12 +170,13 @@ impl ProcessDir {
         &self.comm
     }
 
-    /// False once the process has exited (zombie or reaped).
+    /// False once the process has started exiting (its fd table is then gone or going), is a zombie, or
+    /// was reaped. True after a listing means the listing was of a live fd table.
     pub fn alive(&self) -> bool {
         read_at(&self.dir, "stat")
             .ok()
             .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
-            .is_some_and(|(_, state, _)| !matches!(state, 'Z' | 'X'))
+            .is_some_and(|s| !s.exiting())
     }
 
     /// The open fd numbers, ascending.
@@ -316,6 +339,11 @@ pub fn fallback_socket_facts(dir: &ProcessDir, fd: i32) -> SocketFacts {
     SocketFacts { family: dir.sockprotoname(fd).map(|n| sockdiag::family_of_protoname(&n)), ..SocketFacts::default() }
 }
 
+/// The scanner's effective user id.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
 /// Every pid in `/proc`, ascending.
 pub fn all_pids() -> io::Result<Vec<i32>> {
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")?
@@ -353,8 +381,8 @@ pub fn children_by_ppid() -> io::Result<HashMap<i32, Vec<i32>>> {
     let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in all_pids()? {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        if let Some((_, _, ppid)) = parse_stat(&text) {
-            map.entry(ppid).or_default().push(pid);
+        if let Some(stat) = parse_stat(&text) {
+            map.entry(stat.ppid).or_default().push(pid);
         }
     }
     Ok(map)
@@ -399,9 +427,13 @@ mod tests {
 
     #[test]
     fn stat_lines() {
-        assert_eq!(parse_stat("12 (a) b) c) S 1 12 12"), Some(("a) b) c".to_string(), 'S', 1)));
-        assert_eq!(parse_stat("12 (x) Z 7"), Some(("x".to_string(), 'Z', 7)));
+        let s = parse_stat("12 (a) b) c) S 1 12 12 0 -1 4194560 5 0").unwrap();
+        assert_eq!((s.comm.as_str(), s.state, s.ppid, s.flags), ("a) b) c", 'S', 1, 4194560));
+        assert!(!s.exiting());
+        assert!(parse_stat("12 (x) S 1 12 12 0 -1 4194564 5").unwrap().exiting(), "PF_EXITING");
+        assert!(parse_stat("12 (x) Z 7 12 12 0 -1 0").unwrap().exiting());
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("12 (x) Z 7"), None);
     }
 
     #[test]

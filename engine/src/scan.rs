@@ -192,9 +192,9 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
             FdRead::Gone => FdEntry::Vanished { fd },
         })
         .collect();
-    // Every fd of a process that exits disappears: tell that apart from a few fds closed mid-scan.
-    let vanished = entries.iter().any(|e| matches!(e, FdEntry::Vanished { .. }));
-    if (vanished || entries.is_empty()) && !dir.alive() {
+    // A process that starts exiting loses every fd, possibly halfway through the listing: only a process
+    // still alive after the reads had a whole fd table when it was listed.
+    if !dir.alive() {
         return Err(ScanError::Exited { pid });
     }
     if opts.mounts && entries.iter().any(|e| e.facts().is_some_and(|f| f.mnt_id.is_some())) {

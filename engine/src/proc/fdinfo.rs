@@ -216,6 +216,7 @@ impl FdInfo {
             facts.cloexec = flags & O_CLOEXEC != 0;
         }
         facts.mnt_id = self.mnt_id;
+        facts.ino = facts.ino.or(self.ino);
         facts.locks = self.locks;
         facts.eventfd = self.eventfd;
         facts.timerfd = self.timerfd;

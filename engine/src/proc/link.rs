@@ -101,7 +101,9 @@ pub fn type_fits(shape: &LinkShape<'_>, file_type: FileType) -> bool {
         LinkShape::Socket(_) => file_type == FileType::Socket,
         LinkShape::Path(p) if pseudo_path_anon(p).is_some() => true,
         LinkShape::Path(_) => file_type != FileType::None,
-        LinkShape::Anon(_) | LinkShape::Ns { .. } => true,
+        // Anonymous inodes and pidfs inodes carry no type bits.
+        LinkShape::Anon(_) => file_type == FileType::None,
+        LinkShape::Ns { .. } => true,
     }
 }
 
@@ -158,6 +160,8 @@ mod tests {
         assert!(!type_fits(&LinkShape::Socket(1), FileType::Regular));
         assert!(!type_fits(&LinkShape::Path("/x"), FileType::None));
         assert!(type_fits(&LinkShape::Path("/dmabuf:x"), FileType::None));
+        assert!(type_fits(&LinkShape::Anon("[eventfd]"), FileType::None));
+        assert!(!type_fits(&LinkShape::Anon("[eventfd]"), FileType::Regular));
         assert_eq!(path_kind(FileType::Char), Kind::Chardev);
         assert!(is_memfd_path("/memfd:buf (deleted)"));
         assert!(!is_memfd_path("/memfd:buf"));
