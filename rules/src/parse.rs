@@ -155,10 +155,11 @@ pub fn parse_line(source: &Source, logical: &LogicalLine, diags: &mut Vec<Diagno
         );
         return None;
     }
-    let mut pairs = match RuleParser::parse(G::rule_line, line_text) {
+    let blanked = blank_line(line_text);
+    let mut pairs = match RuleParser::parse(G::rule_line, &blanked) {
         Ok(pairs) => pairs,
         Err(err) => {
-            diags.push(syntax_error(source, line_text, base, &err));
+            diags.push(syntax_error(source, &blanked, base, &err));
             return None;
         }
     };
@@ -198,6 +199,13 @@ impl Builder<'_> {
         start..start + trimmed.len()
     }
 
+    /// The keyword that starts at `start` (keywords are silent in the grammar: they have no pair).
+    fn keyword_span(&self, start: usize) -> Span {
+        let rest = self.source.text.get(start..).unwrap_or("");
+        let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        start..start + len
+    }
+
     fn word(&self, p: &Pair<'_, G>) -> ast::Word {
         ast::Word { text: p.as_str().to_owned(), span: self.span(p) }
     }
@@ -222,9 +230,8 @@ impl Builder<'_> {
         let action = self.action(action)?;
         let because = match because {
             Some(b) => {
-                let mut it = b.into_inner();
-                let keyword = self.span(&it.next()?);
-                Some(ast::Because { keyword, note: self.string(it.next()?) })
+                let keyword = self.keyword_span(self.span(&b).start);
+                Some(ast::Because { keyword, note: self.string(b.into_inner().next()?) })
             }
             None => None,
         };
@@ -257,8 +264,7 @@ impl Builder<'_> {
             let minor = self.numspec(it.next()?)?;
             return Some(ast::Atom { keyword: span.clone(), body: B::Dev { major, minor }, span });
         }
-        let kw = it.next()?;
-        let keyword = self.span(&kw);
+        let keyword = self.keyword_span(span.start);
         let body = match rule {
             G::path => B::Path(self.string(it.next()?)),
             G::fs => {
@@ -288,7 +294,7 @@ impl Builder<'_> {
             G::sock_type => B::Type(self.word(&it.next()?)),
             G::state => B::State(self.word(&it.next()?)),
             G::name => B::Name(self.string(it.next()?)),
-            G::unknown_pred => B::Unknown(self.word(&kw)),
+            G::unknown_pred => B::Unknown(self.word(&it.next()?)),
             _ => return None,
         };
         Some(ast::Atom { keyword, body, span })
@@ -327,16 +333,16 @@ impl Builder<'_> {
         let span = self.span(&p);
         let inner = p.into_inner().next()?;
         let rule = inner.as_rule();
+        let keyword_span = self.keyword_span(span.start);
+        let keyword = ast::Word { text: self.source.text.get(keyword_span.clone())?.to_owned(), span: keyword_span };
         let mut it = inner.into_inner();
-        let kw = it.next()?;
-        let keyword = self.word(&kw);
         let body = match rule {
             G::reopen => {
                 let arg = it.next()?;
                 if arg.as_rule() == G::string { A::ReopenSubst(self.string(arg)) } else { A::ReopenPath }
             }
             G::contents => {
-                // `limit` keyword, then the size.
+                // `limit`, then the size.
                 let limit = match it.nth(1) {
                     Some(size) => Some(self.size(size)?),
                     None => None,
@@ -394,6 +400,42 @@ impl Builder<'_> {
         }
         ast::Str { value, span }
     }
+}
+
+/// A logical line as the grammar reads it: outside strings, tabs, carriage returns, `\`-newline
+/// continuations and the trailing comment become spaces, byte for byte (offsets do not move).
+fn blank_line(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.contains(['\t', '\r', '\n', '#']) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut b = line.as_bytes().to_vec();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < b.len() {
+        match b[i] {
+            b'"' => in_string = !in_string,
+            b'\\' if in_string => i += 1,
+            b'\\' => {
+                let mut j = i + 1;
+                while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == b'\n' {
+                    b[i..=j].fill(b' ');
+                    i = j;
+                }
+            }
+            b'\t' | b'\r' | b'\n' if !in_string => b[i] = b' ',
+            b'#' if !in_string => {
+                b[i..].fill(b' ');
+                break;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // Only whole characters (ASCII bytes, or every byte of the comment) were replaced by spaces.
+    std::borrow::Cow::Owned(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 fn count_newlines(s: &str) -> u32 {
@@ -467,12 +509,13 @@ fn describe(rule: G) -> Option<&'static str> {
         | G::state
         | G::name
         | G::unknown_pred
+        | G::bad_pred
         | G::not_kw => "a predicate",
         G::numspec | G::star | G::set | G::range | G::number => "a number, a range `N-M`, a set `{..}` or `*`",
-        G::string | G::chars => "a quoted string",
+        G::string => "a quoted string",
         G::fs_word => "a filesystem type",
         G::flag => "an open flag such as `O_APPEND`",
-        G::value | G::word | G::bad_word => "a word",
+        G::value | G::word => "a word",
         G::cmp => "a comparison (`<`, `<=`, `>`, `>=` or `==`)",
         G::size_lit | G::unit => "a size such as `16MiB`",
         G::action
@@ -483,10 +526,11 @@ fn describe(rule: G) -> Option<&'static str> {
         | G::close
         | G::reject
         | G::plugin
-        | G::unknown_action => "an action",
-        G::because | G::kw_because => "`because`",
+        | G::unknown_action
+        | G::bad_action => "an action",
+        G::because => "`because`",
         G::EOI => "the end of the rule",
-        G::kw_path => "`path`",
+        G::reopen_path => "`path`",
         G::kw_limit => "`limit`",
         _ => return None,
     })
@@ -543,7 +587,7 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     }
     // Only blanks and a comment left means the rule ended here.
     let rest = line.get(pos..).unwrap_or("");
-    let at_end = rest.trim_start_matches([' ', '\t', '\r']).is_empty() || rest.trim_start().starts_with('#');
+    let at_end = rest.trim_start_matches(' ').is_empty();
     let token = if at_end { "" } else { token_at(line, pos) };
     let span = base + pos..base + pos + token.len();
     let list = join_or(&expected);

@@ -102,7 +102,9 @@ impl fmt::Display for NumSet {
 pub struct Glob {
     text: String,
     glob: globset::Glob,
-    matcher: globset::GlobMatcher,
+    /// Compiled on first use: building a regex per glob would dominate compiling a large policy, and the
+    /// engine's compiled matcher mostly matches through a `GlobSet` of [`Glob::glob`] instead.
+    matcher: std::sync::OnceLock<globset::GlobMatcher>,
 }
 
 impl Glob {
@@ -114,8 +116,7 @@ impl Glob {
             .backslash_escape(true)
             .empty_alternates(true)
             .build()?;
-        let matcher = glob.compile_matcher();
-        Ok(Glob { text: text.to_owned(), glob, matcher })
+        Ok(Glob { text: text.to_owned(), glob, matcher: std::sync::OnceLock::new() })
     }
 
     /// The glob as written.
@@ -130,7 +131,7 @@ impl Glob {
 
     /// True when `s` matches.
     pub fn is_match(&self, s: &str) -> bool {
-        self.matcher.is_match(s)
+        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(s)
     }
 
     /// True when the glob has no metacharacters, so it matches exactly its own text.

@@ -31,13 +31,8 @@ pub fn compile(sources: &[Source]) -> Compiled {
     let mut rules = Vec::new();
     let mut diagnostics = Vec::new();
     for source in sources {
-        let parsed = parse::parse(source);
-        let mut diags = parsed.diagnostics;
-        for ast in &parsed.rules {
-            if let Some(rule) = validate_rule(source, ast, &mut diags) {
-                rules.push(rule);
-            }
-        }
+        let (mut file_rules, mut diags) = compile_source(source);
+        rules.append(&mut file_rules);
         // Syntax errors and semantic errors of one file, in the order of the text they point at.
         diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
         if diags.len() > MAX_DIAGNOSTICS_PER_FILE {
@@ -60,6 +55,56 @@ pub fn compile(sources: &[Source]) -> Compiled {
     let rules = RuleSet { rules };
     diagnostics.extend(analysis::shadowing(&rules, sources));
     Compiled { rules, diagnostics }
+}
+
+/// Below this many logical lines per thread, a file is compiled on the calling thread.
+const LINES_PER_THREAD: usize = 2048;
+
+/// Parses and validates one file. Lines are independent, so a large file is cut into consecutive chunks
+/// compiled on scoped threads (one per core) and put back together in order.
+fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let lines = parse::logical_lines(&source.text);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(lines.len() / LINES_PER_THREAD).max(1);
+    if threads == 1 {
+        return compile_lines(source, &lines);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(threads);
+        let mut chunks = lines.chunks(chunk);
+        // The calling thread does the first chunk itself, after handing out the others.
+        let first = chunks.next().unwrap_or(&[]);
+        for part in chunks {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || compile_lines(source, part));
+            // Out of threads: do that chunk here instead.
+            handles.push(spawned.map_err(|_| part));
+        }
+        let (mut rules, mut diags) = compile_lines(source, first);
+        for handle in handles {
+            let (mut r, mut d) = match handle {
+                Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(part) => compile_lines(source, part),
+            };
+            rules.append(&mut r);
+            diags.append(&mut d);
+        }
+        (rules, diags)
+    })
+}
+
+/// Parses and validates consecutive logical lines of one file.
+fn compile_lines(source: &Source, lines: &[parse::LogicalLine]) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let mut rules = Vec::with_capacity(lines.len());
+    let mut diags = Vec::new();
+    for line in lines {
+        if let Some(ast) = parse::parse_line(source, line, &mut diags)
+            && let Some(rule) = validate_rule(source, &ast, &mut diags)
+        {
+            rules.push(rule);
+        }
+    }
+    (rules, diags)
 }
 
 /// Validates one parsed rule, pushing its errors; `None` when it has any.
