@@ -1,2 +1,80 @@
-//! The `crrules` binary.
-fn main() {}
+//! The `crrules` binary: parses arguments, runs one command, maps its outcome to the exit status
+//! (0 success, 1 a finding, 2 could not run).
+
+mod args;
+mod builtin;
+mod check;
+mod lint;
+mod load;
+mod output;
+mod policytest;
+mod render;
+
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
+use std::process::ExitCode;
+
+/// What a command found, as the exit status says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing wrong.
+    Clean = 0,
+    /// The command ran and found something: errors in a policy, an fd rejected, a policy test failing.
+    Finding = 1,
+}
+
+/// A command that could not run (exit status 2): a message, or diagnostics already printed.
+#[derive(Debug)]
+pub enum Failure {
+    Report(miette::Report),
+    /// Diagnostics were printed; nothing more to say.
+    Printed,
+}
+
+impl From<miette::Report> for Failure {
+    fn from(e: miette::Report) -> Failure {
+        Failure::Report(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Report(miette::miette!("cannot write the output: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        Failure::Report(miette::miette!("cannot write JSON: {e}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = render::Ui::new(cli.color);
+    ui.install_miette();
+    let result = match &cli.command {
+        Command::Check(a) => check::check(&cli.policy, a, &ui),
+        Command::Explain(a) => check::explain(&cli.policy, a, &ui),
+        Command::Facts(a) => check::facts(a, &ui),
+        Command::Lint(a) => lint::lint(&cli.policy, a, &ui),
+        Command::Rules(a) => lint::rules(&cli.policy, a, &ui),
+        Command::Test(a) => policytest::run(&cli.policy, a, &ui),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "crrules", &mut std::io::stdout());
+            Ok(Outcome::Clean)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| Outcome::Clean)
+            .map_err(|e| Failure::Report(miette::miette!("cannot write the man page: {e}"))),
+    };
+    match result {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(Failure::Report(report)) => {
+            eprintln!("{report:?}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Printed) => ExitCode::from(2),
+    }
+}

@@ -44,6 +44,7 @@ impl Decision {
 
 /// One fd of a process with its decision, or the note that it was closed while being scanned.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(clippy::large_enum_variant, reason = "nearly every fd is open; boxing would cost an allocation per fd")]
 pub enum PlannedFd {
     Open { facts: FdFacts, decision: Decision },
     Vanished { fd: i32 },

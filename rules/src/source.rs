@@ -19,6 +19,7 @@ impl Source {
     }
 
     /// A source from raw bytes; invalid UTF-8 is an error naming the byte offset and line.
+    #[expect(clippy::result_large_err, reason = "rare, and the diagnostic goes straight into a list of them")]
     pub fn from_bytes(name: impl Into<Arc<str>>, bytes: Vec<u8>) -> Result<Source, Diagnostic> {
         let name = name.into();
         match String::from_utf8(bytes) {

@@ -1,0 +1,152 @@
+//! The command line, declared once: the parser, `--help`, the man page and the shell completions all come
+//! from these definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Decide, with declarative rules, which open file descriptors of a Linux process can be checkpointed and
+/// how each one comes back on restore.
+#[derive(Debug, Parser)]
+#[command(name = "crrules", version, max_term_width = 100)]
+#[command(after_help = "Exit status: 0 success, 1 a finding (errors in a policy, an fd rejected), 2 could not run.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// When to use colour.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    pub color: Color,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the policy comes from; shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct PolicyArgs {
+    /// Resolve the policy directories (/usr/lib, /run, /etc crrules/rules.d) under DIR.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub root: Option<PathBuf>,
+
+    /// Use exactly these rule files or directories, in order, instead of the policy directories.
+    #[arg(long = "rules", value_name = "PATH", global = true)]
+    pub rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every open fd of processes: what will be done with each, which rule decided, and why not.
+    Check(CheckArgs),
+    /// Show the facts gathered for one fd and every rule tried, up to the one that decided.
+    Explain(ExplainArgs),
+    /// Write the facts of processes' fds as JSON, to be decided later with `check --facts`.
+    Facts(FactsArgs),
+    /// Check policy files for errors and warnings (default: the effective policy).
+    Lint(LintArgs),
+    /// Print the effective policy in order, with the files overridden or masked.
+    Rules(RulesArgs),
+    /// Run policy tests: saved facts with the action each fd must get.
+    Test(TestArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Which processes to look at.
+#[derive(Debug, Args, Clone)]
+pub struct Targets {
+    /// A process to check (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<i32>,
+
+    /// Also every descendant of each --pid.
+    #[arg(long, requires = "pid")]
+    pub tree: bool,
+
+    /// Every process on the host.
+    #[arg(long, conflicts_with_all = ["pid", "tree"])]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+
+    /// Decide saved facts (from `crrules facts` or `check --format json`) instead of live processes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all"])]
+    pub facts: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The process.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+
+    /// The fd.
+    #[arg(long, value_name = "FD")]
+    pub fd: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Rule files or directories to lint, in order (default: the effective policy).
+    pub paths: Vec<PathBuf>,
+
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub deny_warnings: bool,
+
+    /// Also show, for each kind, what falls through to "no rule matches".
+    #[arg(long)]
+    pub coverage: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+    pub format: RulesFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Policy test files (`*.test.json`) or directories holding them.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Ron,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}

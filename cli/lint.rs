@@ -1,0 +1,93 @@
+//! `crrules lint` (diagnostics for policy files) and `crrules rules` (the effective policy, in order).
+
+use crate::args::{LintArgs, PolicyArgs, RulesArgs, RulesFormat};
+use crate::load;
+use crate::render::{Style, Ui};
+use crate::{Failure, Outcome};
+use crrules_rules::Severity;
+use crrules_rules::policy::Status;
+use serde::Serialize;
+
+pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Failure> {
+    let loaded = load::load(&load::lookup(args, &lint.paths), ui)?;
+    let diagnostics = &loaded.compiled.diagnostics;
+    ui.diagnostics(diagnostics);
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    if lint.coverage {
+        print!("{}", crrules_rules::analysis::coverage(&loaded.compiled.rules));
+    }
+    let failed = errors > 0 || (lint.deny_warnings && warnings > 0);
+    let summary = format!(
+        "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}",
+        loaded.policy.sources.len(),
+        loaded.compiled.rules.len(),
+        if lint.deny_warnings && warnings > 0 { " (warnings denied)" } else { "" }
+    );
+    eprintln!("{}", ui.err(if failed { Style::Bad } else { Style::Good }, &summary));
+    Ok(if failed { Outcome::Finding } else { Outcome::Clean })
+}
+
+#[derive(Serialize)]
+struct RulesJson<'a> {
+    files: &'a [crrules_rules::policy::PolicyFile],
+    rules: Vec<RuleJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct RuleJson<'a> {
+    index: usize,
+    rule: String,
+    kind: crrules_rules::vocab::Kind,
+    #[serde(flatten)]
+    action: &'a crrules_rules::Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    because: Option<&'a str>,
+    text: &'a str,
+}
+
+pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Failure> {
+    let loaded = load::usable(args, ui)?;
+    let rules = loaded.compiled.rules.rules();
+    match opts.format {
+        RulesFormat::Json => {
+            let json = RulesJson {
+                files: &loaded.policy.files,
+                rules: rules
+                    .iter()
+                    .enumerate()
+                    .map(|(index, r)| RuleJson {
+                        index,
+                        rule: r.origin.to_string(),
+                        kind: r.kind,
+                        action: &r.action,
+                        because: r.because.as_deref(),
+                        text: &r.text,
+                    })
+                    .collect(),
+            };
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        RulesFormat::Text => {
+            let width = rules.iter().map(|r| r.origin.to_string().len()).max().unwrap_or(0);
+            let mut current: Option<&str> = None;
+            for r in rules {
+                if current != Some(&r.origin.file) {
+                    println!("{}", ui.out(Style::Bold, &format!("# {}", r.origin.file)));
+                    current = Some(&r.origin.file);
+                }
+                let origin = r.origin.to_string();
+                println!("{}  {}", ui.out(Style::Dim, &format!("{origin:width$}")), r.text);
+            }
+            for f in &loaded.policy.files {
+                let line = match &f.status {
+                    Status::Active | Status::Mask => continue,
+                    Status::Overridden { by } => format!("# {} overridden by {}", f.path.display(), by.display()),
+                    Status::Masked { by } => format!("# {} masked by {}", f.path.display(), by.display()),
+                };
+                println!("{}", ui.out(Style::Warn, &line));
+            }
+        }
+    }
+    Ok(Outcome::Clean)
+}

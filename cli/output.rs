@@ -1,0 +1,282 @@
+//! The report backend: decisions for processes as a table a person reads at a glance, or as JSON / RON
+//! objects (one per process, one per line) whose shape the README documents. The JSON shape is also what
+//! `check --facts` reads back, so a saved check can be decided again offline.
+
+use crate::args::Format;
+use crate::render::{Style, Ui};
+use crrules_engine::backend::Backend;
+use crrules_engine::facts::FdFacts;
+use crrules_engine::plan::{PlannedFd, ProcessPlan};
+use crrules_rules::{Action, RuleSet};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// One process as JSON: the facts of each fd and, when decided, its decision.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProcessJson {
+    pub pid: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comm: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checkpointable: Option<bool>,
+    pub fds: Vec<FdJson>,
+}
+
+/// One fd as JSON: its facts, flattened, then its decision.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FdJson {
+    Vanished { fd: i32, state: Vanished },
+    Open(Box<OpenFdJson>),
+}
+
+/// The `"state": "vanished"` marker of an fd closed while it was being scanned.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vanished {
+    Vanished,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OpenFdJson {
+    #[serde(flatten)]
+    pub facts: FdFacts,
+    #[serde(flatten, skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<DecisionJson>,
+}
+
+/// A decision as JSON: `action` is the keyword; an action's argument gets a key of its own.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DecisionJson {
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub substitute: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inherit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plugin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub limit: Option<u64>,
+    pub rule: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl ProcessJson {
+    /// The JSON form of a plan (`rules` names the deciding rules), or of bare facts when not decided.
+    pub fn new(plan: &ProcessPlan, rules: Option<&RuleSet>) -> ProcessJson {
+        let fds = plan
+            .fds
+            .iter()
+            .map(|fd| match fd {
+                PlannedFd::Vanished { fd } => FdJson::Vanished { fd: *fd, state: Vanished::Vanished },
+                PlannedFd::Open { facts, decision } => {
+                    let decision = rules.map(|rules| {
+                        let mut d = DecisionJson {
+                            action: decision.action.keyword().to_owned(),
+                            substitute: None,
+                            inherit: None,
+                            plugin: None,
+                            limit: None,
+                            rule: decision.rule.map(|i| rules.rules()[i].origin.to_string()),
+                            reason: decision.reason.clone(),
+                        };
+                        match &decision.action {
+                            Action::ReopenSubst { path } => d.substitute = Some(path.clone()),
+                            Action::Inherit { name } => d.inherit = Some(name.clone()),
+                            Action::Plugin { name } => d.plugin = Some(name.clone()),
+                            Action::Contents { limit } => d.limit = *limit,
+                            _ => {}
+                        }
+                        d
+                    });
+                    FdJson::Open(Box::new(OpenFdJson { facts: facts.clone(), decision }))
+                }
+            })
+            .collect();
+        ProcessJson {
+            pid: plan.pid,
+            comm: plan.comm.clone(),
+            checkpointable: rules.map(|_| plan.checkpointable()),
+            fds,
+        }
+    }
+}
+
+/// Writes decisions in the chosen format to standard output.
+pub struct Report<'a> {
+    pub format: Format,
+    pub ui: &'a Ui,
+    pub rules: &'a RuleSet,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(format: Format, ui: &'a Ui, rules: &'a RuleSet) -> Report<'a> {
+        Report { format, ui, rules, out: std::io::stdout().lock() }
+    }
+}
+
+impl Backend for Report<'_> {
+    type Error = std::io::Error;
+
+    fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, &ProcessJson::new(plan, Some(self.rules)))?;
+                writeln!(self.out)
+            }
+            Format::Ron => {
+                let text = ron::ser::to_string(&ProcessJson::new(plan, Some(self.rules)))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                writeln!(self.out, "{text}")
+            }
+            Format::Text => {
+                let text = table(plan, self.rules, self.ui);
+                self.out.write_all(text.as_bytes())
+            }
+        }
+    }
+}
+
+/// What a person reads: a heading per process, a row per fd, a summary line.
+pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
+    let header = ["FD", "KIND", "TARGET", "ACTION", "RULE", "REASON"];
+    let mut rows: Vec<[String; 6]> = Vec::with_capacity(plan.fds.len());
+    let mut styles: Vec<Style> = Vec::with_capacity(plan.fds.len());
+    for fd in &plan.fds {
+        match fd {
+            PlannedFd::Vanished { fd } => {
+                rows.push([
+                    fd.to_string(),
+                    "-".into(),
+                    "(closed during the scan)".into(),
+                    "-".into(),
+                    "-".into(),
+                    String::new(),
+                ]);
+                styles.push(Style::Dim);
+            }
+            PlannedFd::Open { facts, decision } => {
+                let action = match &decision.action {
+                    Action::ReopenPath => "reopen".to_owned(),
+                    Action::ReopenSubst { path } => format!("reopen {path}"),
+                    Action::Contents { .. } => "contents".to_owned(),
+                    Action::Inherit { name } => format!("inherit {name}"),
+                    Action::Plugin { name } => format!("plugin {name}"),
+                    other => other.keyword().to_owned(),
+                };
+                let rule = decision.rule.map_or_else(|| "-".to_owned(), |i| rules.rules()[i].origin.to_string());
+                styles.push(match &decision.action {
+                    Action::Reject { .. } => Style::Bad,
+                    Action::Close => Style::Warn,
+                    _ => Style::Good,
+                });
+                rows.push([
+                    facts.fd.to_string(),
+                    facts.kind.name().to_owned(),
+                    target(facts),
+                    action,
+                    rule,
+                    decision.reason.clone().unwrap_or_default(),
+                ]);
+            }
+        }
+    }
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // The target and rule columns can be long; keep them readable but bounded.
+    widths[2] = widths[2].min(48);
+    let mut out = String::new();
+    let verdict = if plan.checkpointable() {
+        ui.out(Style::Good, "checkpointable")
+    } else {
+        ui.out(Style::Bad, "NOT checkpointable")
+    };
+    out.push_str(&format!("{} {}: {verdict}\n", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm));
+    let line = |cells: &[String; 6]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            match i {
+                5 => s.push_str(cell),
+                // A path's end says more than its start.
+                2 => s.push_str(&format!("{:w$}  ", clip_start(cell, w))),
+                _ => s.push_str(&format!("{cell:w$}  ")),
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    out.push_str(&ui.out(Style::Bold, &line(&header.map(str::to_owned))));
+    out.push('\n');
+    for (row, style) in rows.iter().zip(styles) {
+        let text = line(row);
+        out.push_str(&if style == Style::Good { text } else { ui.out(style, &text) });
+        out.push('\n');
+    }
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+/// `7 fds: 5 reopen, 1 recreate, 1 reject`.
+fn summary(plan: &ProcessPlan) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut vanished = 0;
+    for fd in &plan.fds {
+        match fd {
+            PlannedFd::Vanished { .. } => vanished += 1,
+            PlannedFd::Open { decision, .. } => {
+                let k = decision.action.keyword();
+                match counts.iter_mut().find(|(name, _)| *name == k) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((k, 1)),
+                }
+            }
+        }
+    }
+    let mut parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if vanished > 0 {
+        parts.push(format!("{vanished} closed during the scan"));
+    }
+    format!("{} fds: {}", plan.fds.len(), parts.join(", "))
+}
+
+/// What an fd points at, for the table: the path, the device, or the link text.
+fn target(facts: &FdFacts) -> String {
+    let base = facts.path.clone().unwrap_or_else(|| facts.link.clone());
+    let mut s = match (&facts.dev, &facts.socket) {
+        (Some(dev), _) => format!("{base} ({dev})"),
+        (None, Some(sock)) => {
+            let mut s = sock.family.map_or("socket".to_owned(), |f| f.to_string());
+            if let Some(t) = sock.sock_type {
+                s.push_str(&format!(" {t}"));
+            }
+            if let Some(st) = sock.state {
+                s.push_str(&format!(" {st}"));
+            }
+            if let Some(local) = sock.local.as_deref().filter(|l| !l.is_empty()) {
+                s.push_str(&format!(" {local}"));
+            }
+            s
+        }
+        _ => base,
+    };
+    if facts.deleted {
+        s.push_str(" (deleted)");
+    }
+    s
+}
+
+/// `s` cut to `width` characters by dropping its start.
+fn clip_start(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    if len <= width {
+        s.to_owned()
+    } else {
+        let tail: String = s.chars().skip(len - width.saturating_sub(1)).collect();
+        format!("…{tail}")
+    }
+}

@@ -1,0 +1,137 @@
+//! End-to-end: `crrules lint` and `crrules rules` on policy trees built under `--root`: order, override,
+//! mask, the built-in default, exit codes, permissions.
+
+mod common;
+use common::{TempDir, run};
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn builtin_default_policy_lints_clean() {
+    let root = TempDir::new("empty-root");
+    let (code, _, err) = run(&["lint", "--root", root.str()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("3 file(s)") && err.contains(": 0 error(s), 0 warning(s)"), "{err}");
+}
+
+#[test]
+fn design_example_lints_clean() {
+    let dir = TempDir::new("design");
+    let file = dir.write(
+        "design.rules",
+        "chardev 1:3 => reopen path                # /dev/null\n\
+         chardev 136:* => inherit \"pts\"            # pty slaves come from the restorer\n\
+         file deleted size <= 16MiB => contents\n\
+         perf_event => reject \"perf events cannot be checkpointed\"\n",
+    );
+    let (code, _, err) = run(&["lint", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("4 rule(s): 0 error(s)"), "{err}");
+}
+
+#[test]
+fn rules_shows_effective_order_overrides_and_masks() {
+    let root = TempDir::new("layers");
+    root.write("usr/lib/crrules/rules.d/10-devices.rules", "chardev 1:3 => reopen path\n");
+    root.write("usr/lib/crrules/rules.d/20-ipc.rules", "pipe => recreate\n");
+    root.write("usr/lib/crrules/rules.d/30-old.rules", "fifo => recreate\n");
+    root.write("run/crrules/rules.d/20-ipc.rules", "pipe => close\n");
+    root.write("etc/crrules/rules.d/30-old.rules", "->/dev/null");
+    root.write("etc/crrules/rules.d/05-site.rules", "chardev 1:5 => reopen \"/dev/null\"\n");
+    let (code, out, err) = run(&["rules", "--root", root.str(), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules: Vec<(String, String)> = json["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["rule"].as_str().unwrap().rsplit('/').next().unwrap().to_owned(), r["text"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("05-site.rules:1".to_owned(), "chardev 1:5 => reopen \"/dev/null\"".to_owned()),
+            ("10-devices.rules:1".to_owned(), "chardev 1:3 => reopen path".to_owned()),
+            ("20-ipc.rules:1".to_owned(), "pipe => close".to_owned()),
+        ]
+    );
+    let status = |suffix: &str| {
+        json["files"].as_array().unwrap().iter().find(|f| f["path"].as_str().unwrap().ends_with(suffix)).unwrap()
+            ["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(status("usr/lib/crrules/rules.d/20-ipc.rules"), "overridden");
+    assert_eq!(status("usr/lib/crrules/rules.d/30-old.rules"), "masked");
+    assert_eq!(status("etc/crrules/rules.d/30-old.rules"), "mask");
+    assert_eq!(status("run/crrules/rules.d/20-ipc.rules"), "active");
+
+    let (_, text, _) = run(&["rules", "--root", root.str()]);
+    assert!(text.contains("20-ipc.rules overridden by"), "{text}");
+    assert!(text.contains("30-old.rules masked by"), "{text}");
+}
+
+#[test]
+fn lint_reports_every_error_with_location_and_exits_1() {
+    let dir = TempDir::new("errors");
+    let file =
+        dir.write("bad.rules", "chrdev 1:3 => reopen path\npipe => recreate\nfile flags O_APEND => reopen path\n");
+    let (code, _, err) = run(&["lint", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("bad.rules:1:1"), "{err}");
+    assert!(err.contains("bad.rules:3:12"), "{err}");
+    assert!(err.contains("chardev") && err.contains("O_APPEND"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+}
+
+#[test]
+fn deny_warnings_turns_a_duplicate_into_a_failure() {
+    let dir = TempDir::new("dup");
+    let file = dir.write("dup.rules", "pipe => recreate\npipe => recreate\n");
+    let (code, _, err) = run(&["lint", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 warning(s)"), "{err}");
+    let (code, _, err) = run(&["lint", "--deny-warnings", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+}
+
+#[test]
+fn unreadable_policy_path_is_exit_2() {
+    let (code, _, err) = run(&["lint", "/nonexistent/crrules/x.rules"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read policy path `/nonexistent/crrules/x.rules`"), "{err}");
+}
+
+#[test]
+fn root_refuses_a_world_writable_policy_file() {
+    if !running_as_root() {
+        eprintln!("skipped: the ownership check applies to root only");
+        return;
+    }
+    let root = TempDir::new("perm");
+    let file = root.write("etc/crrules/rules.d/10-x.rules", "pipe => recreate\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, _, err) = run(&["lint", "--root", root.str()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("10-x.rules` is writable by group and others"), "{err}");
+    assert!(err.contains("chmod go-w"), "{err}");
+}
+
+#[test]
+fn man_page_and_completions_come_from_the_same_definitions() {
+    let (code, man, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(man.contains(".TH crrules") && man.contains("check"), "{man}");
+    let (code, bash, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(bash.contains("--deny-warnings") && bash.contains("explain"));
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
