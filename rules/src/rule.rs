@@ -229,7 +229,11 @@ impl fmt::Display for Predicate {
             Predicate::Path(g) => write!(f, "path {:?}", g.as_str()),
             Predicate::Fs(g) => write!(f, "fs {}", g.as_str()),
             Predicate::Deleted => f.write_str("deleted"),
-            Predicate::Flags(bits) => write!(f, "flags {}", crate::vocab::open_flag_names(*bits).join(",")),
+            Predicate::Flags(bits) => {
+                let names: Vec<&str> =
+                    crate::vocab::open_flag_names(*bits).into_iter().filter(|n| *n != "O_RDONLY").collect();
+                write!(f, "flags {}", names.join(","))
+            }
             Predicate::Access(a) => write!(f, "access {a}"),
             Predicate::Size(op, n) => write!(f, "size {} {n}", op.as_str()),
             Predicate::Fd(s) => write!(f, "fd {s}"),
