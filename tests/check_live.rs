@@ -222,3 +222,47 @@ fn policy_tests_pass_and_then_show_a_diff_when_a_decision_changes() {
     );
     assert!(out.contains("- expected: reopen") && out.contains("+ got:      close (rule"), "{out}");
 }
+
+#[test]
+fn checking_a_process_that_churns_its_fds_never_fails_or_misreports_a_kind() {
+    let holder = Holder::spawn(&["--churn"]);
+    let root = TempDir::new("churn");
+    let pid = holder.pid().to_string();
+    let expected = |fd: i64| match fd {
+        100..=109 => Some("pipe"),
+        110..=119 => Some("eventfd"),
+        120..=129 => Some("chardev"),
+        130..=139 => Some("socket"),
+        140..=149 => Some("file"),
+        _ => None,
+    };
+    let mut seen = 0;
+    for round in 0..100 {
+        let (code, out, err) = run(&["check", "--root", root.str(), "--pid", &pid, "--format", "json"]);
+        assert!(code == 0 || code == 1, "round {round}: exit {code}: {err}");
+        let json: Value = serde_json::from_str(out.trim()).unwrap();
+        for f in json["fds"].as_array().unwrap() {
+            if f["state"] == "vanished" {
+                continue;
+            }
+            if let Some(kind) = expected(f["fd"].as_i64().unwrap()) {
+                assert_eq!(f["kind"], kind, "round {round}: {f}");
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 100, "the churning fds were seen only {seen} times");
+}
+
+#[test]
+fn check_all_summarises_the_host() {
+    let root = TempDir::new("all");
+    let (code, out, err) = run(&["check", "--root", root.str(), "--all", "--format", "json"]);
+    assert!(code == 0 || code == 1, "{err}");
+    let processes = out.lines().count();
+    assert!(processes >= 2, "{out}");
+    let summary = err.lines().find(|l| l.contains(" processes: ")).unwrap_or_else(|| panic!("no summary: {err}"));
+    let checked: usize = summary.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(checked >= processes, "{summary}");
+    assert!(summary.contains(" checkpointable, "), "{summary}");
+}
