@@ -156,7 +156,12 @@ fn check_all(rules: &RuleSet, matcher: &Compiled, report: &mut Report<'_>, ui: &
                 report.process(&plan)?;
             }
             Err(ScanError::NoSuchProcess { .. } | ScanError::Exited { .. }) => gone += 1,
-            Err(_) => unreadable += 1,
+            Err(e) => {
+                unreadable += 1;
+                if unreadable <= 5 {
+                    ui.note(&e.to_string());
+                }
+            }
         }
     }
     report.finish()?;
