@@ -2,112 +2,114 @@
 //!
 //! Words (kinds, flags, socket words, units, unknown predicates and actions) are kept as written, with
 //! their spans, for the validator to resolve against the vocabulary tables; strings are already unescaped;
-//! numbers are kept as their digits so that the validator can say which one is out of range.
+//! numbers are kept as their digits so that the validator can say which one is out of range. Text is
+//! borrowed from the file wherever it can be (a tree lives as long as its [`crate::Source`]'s text).
 
 use crate::rule::{CmpOp, Span};
+use std::borrow::Cow;
 
 /// A word or number as written, with its byte range in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Word {
-    pub text: String,
+pub struct Word<'a> {
+    pub text: &'a str,
     pub span: Span,
 }
 
 /// A quoted string: its value (escapes decoded) and the byte range of the whole literal, quotes included.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Str {
-    pub value: String,
+pub struct Str<'a> {
+    pub value: Cow<'a, str>,
     pub span: Span,
 }
 
 /// One rule as written: `SELECTOR => ACTION [because "NOTE"]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
+pub struct Rule<'a> {
     /// The kind word that opens the selector (`chardev`), not yet resolved.
-    pub kind: Word,
-    pub predicates: Vec<Predicate>,
+    pub kind: Word<'a>,
+    pub predicates: Vec<Predicate<'a>>,
     /// The `=>`.
     pub arrow: Span,
-    pub action: Action,
-    pub because: Option<Because>,
+    pub action: Action<'a>,
+    pub because: Option<Because<'a>>,
     /// The whole rule, first token to last (continuation lines included, trailing comment excluded).
     pub span: Span,
     /// The 1-based line of the rule's first token.
     pub line: u32,
     /// The rule's text with continuations joined into single spaces.
-    pub text: String,
+    pub text: Cow<'a, str>,
 }
 
 /// `because "NOTE"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Because {
+pub struct Because<'a> {
     /// The `because` keyword.
     pub keyword: Span,
-    pub note: Str,
+    pub note: Str<'a>,
 }
 
 /// One predicate, with the `not`s written before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Predicate {
+pub struct Predicate<'a> {
     /// The span of each `not` before the atom, outermost first (kept flat: any depth parses in constant
     /// stack; the validator bounds it).
     pub nots: Vec<Span>,
-    pub atom: Atom,
+    pub atom: Atom<'a>,
     /// The whole predicate, `not`s included.
     pub span: Span,
 }
 
 /// A predicate without its `not`s.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Atom {
+pub struct Atom<'a> {
     /// What the predicate is about: its keyword (`path`), or the whole `MAJ:MIN` for device numbers.
     pub keyword: Span,
-    pub body: AtomBody,
+    pub body: AtomBody<'a>,
     /// The whole atom, arguments included.
     pub span: Span,
 }
 
 /// The predicates of the language, arguments as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AtomBody {
+pub enum AtomBody<'a> {
     /// `MAJ:MIN`.
-    Dev { major: NumSpec, minor: NumSpec },
+    Dev { major: NumSpec<'a>, minor: NumSpec<'a> },
     /// `path "GLOB"`.
-    Path(Str),
+    Path(Str<'a>),
     /// `fs NAME` or `fs "NAME"` (a glob); for a bare word the span is the word's.
-    Fs(Str),
+    Fs(Str<'a>),
     /// `deleted`.
     Deleted,
     /// `flags O_A,O_B`.
-    Flags(Vec<Word>),
+    Flags(Vec<Word<'a>>),
     /// `access ro|wo|rw`.
-    Access(Word),
+    Access(Word<'a>),
     /// `size OP N[UNIT]`.
-    Size { op: CmpOp, op_span: Span, size: Size },
+    Size { op: CmpOp, op_span: Span, size: Size<'a> },
     /// `fd N|N-M|{..}|*`.
-    Fd(NumSpec),
+    Fd(NumSpec<'a>),
     /// `family WORD`.
-    Family(Word),
+    Family(Word<'a>),
     /// `type WORD`.
-    Type(Word),
+    Type(Word<'a>),
     /// `state WORD`.
-    State(Word),
+    State(Word<'a>),
     /// `name "GLOB"`.
-    Name(Str),
+    Name(Str<'a>),
     /// A word in a predicate's place that is no predicate keyword (`pth`), its arguments skipped.
-    Unknown(Word),
+    Unknown(Word<'a>),
 }
 
 /// A number specification: `*`, or one or more ranges (`3`, `64-255`, `{3,5,7-9}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NumSpec {
+pub enum NumSpec<'a> {
     /// `*`: every number.
     Any(Span),
     /// A single range, or a braced set of them.
-    Set { items: Vec<NumRange>, span: Span },
+    Set { items: Vec<NumRange<'a>>, span: Span },
 }
 
-impl NumSpec {
+impl NumSpec<'_> {
     /// The whole specification's span.
     pub fn span(&self) -> Span {
         match self {
@@ -118,49 +120,49 @@ impl NumSpec {
 
 /// `N` or `N-M`, digits as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NumRange {
-    pub lo: Word,
-    pub hi: Option<Word>,
+pub struct NumRange<'a> {
+    pub lo: Word<'a>,
+    pub hi: Option<Word<'a>>,
     pub span: Span,
 }
 
 /// A size as written: digits and an optional unit word (`16MiB`, `4096`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Size {
-    pub number: Word,
-    pub unit: Option<Word>,
+pub struct Size<'a> {
+    pub number: Word<'a>,
+    pub unit: Option<Word<'a>>,
     pub span: Span,
 }
 
 /// The action of a rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Action {
+pub struct Action<'a> {
     /// The action's keyword as written (`reopen`, or an unknown word).
-    pub keyword: Word,
-    pub body: ActionBody,
+    pub keyword: Word<'a>,
+    pub body: ActionBody<'a>,
     /// The whole action, arguments included.
     pub span: Span,
 }
 
 /// The actions of the language, arguments as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ActionBody {
+pub enum ActionBody<'a> {
     /// `reopen path`.
     ReopenPath,
     /// `reopen "SUBST"`.
-    ReopenSubst(Str),
+    ReopenSubst(Str<'a>),
     /// `contents` or `contents limit SIZE`.
-    Contents { limit: Option<Size> },
+    Contents { limit: Option<Size<'a>> },
     /// `recreate`.
     Recreate,
     /// `inherit "NAME"`.
-    Inherit(Str),
+    Inherit(Str<'a>),
     /// `close`.
     Close,
     /// `reject "REASON"`.
-    Reject(Str),
+    Reject(Str<'a>),
     /// `plugin "NAME"`.
-    Plugin(Str),
+    Plugin(Str<'a>),
     /// A word in the action's place that is no action keyword (`reopn`), its arguments skipped.
     Unknown,
 }

@@ -3,6 +3,8 @@
 //! A file is first split into logical lines by hand ([`logical_lines`]: `\` continuations joined, blank and
 //! comment-only lines dropped, strings that run off the end of their line found), then each logical line is
 //! parsed on its own, so one bad line never hides the next: every syntax error of a file is reported.
+//! The grammar reads a copy of the line whose comment, continuations, tabs and carriage returns are blanked
+//! to spaces byte for byte, so every pest offset is a file offset; tree nodes borrow the file's own text.
 
 use crate::ast;
 use crate::diag::Diagnostic;
@@ -11,6 +13,7 @@ use crate::source::Source;
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
+use std::borrow::Cow;
 
 mod grammar {
     #[derive(pest_derive::Parser)]
@@ -120,14 +123,14 @@ pub fn logical_lines(text: &str) -> Vec<LogicalLine> {
 
 /// The syntax trees of one file and the syntax errors found on the way.
 #[derive(Debug, Default)]
-pub struct Parsed {
+pub struct Parsed<'a> {
     /// The rules that parsed, in file order.
-    pub rules: Vec<ast::Rule>,
+    pub rules: Vec<ast::Rule<'a>>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 /// Parses every logical line of `source`.
-pub fn parse(source: &Source) -> Parsed {
+pub fn parse(source: &Source) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     for logical in logical_lines(&source.text) {
         if let Some(rule) = parse_line(source, &logical, &mut parsed.diagnostics) {
@@ -138,7 +141,7 @@ pub fn parse(source: &Source) -> Parsed {
 }
 
 /// Parses one logical line; `None` (with diagnostics pushed) when it does not parse.
-pub fn parse_line(source: &Source, logical: &LogicalLine, diags: &mut Vec<Diagnostic>) -> Option<ast::Rule> {
+pub fn parse_line<'a>(source: &'a Source, logical: &LogicalLine, diags: &mut Vec<Diagnostic>) -> Option<ast::Rule<'a>> {
     let text: &str = &source.text;
     let base = logical.span.start;
     let line_text = text.get(logical.span.clone())?;
@@ -183,20 +186,22 @@ pub fn parse_line(source: &Source, logical: &LogicalLine, diags: &mut Vec<Diagno
 }
 
 /// Turns pest pairs into syntax tree nodes with file-relative spans, decoding strings.
-struct Builder<'a> {
+struct Builder<'a, 'd> {
     source: &'a Source,
     base: usize,
-    diags: &'a mut Vec<Diagnostic>,
+    diags: &'d mut Vec<Diagnostic>,
 }
 
-impl Builder<'_> {
-    /// A pair's span in the file, without the blanks and continuations pest leaves at its end.
+impl<'a> Builder<'a, '_> {
+    /// A pair's span in the file. (Blanks are explicit in the grammar, so no pair ends with one.)
     fn span(&self, p: &Pair<'_, G>) -> Span {
-        let text = p.as_str();
-        let trimmed = text.trim_end_matches([' ', '\t', '\r', '\n', '\\']);
-        // A string literal ends with `"`, so only implicit whitespace is ever trimmed.
-        let start = self.base + p.as_span().start();
-        start..start + trimmed.len()
+        self.base + p.as_span().start()..self.base + p.as_span().end()
+    }
+
+    /// The file's text at `span` (pairs read a blanked copy of the line, whose words are the file's).
+    fn text(&self, span: Span) -> &'a str {
+        let text: &'a str = &self.source.text;
+        text.get(span).unwrap_or("")
     }
 
     /// The keyword that starts at `start` (keywords are silent in the grammar: they have no pair).
@@ -206,11 +211,12 @@ impl Builder<'_> {
         start..start + len
     }
 
-    fn word(&self, p: &Pair<'_, G>) -> ast::Word {
-        ast::Word { text: p.as_str().to_owned(), span: self.span(p) }
+    fn word(&self, p: &Pair<'_, G>) -> ast::Word<'a> {
+        let span = self.span(p);
+        ast::Word { text: self.text(span.clone()), span }
     }
 
-    fn rule(&mut self, rule: Pair<'_, G>, logical: &LogicalLine) -> Option<ast::Rule> {
+    fn rule(&mut self, rule: Pair<'_, G>, logical: &LogicalLine) -> Option<ast::Rule<'a>> {
         let mut inner = rule.into_inner();
         let selector = inner.next()?;
         let arrow = inner.next()?;
@@ -235,12 +241,12 @@ impl Builder<'_> {
             }
             None => None,
         };
-        let raw = self.source.text.get(span.clone())?;
+        let raw = self.text(span.clone());
         let line = logical.line.saturating_add(count_newlines(self.source.text.get(logical.span.start..start)?));
         Some(ast::Rule { kind, predicates, arrow, action, because, span, line, text: join_continuations(raw) })
     }
 
-    fn predicate(&mut self, p: Pair<'_, G>) -> Option<ast::Predicate> {
+    fn predicate(&mut self, p: Pair<'_, G>) -> Option<ast::Predicate<'a>> {
         let span = self.span(&p);
         let mut nots = Vec::new();
         let mut atom = None;
@@ -254,7 +260,7 @@ impl Builder<'_> {
         Some(ast::Predicate { nots, atom: atom?, span })
     }
 
-    fn atom(&mut self, p: Pair<'_, G>) -> Option<ast::Atom> {
+    fn atom(&mut self, p: Pair<'_, G>) -> Option<ast::Atom<'a>> {
         use ast::AtomBody as B;
         let span = self.span(&p);
         let rule = p.as_rule();
@@ -272,7 +278,7 @@ impl Builder<'_> {
                 if arg.as_rule() == G::string {
                     B::Fs(self.string(arg))
                 } else {
-                    B::Fs(ast::Str { value: arg.as_str().to_owned(), span: self.span(&arg) })
+                    B::Fs(ast::Str { value: Cow::Borrowed(self.text(self.span(&arg))), span: self.span(&arg) })
                 }
             }
             G::deleted => B::Deleted,
@@ -300,7 +306,7 @@ impl Builder<'_> {
         Some(ast::Atom { keyword, body, span })
     }
 
-    fn numspec(&self, p: Pair<'_, G>) -> Option<ast::NumSpec> {
+    fn numspec(&self, p: Pair<'_, G>) -> Option<ast::NumSpec<'a>> {
         let span = self.span(&p);
         let inner = p.into_inner().next()?;
         Some(match inner.as_rule() {
@@ -312,7 +318,7 @@ impl Builder<'_> {
         })
     }
 
-    fn range(&self, p: Pair<'_, G>) -> Option<ast::NumRange> {
+    fn range(&self, p: Pair<'_, G>) -> Option<ast::NumRange<'a>> {
         let span = self.span(&p);
         let mut it = p.into_inner();
         let lo = self.word(&it.next()?);
@@ -320,7 +326,7 @@ impl Builder<'_> {
         Some(ast::NumRange { lo, hi, span })
     }
 
-    fn size(&self, p: Pair<'_, G>) -> Option<ast::Size> {
+    fn size(&self, p: Pair<'_, G>) -> Option<ast::Size<'a>> {
         let span = self.span(&p);
         let mut it = p.into_inner();
         let number = self.word(&it.next()?);
@@ -328,13 +334,13 @@ impl Builder<'_> {
         Some(ast::Size { number, unit, span })
     }
 
-    fn action(&mut self, p: Pair<'_, G>) -> Option<ast::Action> {
+    fn action(&mut self, p: Pair<'_, G>) -> Option<ast::Action<'a>> {
         use ast::ActionBody as A;
         let span = self.span(&p);
         let inner = p.into_inner().next()?;
         let rule = inner.as_rule();
         let keyword_span = self.keyword_span(span.start);
-        let keyword = ast::Word { text: self.source.text.get(keyword_span.clone())?.to_owned(), span: keyword_span };
+        let keyword = ast::Word { text: self.text(keyword_span.clone()), span: keyword_span };
         let mut it = inner.into_inner();
         let body = match rule {
             G::reopen => {
@@ -361,10 +367,13 @@ impl Builder<'_> {
     }
 
     /// Decodes a string literal; a bad escape is reported and decoded as written.
-    fn string(&mut self, p: Pair<'_, G>) -> ast::Str {
+    fn string(&mut self, p: Pair<'_, G>) -> ast::Str<'a> {
         let span = self.span(&p);
-        let raw = p.as_str();
+        let raw = self.text(span.clone());
         let body = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+        if !body.contains('\\') {
+            return ast::Str { value: Cow::Borrowed(body), span };
+        }
         let mut value = String::with_capacity(body.len());
         let mut chars = body.char_indices();
         while let Some((at, c)) = chars.next() {
@@ -398,15 +407,15 @@ impl Builder<'_> {
                 None => value.push('\\'),
             }
         }
-        ast::Str { value, span }
+        ast::Str { value: Cow::Owned(value), span }
     }
 }
 
 /// A logical line as the grammar reads it: outside strings, tabs, carriage returns, `\`-newline
 /// continuations and the trailing comment become spaces, byte for byte (offsets do not move).
-fn blank_line(line: &str) -> std::borrow::Cow<'_, str> {
+fn blank_line(line: &str) -> Cow<'_, str> {
     if !line.contains(['\t', '\r', '\n', '#']) {
-        return std::borrow::Cow::Borrowed(line);
+        return Cow::Borrowed(line);
     }
     let mut b = line.as_bytes().to_vec();
     let mut i = 0;
@@ -435,7 +444,7 @@ fn blank_line(line: &str) -> std::borrow::Cow<'_, str> {
         i += 1;
     }
     // Only whole characters (ASCII bytes, or every byte of the comment) were replaced by spaces.
-    std::borrow::Cow::Owned(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Cow::Owned(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 fn count_newlines(s: &str) -> u32 {
@@ -443,9 +452,9 @@ fn count_newlines(s: &str) -> u32 {
 }
 
 /// A rule's text with each `\`-newline continuation (and the blanks around it) turned into one space.
-fn join_continuations(raw: &str) -> String {
+fn join_continuations(raw: &str) -> Cow<'_, str> {
     if !raw.contains('\n') {
-        return raw.to_owned();
+        return Cow::Borrowed(raw);
     }
     let b = raw.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
@@ -487,7 +496,7 @@ fn join_continuations(raw: &str) -> String {
         i += 1;
     }
     // Only ASCII bytes were removed or inserted, between whole characters.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// What a grammar rule is called in "expected ..." messages, if it should be named at all.

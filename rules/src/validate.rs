@@ -129,7 +129,7 @@ pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnost
         action: action?,
         because,
         origin: Origin { file: source.name.clone(), line: rule.line, span: rule.span.clone() },
-        text: rule.text.clone(),
+        text: rule.text.clone().into_owned(),
     })
 }
 
@@ -210,16 +210,16 @@ impl Validator<'_> {
         code: &'static str,
         (what, plural): (&str, &str),
     ) -> Option<T> {
-        if let Some(v) = from_name(&word.text) {
+        if let Some(v) = from_name(word.text) {
             return Some(v);
         }
-        let help = match suggest(&word.text, words()) {
+        let help = match suggest(word.text, words()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("the {plural} are {}", and_list(words())),
         };
         self.error(
             code,
-            format!("unknown {what} {}", shown(&word.text)),
+            format!("unknown {what} {}", shown(word.text)),
             word.span.clone(),
             &format!("not a {what}"),
             Some(help),
@@ -339,11 +339,11 @@ impl Validator<'_> {
     }
 
     fn unknown_predicate(&mut self, w: &ast::Word) {
-        let help = if let Some(k) = Kind::from_name(&w.text) {
+        let help = if let Some(k) = Kind::from_name(w.text) {
             format!("a rule has one kind; write a second rule for `{k}`, or use `any`")
         } else if w.text == "because" {
             "`because \"NOTE\"` goes after the action".to_owned()
-        } else if let Some(s) = suggest(&w.text, PREDICATE_WORDS.iter().copied()) {
+        } else if let Some(s) = suggest(w.text, PREDICATE_WORDS.iter().copied()) {
             format!("did you mean `{s}`?")
         } else {
             format!(
@@ -353,7 +353,7 @@ impl Validator<'_> {
         };
         self.error(
             "crrules::parse::unknown_predicate",
-            format!("unknown predicate {}", shown(&w.text)),
+            format!("unknown predicate {}", shown(w.text)),
             w.span.clone(),
             "not a predicate",
             Some(help),
@@ -361,7 +361,7 @@ impl Validator<'_> {
     }
 
     fn flag(&mut self, w: &ast::Word) -> Option<u32> {
-        if let Some(bits) = vocab::open_flag(&w.text) {
+        if let Some(bits) = vocab::open_flag(w.text) {
             return Some(bits);
         }
         if w.text == "O_RDONLY" {
@@ -375,13 +375,13 @@ impl Validator<'_> {
             return None;
         }
         let names = vocab::OPEN_FLAGS.iter().map(|(n, _)| *n);
-        let help = match suggest(&w.text, names.clone()) {
+        let help = match suggest(w.text, names.clone()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("the open flags are {}", and_list(names)),
         };
         self.error(
             "crrules::parse::unknown_flag",
-            format!("unknown open flag {}", shown(&w.text)),
+            format!("unknown open flag {}", shown(w.text)),
             w.span.clone(),
             "not an open flag",
             Some(help),
@@ -428,7 +428,7 @@ impl Validator<'_> {
             _ => {
                 self.error(
                     "crrules::validate::out_of_range",
-                    format!("the {what} {} is out of range", shown(&w.text)),
+                    format!("the {what} {} is out of range", shown(w.text)),
                     w.span.clone(),
                     &format!("must be below {limit}"),
                     Some(format!("{what}s go from 0 to {}", limit - 1)),
@@ -454,12 +454,12 @@ impl Validator<'_> {
                         .and_then(|c| units.clone().find(|u| u.len() == 3 && u.starts_with(c)));
                     let mut help =
                         format!("sizes take {} (powers of 1024), or no unit for bytes", or_list(units.clone()));
-                    if let Some(s) = by_prefix.or_else(|| suggest(&unit.text, units)) {
+                    if let Some(s) = by_prefix.or_else(|| suggest(unit.text, units)) {
                         help = format!("did you mean `{s}`? {help}");
                     }
                     self.error(
                         "crrules::parse::unknown_unit",
-                        format!("unknown size unit {}", shown(&unit.text)),
+                        format!("unknown size unit {}", shown(unit.text)),
                         unit.span.clone(),
                         "not a size unit",
                         Some(help),
@@ -554,7 +554,7 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                Action::ReopenSubst { path: s.value.clone() }
+                Action::ReopenSubst { path: s.value.clone().into_owned() }
             }
             A::Contents { limit } => Action::Contents {
                 limit: match limit {
@@ -577,13 +577,13 @@ impl Validator<'_> {
             A::Plugin(s) => Action::Plugin { name: self.nonempty(s, "plugin name", "the name of the backend plugin")? },
             A::Unknown => {
                 let w = &a.keyword;
-                let help = match suggest(&w.text, ACTION_WORDS.iter().copied()) {
+                let help = match suggest(w.text, ACTION_WORDS.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("the actions are {}", and_list(ACTION_WORDS.iter().copied())),
                 };
                 self.error(
                     "crrules::parse::unknown_action",
-                    format!("unknown action {}", shown(&w.text)),
+                    format!("unknown action {}", shown(w.text)),
                     w.span.clone(),
                     "not an action",
                     Some(help),
@@ -605,7 +605,7 @@ impl Validator<'_> {
             );
             return None;
         }
-        Some(s.value.clone())
+        Some(s.value.clone().into_owned())
     }
 
     fn because(&mut self, action: &Option<Action>, b: &ast::Because) -> Option<String> {

@@ -225,3 +225,24 @@ fn the_grammar_readme_examples_compile() {
     }
     assert!(blocks >= 4, "{blocks} code blocks");
 }
+
+/// Large files are compiled in chunks on several threads; the result must be the same as in order.
+#[test]
+fn a_large_file_keeps_rule_and_error_order() {
+    let mut text = String::new();
+    for i in 0..9000 {
+        if i % 1000 == 999 {
+            text.push_str("chrdev => close\n");
+        } else {
+            text.push_str(&format!("any fd {i} => close\n"));
+        }
+    }
+    let c = one(&text);
+    assert_eq!(c.rules.len(), 9000 - 9);
+    let lines: Vec<u32> = c.rules.rules().iter().map(|r| r.origin.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!((lines[998], lines[999]), (999, 1001));
+    let errors: Vec<usize> = c.diagnostics.iter().map(|d| d.primary_span().unwrap().start).collect();
+    assert_eq!(errors.len(), 9);
+    assert!(errors.windows(2).all(|w| w[0] < w[1]));
+}
