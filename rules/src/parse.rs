@@ -524,9 +524,13 @@ fn describe(rule: G) -> Option<&'static str> {
         G::string => "a quoted string",
         G::fs_word => "a filesystem type",
         G::flag => "an open flag such as `O_APPEND`",
-        G::value | G::word => "a word",
+        G::access_word => "an access mode (`ro`, `wo` or `rw`)",
+        G::family_word => "a socket family such as `unix`",
+        G::type_word => "a socket type such as `stream`",
+        G::state_word => "a socket state such as `listen`",
+        G::word => "a word",
         G::cmp => "a comparison (`<`, `<=`, `>`, `>=` or `==`)",
-        G::size_lit | G::unit => "a size such as `16MiB`",
+        G::size_lit | G::size_num | G::unit => "a size such as `16MiB`",
         G::action
         | G::reopen
         | G::contents
@@ -584,6 +588,8 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     let pos = match err.location {
         InputLocation::Pos(p) | InputLocation::Span((p, _)) => p.min(line.len()),
     };
+    // Point at the next token, not at the blank before it.
+    let pos = pos + line.get(pos..).map_or(0, |rest| rest.len() - rest.trim_start_matches(' ').len());
     let mut expected: Vec<&str> = Vec::new();
     if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
         for &r in positives {
@@ -626,7 +632,9 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
         if list.is_empty() { format!("unexpected {found}") } else { format!("expected {list}, found {found}") };
     let label = if at_end { "the rule ends here".to_owned() } else { format!("expected {list}") };
     let mut d = diag("crrules::parse::syntax", message, &label);
-    if wants_arrow && (rest.starts_with("->") || rest.starts_with('=') || rest.starts_with('>')) {
+    if wants_arrow && rest.starts_with(',') {
+        d = d.with_help("several numbers are written as a set in braces: `{1,2}`");
+    } else if wants_arrow && (rest.starts_with("->") || rest.starts_with('=') || rest.starts_with('>')) {
         d = d.with_help("the arrow between selector and action is `=>`");
     } else if token == "\\" {
         d = d.with_help("a `\\` continues a rule only as the last character of its line");
