@@ -1,5 +1,5 @@
 //! Criterion: scanning a process that holds 10,000 fds of mixed kinds (files, `/dev/null`, pipes, unix
-//! socket pairs, eventfds, timerfds, memfds, inotify), per fd (`Throughput::Elements`):
+//! socket pairs, eventfds, timerfds, memfds, epolls), per fd (`Throughput::Elements`):
 //! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/minimal` (link + stat of paths
 //! only), the floors (`readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one
 //! thread and on all cores) and `lsof -p` when installed.
@@ -71,8 +71,8 @@ fn raise_fd_limit(want: u64) {
 /// The holder's side: open about `n` fds, say `ready`, wait for stdin to close.
 fn hold(n: usize) {
     use nix::fcntl::{OFlag, open};
+    use nix::sys::epoll::{Epoll, EpollCreateFlags};
     use nix::sys::eventfd::{EfdFlags, EventFd};
-    use nix::sys::inotify::{InitFlags, Inotify};
     use nix::sys::memfd::{MFdFlags, memfd_create};
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     use nix::sys::stat::Mode;
@@ -93,7 +93,8 @@ fn hold(n: usize) {
             4 => EventFd::from_value_and_flags(1, EfdFlags::EFD_CLOEXEC).map(|e| vec![OwnedFd::from(e)]),
             5 => TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC).map(|t| vec![OwnedFd::from(t)]),
             6 => memfd_create("bench", MFdFlags::MFD_CLOEXEC).map(|m| vec![m]),
-            _ => Inotify::init(InitFlags::IN_CLOEXEC).map(|x| vec![OwnedFd::from(x)]),
+            // Not inotify: its instances are capped per user (fs.inotify.max_user_instances, 128).
+            _ => Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map(|e| vec![e.0]),
         };
         match r {
             Ok(fds) => held.extend(fds),

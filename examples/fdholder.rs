@@ -5,7 +5,7 @@
 //! sockets are then left out: the new namespace's loopback is down); `fdholder --churn` prints `{}` and then
 //! opens and closes fds in a tight loop, keeping fixed fd numbers to fixed kinds: 100-109 pipes, 110-119
 //! eventfds whose count is the fd minus 110, 120-129 `/dev/null`, 130-139 unix sockets, 140-149 regular
-//! files; low fd numbers churn through all of these kinds. `fdholder --many N` holds about N fds of mixed
+//! files; 150-159 and the low fd numbers change between all of these kinds all the time. `fdholder --many N` holds about N fds of mixed
 //! kinds and prints `{"count": N}`.
 //!
 //! Each kind that cannot be opened here is left out of the map, with its error on stderr.
@@ -244,11 +244,13 @@ fn hold(with_inet: bool) {
 }
 
 /// Moves `fd` to number `to` (replacing whatever was there) and closes the original.
-fn place(fd: OwnedFd, to: RawFd) {
+/// Moves `fd` to number `to` and to number `also` (replacing whatever was at either) and closes the original.
+fn place(fd: OwnedFd, to: RawFd, also: RawFd) {
     let from = fd.into_raw_fd();
-    // SAFETY: dup2 onto a number this process reserves for the churn; `from` is ours and closed after.
+    // SAFETY: dup2 onto numbers this process reserves for the churn; `from` is ours and closed after.
     unsafe {
         libc::dup2(from, to);
+        libc::dup2(from, also);
         libc::close(from);
     }
 }
@@ -273,22 +275,24 @@ fn churn() {
     let mut n: u32 = 0;
     loop {
         let i = (n % 10) as RawFd;
+        // Object k also replaces mixed slot 150 + (n + k) % 10, so those change kind all the time.
+        let mixed = |k: u32| 150 + ((n + k) % 10) as RawFd;
         if let Ok((r, w)) = pipe() {
-            place(r, 100 + i);
+            place(r, 100 + i, mixed(0));
             drop(w);
         }
         if let Ok(e) = EventFd::from_value_and_flags(i as u32, EfdFlags::empty()) {
-            place(OwnedFd::from(e), 110 + i);
+            place(OwnedFd::from(e), 110 + i, mixed(1));
         }
         if let Ok(null) = open("/dev/null", OFlag::O_RDWR, Mode::empty()) {
-            place(null, 120 + i);
+            place(null, 120 + i, mixed(2));
         }
         if let Ok((a, b)) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::empty()) {
-            place(a, 130 + i);
+            place(a, 130 + i, mixed(3));
             drop(b);
         }
         if let Ok(f) = open(&file, OFlag::O_RDONLY, Mode::empty()) {
-            place(f, 140 + i);
+            place(f, 140 + i, mixed(4));
         }
         if n % 3 == 0 {
             close_num(100 + ((n / 3) % 50) as RawFd);

@@ -5,6 +5,8 @@
 //! Consistency: an fd may be closed, or closed and reopened as something else, while it is read. Each fd is
 //! read as `stat`, then link, then fdinfo; the link must fit the stat (type; inode for pipes, sockets and
 //! namespaces), the fdinfo's `ino:` must be the stat's inode and its lines must fit the link's kind.
+//! When some reads are turned off, a path (which names no inode) is checked by a second read instead: a
+//! second `stat` after the link, or, when only the link comes first, a second link after the `stat`.
 //! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished.
 
 pub mod fdinfo;
@@ -249,6 +251,14 @@ impl ProcessDir {
         if let (Some(s), Some(ft)) = (&st, file_type) {
             if !link::type_fits(&shape, ft) || link::link_ino(&shape).is_some_and(|ino| ino != s.st_ino) {
                 return Ok(Attempt::Replaced);
+            }
+            // A path names no inode: without fdinfo's `ino:` to tie the reads together, a second `stat`
+            // after the link shows whether the fd still is the file the first one saw.
+            if reads.stat && !reads.fdinfo && matches!(shape, LinkShape::Path(_)) {
+                let again = self.stat_fd(name)?;
+                if (again.st_ino, again.st_dev) != (s.st_ino, s.st_dev) {
+                    return Ok(Attempt::Replaced);
+                }
             }
         }
         let unlinked = st.as_ref().is_some_and(|s| s.st_nlink == 0);

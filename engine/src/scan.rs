@@ -61,6 +61,7 @@ pub struct ProcessScan {
 /// One fd: its facts, or the note that it was closed while the scan ran. Serialised as the facts object,
 /// or as `{"fd": N, "state": "vanished"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(clippy::large_enum_variant, reason = "almost every entry is `Open`; a box would cost an allocation per fd")]
 pub enum FdEntry {
     Open(FdFacts),
     Vanished { fd: i32 },

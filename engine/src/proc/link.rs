@@ -24,7 +24,7 @@ pub enum LinkShape<'a> {
 pub const DELETED_SUFFIX: &str = " (deleted)";
 
 /// Parses `PREFIX:[DIGITS]` into the inode number.
-fn bracketed_ino<'a>(link: &'a str) -> Option<(&'a str, u64)> {
+fn bracketed_ino(link: &str) -> Option<(&str, u64)> {
     let (prefix, rest) = link.split_once(":[")?;
     let digits = rest.strip_suffix(']')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
