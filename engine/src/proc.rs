@@ -23,7 +23,7 @@ use link::LinkShape;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
-use sockdiag::SockTable;
+use sockdiag::{Dump, SockTable};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io;
@@ -322,13 +322,14 @@ impl ProcessDir {
         Ok(mountinfo::fs_types(&String::from_utf8_lossy(&text)))
     }
 
-    /// Every socket of the process's network namespace, from sock_diag. From the scanner's own thread when
-    /// the namespaces are the same, otherwise from a thread that joins the target's namespace (needs
-    /// `CAP_SYS_ADMIN`; an error here leaves the caller to fall back to [`ProcessDir::sockprotoname`]).
-    pub fn socket_table(&self) -> io::Result<SockTable> {
+    /// The sockets of the process's network namespace that the given dumps list, from sock_diag. Made from
+    /// the scanner's own thread when the namespaces are the same, otherwise from a thread that joins the
+    /// target's namespace (needs `CAP_SYS_ADMIN`; on an error the caller falls back to
+    /// [`ProcessDir::sockprotoname`]).
+    pub fn socket_table(&self, which: &[Dump]) -> io::Result<SockTable> {
         let ns = openat(&self.dir, "ns/net", FILE_FLAGS, Mode::empty()).map_err(io_err)?;
         let ino = fstat(&ns).map_err(io_err)?.st_ino;
-        if own_netns() == Some(ino) { sockdiag::dump() } else { sockdiag::dump_in_netns(ns) }
+        if own_netns() == Some(ino) { sockdiag::dump(which) } else { sockdiag::dump_in_netns(ns, which) }
     }
 
     /// A socket fd's protocol name (`UNIX-STREAM`, `TCP`, `NETLINK`), from `getxattr(system.sockprotoname)`
@@ -344,9 +345,9 @@ impl ProcessDir {
     }
 }
 
-/// Socket facts for a socket that sock_diag did not list: its family from the protocol name, if any.
-pub fn fallback_socket_facts(dir: &ProcessDir, fd: i32) -> SocketFacts {
-    SocketFacts { family: dir.sockprotoname(fd).map(|n| sockdiag::family_of_protoname(&n)), ..SocketFacts::default() }
+/// Socket facts for a socket that sock_diag did not list: its family from its protocol name, if known.
+pub fn fallback_socket_facts(protoname: Option<&str>) -> SocketFacts {
+    SocketFacts { family: protoname.map(sockdiag::family_of_protoname), ..SocketFacts::default() }
 }
 
 /// The scanner's effective user id.

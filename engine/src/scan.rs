@@ -5,6 +5,7 @@
 //! not inspect, is a [`ScanError`].
 
 use crate::facts::FdFacts;
+use crate::proc::sockdiag::Dump;
 use crate::proc::{self, FdRead, FdReads, ProcessDir};
 use crrules_rules::vocab::Kind;
 use nix::errno::Errno;
@@ -224,15 +225,34 @@ fn add_filesystems(dir: &ProcessDir, entries: &mut [FdEntry]) -> Result<(), Scan
     Ok(())
 }
 
+/// Up to this many sockets, each one's protocol name is read first so that only the sock_diag dumps that
+/// can list them are made; above it, every dump is made (one dump costs less than this many lookups).
+const SELECTIVE_DUMP_LIMIT: usize = 64;
+
 fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry]) {
-    if !entries.iter().any(|e| e.facts().is_some_and(|f| f.kind == Kind::Socket)) {
+    let sockets: Vec<&mut FdFacts> = open_facts(entries).filter(|f| f.kind == Kind::Socket).collect();
+    if sockets.is_empty() {
         return;
     }
+    let names: Option<Vec<Option<String>>> =
+        (sockets.len() <= SELECTIVE_DUMP_LIMIT).then(|| sockets.iter().map(|f| dir.sockprotoname(f.fd)).collect());
+    let mut which: Vec<Dump> = match &names {
+        Some(names) => names.iter().flatten().filter_map(|n| Dump::for_protoname(n)).collect(),
+        None => Dump::ALL.to_vec(),
+    };
+    which.sort_unstable();
+    which.dedup();
     // Without a table (another namespace we may not join) every socket gets the fallback.
-    let table = dir.socket_table().unwrap_or_default();
-    for f in open_facts(entries).filter(|f| f.kind == Kind::Socket) {
+    let table = dir.socket_table(&which).unwrap_or_default();
+    for (i, f) in sockets.into_iter().enumerate() {
         let found = f.ino.and_then(|ino| table.by_ino.get(&ino)).cloned();
-        f.socket = Some(found.unwrap_or_else(|| proc::fallback_socket_facts(dir, f.fd)));
+        f.socket = Some(found.unwrap_or_else(|| {
+            let name = match &names {
+                Some(names) => names[i].clone(),
+                None => dir.sockprotoname(f.fd),
+            };
+            proc::fallback_socket_facts(name.as_deref())
+        }));
     }
 }
 
