@@ -4,11 +4,11 @@
 //! # How it finds the first matching rule
 //! Every rule is filed under its kind (rules of kind `any` in a table consulted for every fd) and, within
 //! that, under one *anchor*: the most selective positive top-level predicate an index can answer:
-//! 1. an exact device number (`1:3`): a hash map from `major:minor`;
-//! 2. a path, name or filesystem glob: all globs of a field compiled together into one `GlobSet`, whose
-//!    matches name the rules anchored on each glob;
-//! 3. device ranges and wildcards (`4:64-255`, `136:*`): intervals over `major << 32 | minor` in a
-//!    stabbing index;
+//! 1. an exact device number (`1:3`): a hash map by major, then the minors filed under it;
+//! 2. a path, name or filesystem glob: the globs of each field indexed together ([`super::globs`]),
+//!    whose matches name the rules anchored on each glob;
+//! 3. device ranges and wildcards (`4:64-255`, `136:*`): minor ranges in the same map by major, and
+//!    ranges across majors as intervals over `major << 32 | minor` in a stabbing index;
 //! 4. socket family / type / state: a hash map from the triple, with absent parts as wildcards;
 //! 5. fd numbers (`fd 0-2`): intervals in a stabbing index;
 //! 6. otherwise the rule is tried for every fd of its kind (`always`).
@@ -17,15 +17,16 @@
 //! scratch buffers), gathers the anchored candidates from the tables of its kind and of `any`, and tests
 //! the remaining predicates of candidates in rule order; the first that holds is the best anchored
 //! answer, and the `always` rules are then tried only up to it. An anchor only has to return a superset
-//! of the rules whose anchor predicate holds: predicates an index answers exactly (exact devices, globs,
-//! socket triples) are dropped from the residual checks, the others are checked again.
+//! of the rules whose anchor predicate holds: predicates an index answers exactly (exact devices, device
+//! sets it holds number by number, globs, socket triples) are dropped from the residual checks, the
+//! others are checked again.
 
 use super::Matcher;
-use super::index::{IntMap, Stab};
+use super::globs::{GlobIndex, GlobScratch};
+use super::index::{IntMap, KeyedLists, Stab};
 use crate::facts::FdFacts;
 use crrules_rules::rule::{CmpOp, Glob, NumSet, Predicate, RuleSet};
 use crrules_rules::vocab::{Access, Kind, MINOR_LIMIT, SockFamily, SockState, SockType};
-use globset::{GlobSet, GlobSetBuilder};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -33,6 +34,8 @@ use std::collections::HashMap;
 #[derive(Debug)]
 pub struct Compiled {
     rules: Vec<CompiledRule>,
+    /// Every rule's residual checks, rule after rule.
+    checks: Vec<Check>,
     /// One table per [`Kind`], indexed by `kind as usize`; `any` rules are in `tables[Kind::Any]`.
     tables: Vec<Table>,
     path: GlobIndex,
@@ -40,11 +43,12 @@ pub struct Compiled {
     name: GlobIndex,
 }
 
-/// A rule as the matcher tests it: its kind and the predicates its anchor does not answer exactly.
-#[derive(Debug)]
+/// A rule as the matcher tests it: its kind and where its residual checks are in [`Compiled::checks`].
+#[derive(Clone, Copy, Debug)]
 struct CompiledRule {
     kind: Kind,
-    residual: Box<[Check]>,
+    start: u32,
+    len: u32,
 }
 
 /// A predicate with its globs replaced by their number in the field's glob index.
@@ -68,12 +72,12 @@ enum Check {
 /// The anchored rules of one kind.
 #[derive(Debug, Default)]
 struct Table {
-    /// `major << 32 | minor` -> rules, ascending.
-    dev_exact: IntMap<Vec<u32>>,
-    /// Device ranges over `major << 32 | minor`.
+    /// Exact devices and device ranges within one major.
+    dev_minors: Minors,
+    /// Device ranges across majors, over `major << 32 | minor`.
     dev_ranges: Stab,
-    /// A packed socket triple (see [`socket_key`]) -> rules, ascending.
-    sockets: IntMap<Vec<u32>>,
+    /// A packed socket triple (see [`socket_key`]) -> rules.
+    sockets: KeyedLists,
     /// Bit `p` set when some rule is filed under wildcard pattern `p` (bit 0 family, 1 type, 2 state).
     socket_patterns: u8,
     /// Fd number ranges.
@@ -82,59 +86,78 @@ struct Table {
     always: Vec<u32>,
 }
 
-/// The globs of one field (path, fs or name), each numbered, compiled together.
+/// Exact devices and minor ranges, by major: all in one sorted array, so finding those holding a
+/// device costs one hash lookup and a short scan.
 #[derive(Debug, Default)]
-struct GlobIndex {
-    /// Glob text -> its number.
-    ids: HashMap<String, usize>,
-    globs: Vec<Glob>,
-    /// The rules anchored on each glob, ascending, of every kind.
-    anchored: Vec<Vec<u32>>,
-    set: Option<GlobSet>,
+struct Minors {
+    /// Major -> its run in `ranges`.
+    runs: IntMap<(u32, u32)>,
+    /// (first minor, last minor, rule), sorted within each major's run.
+    ranges: Vec<(u32, u32, u32)>,
+    /// Majors with more ranges than [`Minors::FEW`], in a stabbing index each.
+    many: IntMap<Stab>,
 }
 
-impl GlobIndex {
-    /// The number of `glob`, adding it when new.
-    fn id(&mut self, glob: &Glob) -> usize {
-        if let Some(&id) = self.ids.get(glob.as_str()) {
-            return id;
+impl Minors {
+    /// Past this many ranges under one major, a stabbing index finds those holding a minor.
+    const FEW: usize = 16;
+
+    fn new(by_major: HashMap<u64, Vec<(u32, u32, u32)>>) -> Minors {
+        let mut minors = Minors::default();
+        for (major, mut ranges) in by_major {
+            if ranges.len() > Minors::FEW {
+                let stab = Stab::new(ranges.into_iter().map(|(lo, hi, r)| (u64::from(lo), u64::from(hi), r)).collect());
+                minors.many.insert(major, stab);
+            } else {
+                ranges.sort_unstable();
+                minors.runs.insert(major, (minors.ranges.len() as u32, ranges.len() as u32));
+                minors.ranges.extend(ranges);
+            }
         }
-        let id = self.globs.len();
-        self.ids.insert(glob.as_str().to_owned(), id);
-        self.globs.push(glob.clone());
-        self.anchored.push(Vec::new());
-        id
+        minors
     }
 
-    /// Compiles the globs into one set. Should `globset` refuse the union (it never has for globs that
-    /// compiled one by one), matching falls back to testing each glob: slower, same answers.
-    fn build(&mut self) {
-        let mut builder = GlobSetBuilder::new();
-        for g in &self.globs {
-            builder.add(g.glob().clone());
+    /// Appends the rules filed under a range holding `major:minor`.
+    fn stab(&self, major: u32, minor: u32, out: &mut Vec<u32>) {
+        if let Some(&(start, len)) = self.runs.get(&u64::from(major)) {
+            for &(lo, hi, r) in self.ranges.get(start as usize..(start + len) as usize).unwrap_or(&[]) {
+                if lo > minor {
+                    break;
+                }
+                if minor <= hi {
+                    out.push(r);
+                }
+            }
         }
-        self.set = builder.build().ok();
-    }
-
-    /// Fills `into` with the numbers of the globs matching `text`, ascending.
-    fn matches_into(&self, text: &str, into: &mut Vec<usize>) {
-        into.clear();
-        if self.globs.is_empty() {
-            return;
-        }
-        match &self.set {
-            Some(set) => set.matches_into(text, into),
-            None => into.extend(self.globs.iter().enumerate().filter(|(_, g)| g.is_match(text)).map(|(i, _)| i)),
+        if !self.many.is_empty()
+            && let Some(stab) = self.many.get(&u64::from(major))
+        {
+            stab.stab(u64::from(minor), out);
         }
     }
 }
 
-/// Where a rule is filed, best first (lower rank wins; see the module documentation).
+/// A table while rules are filed into it.
+#[derive(Default)]
+struct TableBuilder {
+    dev_minors: HashMap<u64, Vec<(u32, u32, u32)>>,
+    dev_ranges: Vec<(u64, u64, u32)>,
+    sockets: HashMap<u64, Vec<u32>>,
+    fds: Vec<(u64, u64, u32)>,
+    table: Table,
+}
+
+/// Where a rule is filed (see the module documentation).
 enum Anchor<'r> {
     DevExact(u64),
     Glob(Field, &'r Glob),
+    /// Intervals over `major << 32 | minor`.
     DevRanges(Vec<(u64, u64)>),
-    Socket { family: Option<SockFamily>, sock_type: Option<SockType>, state: Option<SockState> },
+    Socket {
+        family: Option<SockFamily>,
+        sock_type: Option<SockType>,
+        state: Option<SockState>,
+    },
     Fds(Vec<(u64, u64)>),
     Always,
 }
@@ -146,28 +169,36 @@ enum Field {
     Name,
 }
 
-/// A device set as intervals over `major << 32 | minor`, and whether they hold no extra number.
-/// Past `MAX_EXACT` intervals, each major range becomes one bounding interval (a superset; the `Dev`
-/// predicate is always checked again).
-fn dev_intervals(major: &NumSet, minor: &NumSet) -> (Vec<(u64, u64)>, bool) {
+/// How closely a device set's intervals follow it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The intervals hold exactly the set's numbers.
+    Exact,
+    /// They also hold minors beyond the kernel's range (a `*` minor across a range of majors).
+    Tight,
+    /// They hold much more: one bounding interval per major range.
+    Loose,
+}
+
+/// A device set as intervals over `major << 32 | minor`, and how closely they follow it.
+fn dev_intervals(major: &NumSet, minor: &NumSet) -> (Vec<(u64, u64)>, Fit) {
     const MAX_EXACT: u64 = 64;
     let key = |ma: u32, mi: u32| (u64::from(ma) << 32) | u64::from(mi);
     let minors = minor.ranges();
-    let (Some(first), Some(last)) = (minors.first(), minors.last()) else { return (Vec::new(), true) };
-    let full_minor = minors.len() == 1 && first.0 == 0 && first.1 >= MINOR_LIMIT - 1;
-    let exact_count: u64 = major.ranges().iter().map(|&(a, b)| u64::from(b - a) + 1).sum::<u64>() * minors.len() as u64;
-    if exact_count <= MAX_EXACT {
+    let (Some(first), Some(last)) = (minors.first(), minors.last()) else { return (Vec::new(), Fit::Exact) };
+    let majors: u64 = major.ranges().iter().map(|&(a, b)| u64::from(b - a) + 1).sum();
+    if majors.saturating_mul(minors.len() as u64) <= MAX_EXACT {
         let mut out = Vec::new();
         for &(a, b) in major.ranges() {
             for ma in a..=b {
                 out.extend(minors.iter().map(|&(c, d)| (key(ma, c), key(ma, d))));
             }
         }
-        (out, true)
+        (out, Fit::Exact)
     } else {
-        // One interval per major range; tight when the minor set is `*` (only out-of-range minors extra).
+        let full_minor = minors.len() == 1 && first.0 == 0 && first.1 >= MINOR_LIMIT - 1;
         let out = major.ranges().iter().map(|&(a, b)| (key(a, first.0), key(b, last.1))).collect();
-        (out, full_minor)
+        (out, if full_minor { Fit::Tight } else { Fit::Loose })
     }
 }
 
@@ -194,10 +225,11 @@ fn choose_anchor<'a>(predicates: &'a [Predicate]) -> (Anchor<'a>, Vec<usize>) {
                 (Some(ma), Some(mi)) => {
                     offer(0, Anchor::DevExact((u64::from(ma) << 32) | u64::from(mi)), vec![i], &mut best)
                 }
-                _ => {
-                    let (intervals, tight) = dev_intervals(major, minor);
-                    offer(if tight { 4 } else { 7 }, Anchor::DevRanges(intervals), Vec::new(), &mut best)
-                }
+                _ => match dev_intervals(major, minor) {
+                    (intervals, Fit::Exact) => offer(4, Anchor::DevRanges(intervals), vec![i], &mut best),
+                    (intervals, Fit::Tight) => offer(4, Anchor::DevRanges(intervals), Vec::new(), &mut best),
+                    (intervals, Fit::Loose) => offer(7, Anchor::DevRanges(intervals), Vec::new(), &mut best),
+                },
             },
             Predicate::Path(g) => {
                 offer(if g.literal().is_some() { 1 } else { 3 }, Anchor::Glob(Field::Path, g), vec![i], &mut best)
@@ -234,6 +266,7 @@ struct Scratch {
     fs: Vec<usize>,
     name: Vec<usize>,
     candidates: Vec<u32>,
+    globs: GlobScratch,
 }
 
 thread_local! {
@@ -288,14 +321,57 @@ impl Check {
     }
 }
 
+impl TableBuilder {
+    fn file(&mut self, anchor: Anchor<'_>, r: u32, globs: [&mut GlobIndex; 3]) {
+        let [path, fs, name] = globs;
+        match anchor {
+            Anchor::DevExact(key) => self.dev_minors.entry(key >> 32).or_default().push((key as u32, key as u32, r)),
+            Anchor::Glob(field, glob) => {
+                let index = match field {
+                    Field::Path => path,
+                    Field::Fs => fs,
+                    Field::Name => name,
+                };
+                let id = index.id(glob);
+                index.anchor(id, r);
+            }
+            Anchor::DevRanges(intervals) => {
+                for (lo, hi) in intervals {
+                    if lo >> 32 == hi >> 32 {
+                        self.dev_minors.entry(lo >> 32).or_default().push((lo as u32, hi as u32, r));
+                    } else {
+                        self.dev_ranges.push((lo, hi, r));
+                    }
+                }
+            }
+            Anchor::Socket { family, sock_type, state } => {
+                let pattern =
+                    u8::from(family.is_some()) | u8::from(sock_type.is_some()) << 1 | u8::from(state.is_some()) << 2;
+                self.table.socket_patterns |= 1 << pattern;
+                self.sockets.entry(socket_key(family, sock_type, state)).or_default().push(r);
+            }
+            Anchor::Fds(intervals) => self.fds.extend(intervals.into_iter().map(|(lo, hi)| (lo, hi, r))),
+            Anchor::Always => self.table.always.push(r),
+        }
+    }
+
+    fn build(self) -> Table {
+        Table {
+            dev_minors: Minors::new(self.dev_minors),
+            dev_ranges: Stab::new(self.dev_ranges),
+            sockets: KeyedLists::new(self.sockets),
+            fds: Stab::new(self.fds),
+            ..self.table
+        }
+    }
+}
+
 impl Table {
     /// Appends the anchored rules of this table that may match `facts` (unsorted, maybe repeated).
     fn candidates(&self, facts: &FdFacts, out: &mut Vec<u32>) {
         if let Some(d) = facts.dev {
             let key = (u64::from(d.major) << 32) | u64::from(d.minor);
-            if let Some(rules) = self.dev_exact.get(&key) {
-                out.extend_from_slice(rules);
-            }
+            self.dev_minors.stab(d.major, d.minor, out);
             if !self.dev_ranges.is_empty() {
                 self.dev_ranges.stab(key, out);
             }
@@ -317,9 +393,7 @@ impl Table {
                 {
                     continue;
                 }
-                if let Some(rules) = self.sockets.get(&socket_key(family, sock_type, state)) {
-                    out.extend_from_slice(rules);
-                }
+                out.extend_from_slice(self.sockets.get(socket_key(family, sock_type, state)));
             }
         }
         if !self.fds.is_empty()
@@ -336,58 +410,29 @@ impl Compiled {
         let mut path = GlobIndex::default();
         let mut fs = GlobIndex::default();
         let mut name = GlobIndex::default();
-        let mut tables: Vec<Table> = Kind::ALL.iter().map(|_| Table::default()).collect();
-        let mut dev_ranges: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); Kind::ALL.len()];
-        let mut fd_ranges: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); Kind::ALL.len()];
+        let mut builders: Vec<TableBuilder> = Kind::ALL.iter().map(|_| TableBuilder::default()).collect();
         let mut compiled = Vec::with_capacity(rules.len());
+        let mut checks = Vec::new();
         // Rule numbers are u32 in the indexes; a policy of four billion rules is not a policy.
         for (index, rule) in rules.rules().iter().enumerate().take(u32::MAX as usize) {
             let r = index as u32;
             let (anchor, consumed) = choose_anchor(&rule.predicates);
-            let table = &mut tables[rule.kind as usize];
-            match anchor {
-                Anchor::DevExact(key) => table.dev_exact.entry(key).or_default().push(r),
-                Anchor::Glob(field, glob) => {
-                    let index = match field {
-                        Field::Path => &mut path,
-                        Field::Fs => &mut fs,
-                        Field::Name => &mut name,
-                    };
-                    let id = index.id(glob);
-                    index.anchored[id].push(r);
-                }
-                Anchor::DevRanges(intervals) => {
-                    dev_ranges[rule.kind as usize].extend(intervals.into_iter().map(|(lo, hi)| (lo, hi, r)))
-                }
-                Anchor::Socket { family, sock_type, state } => {
-                    let pattern = u8::from(family.is_some())
-                        | u8::from(sock_type.is_some()) << 1
-                        | u8::from(state.is_some()) << 2;
-                    table.socket_patterns |= 1 << pattern;
-                    table.sockets.entry(socket_key(family, sock_type, state)).or_default().push(r);
-                }
-                Anchor::Fds(intervals) => {
-                    fd_ranges[rule.kind as usize].extend(intervals.into_iter().map(|(lo, hi)| (lo, hi, r)))
-                }
-                Anchor::Always => table.always.push(r),
-            }
-            let residual = rule
-                .predicates
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !consumed.contains(i))
-                .map(|(_, p)| Check::compile(p, &mut path, &mut fs, &mut name))
-                .collect();
-            compiled.push(CompiledRule { kind: rule.kind, residual });
-        }
-        for (table, (devs, fds)) in tables.iter_mut().zip(dev_ranges.into_iter().zip(fd_ranges)) {
-            table.dev_ranges = Stab::new(devs);
-            table.fds = Stab::new(fds);
+            builders[rule.kind as usize].file(anchor, r, [&mut path, &mut fs, &mut name]);
+            let start = checks.len() as u32;
+            checks.extend(
+                rule.predicates
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !consumed.contains(i))
+                    .map(|(_, p)| Check::compile(p, &mut path, &mut fs, &mut name)),
+            );
+            compiled.push(CompiledRule { kind: rule.kind, start, len: checks.len() as u32 - start });
         }
         for index in [&mut path, &mut fs, &mut name] {
             index.build();
         }
-        Compiled { rules: compiled, tables, path, fs, name }
+        let tables = builders.into_iter().map(TableBuilder::build).collect();
+        Compiled { rules: compiled, checks, tables, path, fs, name }
     }
 
     /// The number of rules compiled.
@@ -401,17 +446,17 @@ impl Compiled {
     }
 
     fn decide(&self, facts: &FdFacts, s: &mut Scratch) -> Option<usize> {
-        let Scratch { path, fs, name, candidates } = s;
+        let Scratch { path, fs, name, candidates, globs } = s;
         match &facts.path {
-            Some(p) => self.path.matches_into(p, path),
+            Some(p) => self.path.matches_into(p, path, globs),
             None => path.clear(),
         }
         match &facts.fs {
-            Some(t) => self.fs.matches_into(t, fs),
+            Some(t) => self.fs.matches_into(t, fs, globs),
             None => fs.clear(),
         }
         match &facts.name {
-            Some(n) => self.name.matches_into(n, name),
+            Some(n) => self.name.matches_into(n, name, globs),
             None => name.clear(),
         }
         let key = Key { facts, path, fs, name };
@@ -425,21 +470,22 @@ impl Compiled {
         }
         for (index, hits) in [(&self.path, key.path), (&self.fs, key.fs), (&self.name, key.name)] {
             for &id in hits {
-                for &r in &index.anchored[id] {
+                for &r in index.anchored(id) {
                     if self.rules[r as usize].kind.covers(facts.kind) {
                         candidates.push(r);
                     }
                 }
             }
         }
-        candidates.sort_unstable();
-        candidates.dedup();
+        if candidates.len() > 1 {
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
         let best = candidates.iter().copied().find(|&r| self.residual_holds(r, &key));
 
         // The unanchored rules, in order, only up to the best anchored answer.
         let limit = best.unwrap_or(u32::MAX);
-        let empty: &[u32] = &[];
-        let (mut a, mut b) = (own.always.as_slice(), any.map_or(empty, |t| t.always.as_slice()));
+        let (mut a, mut b) = (own.always.as_slice(), any.map_or(&[][..], |t| t.always.as_slice()));
         loop {
             let next = match (a.first(), b.first()) {
                 (Some(&x), Some(&y)) if x <= y => {
@@ -467,7 +513,8 @@ impl Compiled {
     }
 
     fn residual_holds(&self, rule: u32, key: &Key<'_>) -> bool {
-        self.rules[rule as usize].residual.iter().all(|c| c.holds(key))
+        let CompiledRule { start, len, .. } = self.rules[rule as usize];
+        self.checks[start as usize..(start + len) as usize].iter().all(|c| c.holds(key))
     }
 }
 

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A multiply-rotate hasher for integer keys (the keys are packed device numbers and socket triples,
-/// chosen by nobody hostile, so a keyed hash buys nothing here).
+/// A multiply-rotate hasher for the matcher's keys (packed device numbers, socket triples, glob prefixes
+/// from the policy; a keyed hash buys nothing against a policy's own author).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IntHasher(u64);
 
@@ -15,9 +15,15 @@ impl Hasher for IntHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
         }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.write_u64(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
     }
 
     fn write_u64(&mut self, n: u64) {
@@ -98,6 +104,62 @@ impl Stab {
     }
 }
 
+/// Many short lists of rule numbers in one allocation, each found by its number (what a
+/// `Vec<Vec<u32>>` holds, without a pointer to chase per list).
+#[derive(Clone, Debug, Default)]
+pub struct Lists {
+    spans: Vec<(u32, u32)>,
+    items: Vec<u32>,
+}
+
+impl Lists {
+    /// Packs `lists`; list `i` of the result is `lists[i]`.
+    pub fn new(lists: Vec<Vec<u32>>) -> Lists {
+        let mut packed = Lists { spans: Vec::with_capacity(lists.len()), items: Vec::new() };
+        for list in lists {
+            packed.spans.push((packed.items.len() as u32, list.len() as u32));
+            packed.items.extend(list);
+        }
+        packed
+    }
+
+    /// List `i` (empty when there is none).
+    pub fn get(&self, i: usize) -> &[u32] {
+        match self.spans.get(i) {
+            Some(&(start, len)) => self.items.get(start as usize..(start + len) as usize).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+}
+
+/// Integer keys -> lists of rule numbers, ascending as pushed.
+#[derive(Clone, Debug, Default)]
+pub struct KeyedLists {
+    keys: IntMap<u32>,
+    lists: Lists,
+}
+
+impl KeyedLists {
+    /// Packs key -> list pairs.
+    pub fn new(map: HashMap<u64, Vec<u32>>) -> KeyedLists {
+        let mut keys = IntMap::default();
+        let mut lists = Vec::with_capacity(map.len());
+        for (key, list) in map {
+            keys.insert(key, lists.len() as u32);
+            lists.push(list);
+        }
+        KeyedLists { keys, lists: Lists::new(lists) }
+    }
+
+    /// The list of `key` (empty when there is none).
+    pub fn get(&self, key: u64) -> &[u32] {
+        match self.keys.get(&key) {
+            Some(&i) => self.lists.get(i as usize),
+            None => &[],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +195,14 @@ mod tests {
         }
         assert_eq!(m.get(&(7 << 32 | 7)), Some(&7));
         assert_eq!(m.get(&7), None);
+    }
+
+    #[test]
+    fn packed_lists_give_back_what_went_in() {
+        let lists = Lists::new(vec![vec![1, 2], vec![], vec![7]]);
+        assert_eq!((lists.get(0), lists.get(1), lists.get(2), lists.get(3)), (&[1, 2][..], &[][..], &[7][..], &[][..]));
+        let keyed = KeyedLists::new(HashMap::from([(5, vec![3, 4]), (1 << 40, vec![9])]));
+        assert_eq!((keyed.get(5), keyed.get(1 << 40), keyed.get(6)), (&[3, 4][..], &[9][..], &[][..]));
+        assert!(KeyedLists::default().get(0).is_empty());
     }
 }

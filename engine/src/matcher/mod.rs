@@ -3,6 +3,7 @@
 //! agree with it on every input (a property test holds it to that).
 
 pub mod compiled;
+mod globs;
 mod index;
 pub mod reference;
 
