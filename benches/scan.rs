@@ -1,7 +1,7 @@
 //! Criterion: scanning a process that holds 10,000 fds of mixed kinds (files, `/dev/null`, pipes, unix
 //! socket pairs, eventfds, timerfds, memfds, epolls), per fd (`Throughput::Elements`):
-//! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/minimal` (link + stat of paths
-//! only), the floors (`readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one
+//! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/no-stat` (`stat` only for
+//! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only), the floors (`readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one
 //! thread and on all cores) and `lsof -p` when installed.
 //!
 //! The holder is this same binary, re-run with `CRRULES_BENCH_HOLDER=N`: [`spawn_holder`] is the reusable
@@ -176,6 +176,8 @@ fn bench_scan(c: &mut Criterion) {
     g.bench_function("full-1thread", |b| {
         b.iter(|| one_thread.install(|| scan_process(pid, &full).expect("scan").fds.len()))
     });
+    let no_stat = ScanOptions { stat: false, ..ScanOptions::default() };
+    g.bench_function("no-stat", |b| b.iter(|| scan_process(pid, &no_stat).expect("scan").fds.len()));
     let no_fdinfo = ScanOptions { fdinfo: false, mounts: false, ..ScanOptions::default() };
     g.bench_function("no-fdinfo", |b| b.iter(|| scan_process(pid, &no_fdinfo).expect("scan").fds.len()));
     let minimal = ScanOptions::minimal();
