@@ -1,8 +1,9 @@
 //! Criterion: scanning a process that holds 10,000 fds of mixed kinds (files, `/dev/null`, pipes, unix
 //! socket pairs, eventfds, timerfds, memfds, epolls), per fd (`Throughput::Elements`):
 //! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/no-stat` (`stat` only for
-//! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only), the floors (`readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one
-//! thread and on all cores) and `lsof -p` when installed.
+//! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only), the floors (`readlinkat` +
+//! `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one thread and on all cores) and
+//! `lsof -p` when installed.
 //!
 //! The holder is this same binary, re-run with `CRRULES_BENCH_HOLDER=N`: [`spawn_holder`] is the reusable
 //! harness (spawn, wait until it holds its fds, kill on drop).
