@@ -4,7 +4,8 @@
 //!
 //! Consistency: an fd may be closed, or closed and reopened as something else, while it is read. Each fd is
 //! read as `stat`, then link, then fdinfo; the link must fit the stat (type; inode for pipes, sockets and
-//! namespaces), the fdinfo's `ino:` must be the stat's inode and its lines must fit the link's kind.
+//! namespaces), the fdinfo's `ino:` must be the stat's inode (for a path whose filesystem reports another
+//! inode number to `stat`, a second `stat` must agree with the first) and its lines must fit the link's kind.
 //! When some reads are turned off, a path (which names no inode) is checked by a second read instead: a
 //! second `stat` after the link, or, when only the link comes first, a second link after the `stat`.
 //! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished.
@@ -273,9 +274,20 @@ impl ProcessDir {
         };
         let info = if reads.fdinfo {
             let info = self.read_fdinfo(name)?;
-            let expected_ino = st.as_ref().map(|s| s.st_ino).or_else(|| link::link_ino(&shape));
-            if matches!((info.ino, expected_ino), (Some(a), Some(b)) if a != b) || !info.fits(kind) {
+            if !info.fits(kind) {
                 return Ok(Attempt::Replaced);
+            }
+            let expected_ino = st.as_ref().map(|s| s.st_ino).or_else(|| link::link_ino(&shape));
+            if matches!((info.ino, expected_ino), (Some(a), Some(b)) if a != b) {
+                // Some filesystems (FUSE, overlayfs across devices) give `stat` another inode number than
+                // the kernel inode's, which fdinfo prints: for a path, a second `stat` decides.
+                let Some(first) = st.as_ref().filter(|_| matches!(shape, LinkShape::Path(_))) else {
+                    return Ok(Attempt::Replaced);
+                };
+                let again = self.stat_fd(name)?;
+                if (again.st_ino, again.st_dev) != (first.st_ino, first.st_dev) {
+                    return Ok(Attempt::Replaced);
+                }
             }
             Some(info)
         } else {

@@ -189,7 +189,11 @@ impl FdInfo {
 
     /// False when this text cannot belong to an fd of `kind`: another kind's own lines are present, or the
     /// kind's required line is missing. Either means the fd was replaced between the reads.
+    /// Anonymous inodes the language has no kind for may print anything, so they fit every text.
     pub fn fits(&self, kind: Kind) -> bool {
+        if kind == Kind::Anon {
+            return true;
+        }
         let has = |present: bool, owner: Kind| !present || kind == owner;
         let needs = |owner: Kind, present: bool| kind != owner || present;
         has(self.eventfd.is_some(), Kind::Eventfd)
@@ -337,6 +341,7 @@ mod tests {
         let p = FdInfo::parse("pos:\t0\nflags:\t02000002\nPid:\t4242\nNSpid:\t4242\n");
         assert_eq!(p.pidfd_pid, Some(4242));
         assert!(p.fits(Kind::Pidfd) && !p.fits(Kind::File));
+        assert!(p.fits(Kind::Anon), "an unknown anonymous inode may print any line");
         assert_eq!(FdInfo::parse("tty-index:\t3\n").tty_index, Some(3));
     }
 
