@@ -353,3 +353,18 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text(text in "(pos|flags|ino|lock|tfd|inotify|fanotify|eventfd-count|it_value|sigmask|Pid|[ :\t\n()0-9a-fxEOF,-]){0,40}") {
+            let info = FdInfo::parse(&text);
+            let _ = info.fits(Kind::Eventfd);
+            info.apply(&mut FdFacts::new(3, Kind::Epoll, "anon_inode:[eventpoll]"));
+        }
+    }
+}

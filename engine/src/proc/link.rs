@@ -167,3 +167,21 @@ mod tests {
         assert!(!is_memfd_path("/memfd:buf"));
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_link(text in "(anon_inode:|pipe:|socket:|net:|/memfd:|/dmabuf:| \\(deleted\\)|\\[|\\]|[a-z0-9/ ]){0,12}") {
+            let shape = classify(&text);
+            let _ = link_ino(&shape);
+            let _ = type_fits(&shape, FileType::None);
+            if let LinkShape::Anon(n) = shape {
+                let _ = anon_kind(n);
+            }
+        }
+    }
+}

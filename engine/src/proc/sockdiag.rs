@@ -529,3 +529,19 @@ mod tests {
         assert_eq!(family_of_protoname("???"), SockFamily::Other);
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_reply_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512), seq in 0u32..3) {
+            let mut table = SockTable::default();
+            let _ = parse_batch(&bytes, seq, &mut table);
+            let _ = parse_diag(&bytes);
+            name_unix_peers(&mut table);
+        }
+    }
+}
