@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for FdEntry {
 pub enum ScanError {
     #[error("process {pid} does not exist")]
     NoSuchProcess { pid: i32 },
-    #[error("may not inspect the fds of process {pid}: {source} (run as its owner or as root)")]
+    #[error("may not inspect the fds of process {pid}: permission denied (run as its owner or as root)")]
     PermissionDenied {
         pid: i32,
         #[source]
