@@ -9,7 +9,12 @@
 //! harness (spawn, wait until it holds its fds, kill on drop).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crrules_engine::scan::{ScanOptions, scan_process};
+use crrules_engine::facts::FdFacts;
+use crrules_engine::matcher::Compiled;
+use crrules_engine::needs::scan_options;
+use crrules_engine::plan::ProcessPlan;
+use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
+use crrules_rules::{RuleSet, Source};
 use rayon::prelude::*;
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -166,6 +171,23 @@ impl Floor {
     }
 }
 
+/// The default policy shipped in `policy/`.
+fn default_policy() -> RuleSet {
+    let sources = [
+        Source::new("10-devices.rules", include_str!("../policy/10-devices.rules")),
+        Source::new("20-files.rules", include_str!("../policy/20-files.rules")),
+        Source::new("30-ipc.rules", include_str!("../policy/30-ipc.rules")),
+    ];
+    crrules_rules::compile(&sources).rules
+}
+
+fn entry(e: FdEntry) -> Result<FdFacts, i32> {
+    match e {
+        FdEntry::Open(f) => Ok(f),
+        FdEntry::Vanished { fd } => Err(fd),
+    }
+}
+
 fn bench_scan(c: &mut Criterion) {
     let holder = spawn_holder(NFDS);
     let (pid, n) = (holder.pid, holder.nfds);
@@ -183,6 +205,18 @@ fn bench_scan(c: &mut Criterion) {
     g.bench_function("no-fdinfo", |b| b.iter(|| scan_process(pid, &no_fdinfo).expect("scan").fds.len()));
     let minimal = ScanOptions::minimal();
     g.bench_function("minimal", |b| b.iter(|| scan_process(pid, &minimal).expect("scan").fds.len()));
+    // The whole check: scan + decide every fd with the compiled default policy. `check-full` reads every
+    // fact (what `--format json` prints); `check` reads what the policy needs (what the table needs).
+    let rules = default_policy();
+    let matcher = Compiled::new(&rules);
+    let decide = |opts: &ScanOptions| {
+        let scan = scan_process(pid, opts).expect("scan");
+        ProcessPlan::new(scan.pid, scan.comm, scan.fds.into_iter().map(entry), &rules, &matcher).fds.len()
+    };
+    g.bench_function("check-full", |b| b.iter(|| decide(&full)));
+    let narrow = scan_options(&rules);
+    g.bench_function("check", |b| b.iter(|| decide(&narrow)));
+    g.bench_function("check-1thread", |b| b.iter(|| one_thread.install(|| decide(&narrow))));
     let floor = Floor::new(pid);
     g.bench_function("floor", |b| b.iter(|| floor.list().par_iter().map(|&fd| floor.one(fd)).sum::<usize>()));
     g.bench_function("floor-1thread", |b| b.iter(|| floor.list().iter().map(|&fd| floor.one(fd)).sum::<usize>()));

@@ -1,7 +1,7 @@
 //! `crrules check`, `crrules explain` and `crrules facts`: scan processes (or read saved facts), decide
 //! every fd with the compiled matcher, hand the plans to the report backend.
 
-use crate::args::{CheckArgs, ExplainArgs, FactsArgs, PolicyArgs, Targets};
+use crate::args::{CheckArgs, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
 use crate::load;
 use crate::output::{FdJson, ProcessJson, Report};
 use crate::render::{Style, Ui};
@@ -9,6 +9,7 @@ use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
 use crrules_engine::facts::FdFacts;
 use crrules_engine::matcher::{self, Compiled, Matcher};
+use crrules_engine::needs;
 use crrules_engine::plan::ProcessPlan;
 use crrules_engine::scan::{self, FdEntry, ProcessScan, ScanError, ScanOptions};
 use crrules_rules::RuleSet;
@@ -25,10 +26,10 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
         return check_saved(path, rules, &matcher, &mut report);
     }
     if check.targets.all {
-        return check_all(rules, &matcher, &mut report, ui);
+        return check_all(rules, &matcher, scan_options(check.format, rules), &mut report, ui);
     }
     let pids = resolve(&check.targets)?;
-    let opts = ScanOptions::default();
+    let opts = scan_options(check.format, rules);
     let mut outcome = Outcome::Clean;
     for pid in pids {
         let scan = scan::scan_process(pid, &opts).map_err(scan_failure)?;
@@ -40,6 +41,15 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
     }
     report.finish()?;
     Ok(outcome)
+}
+
+/// What to read of each fd: the table shows only what the policy needs to decide (plus what the link and,
+/// for paths, `stat` always give); JSON and RON print every fact.
+fn scan_options(format: Format, rules: &RuleSet) -> ScanOptions {
+    match format {
+        Format::Text => needs::scan_options(rules),
+        Format::Json | Format::Ron => ScanOptions::all(),
+    }
 }
 
 /// The pids `--pid`/`--tree` name, each once, in the order given (descendants after their ancestor).
@@ -120,13 +130,18 @@ fn facts_of(fd: FdJson) -> Result<FdFacts, i32> {
 
 /// `check --all`: every process on the host, with a progress bar on a terminal and a summary of how many
 /// are checkpointable and the most common reasons they are not.
-fn check_all(rules: &RuleSet, matcher: &Compiled, report: &mut Report<'_>, ui: &Ui) -> Result<Outcome, Failure> {
+fn check_all(
+    rules: &RuleSet,
+    matcher: &Compiled,
+    opts: ScanOptions,
+    report: &mut Report<'_>,
+    ui: &Ui,
+) -> Result<Outcome, Failure> {
     let me = std::process::id() as i32;
     let pids: Vec<i32> = scan::all_pids().map_err(scan_failure)?.into_iter().filter(|&p| p != me).collect();
     let total = pids.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let progress = Progress::new(ui.err_tty, total);
-    let opts = ScanOptions::default();
     let results: Vec<Result<ProcessPlan, ScanError>> = pids
         .par_iter()
         .map(|&pid| {

@@ -5,6 +5,7 @@
 
 pub mod facts;
 pub mod matcher;
+pub mod needs;
 pub mod plan;
 pub mod proc;
 pub mod scan;

@@ -17,6 +17,7 @@ pub mod sockdiag;
 mod sys;
 
 use crate::facts::{DevNum, FdFacts, FileType, SocketFacts};
+use crate::scan::KindMask;
 use crate::scan::ScanError;
 use crrules_rules::vocab::Kind;
 use fdinfo::FdInfo;
@@ -40,8 +41,8 @@ pub const ATTEMPTS: usize = 4;
 pub struct FdReads {
     /// `stat` every fd (paths are always stat'ed: only `stat` tells a file from a directory or a device).
     pub stat: bool,
-    /// Read `/proc/PID/fdinfo/N`.
-    pub fdinfo: bool,
+    /// Read `/proc/PID/fdinfo/N` of fds of these kinds.
+    pub fdinfo: KindMask,
 }
 
 /// The outcome of reading one fd.
@@ -249,19 +250,6 @@ impl ProcessDir {
             }
         }
         let file_type = st.as_ref().map(|s| FileType::from_mode(s.st_mode));
-        if let (Some(s), Some(ft)) = (&st, file_type) {
-            if !link::type_fits(&shape, ft) || link::link_ino(&shape).is_some_and(|ino| ino != s.st_ino) {
-                return Ok(Attempt::Replaced);
-            }
-            // A path names no inode: without fdinfo's `ino:` to tie the reads together, a second `stat`
-            // after the link shows whether the fd still is the file the first one saw.
-            if reads.stat && !reads.fdinfo && matches!(shape, LinkShape::Path(_)) {
-                let again = self.stat_fd(name)?;
-                if (again.st_ino, again.st_dev) != (s.st_ino, s.st_dev) {
-                    return Ok(Attempt::Replaced);
-                }
-            }
-        }
         let unlinked = st.as_ref().is_some_and(|s| s.st_nlink == 0);
         let kind = match shape {
             LinkShape::Path(p) if link::is_memfd_path(p) && unlinked => Kind::Memfd,
@@ -272,7 +260,21 @@ impl ProcessDir {
             LinkShape::Anon(n) => link::anon_kind(n),
             LinkShape::Ns { .. } => Kind::Nsfs,
         };
-        let info = if reads.fdinfo {
+        let fdinfo = reads.fdinfo.contains(kind);
+        if let (Some(s), Some(ft)) = (&st, file_type) {
+            if !link::type_fits(&shape, ft) || link::link_ino(&shape).is_some_and(|ino| ino != s.st_ino) {
+                return Ok(Attempt::Replaced);
+            }
+            // A path names no inode: without fdinfo's `ino:` to tie the reads together, a second `stat`
+            // after the link shows whether the fd still is the file the first one saw.
+            if reads.stat && !fdinfo && matches!(shape, LinkShape::Path(_)) {
+                let again = self.stat_fd(name)?;
+                if (again.st_ino, again.st_dev) != (s.st_ino, s.st_dev) {
+                    return Ok(Attempt::Replaced);
+                }
+            }
+        }
+        let info = if fdinfo {
             let info = self.read_fdinfo(name)?;
             if !info.fits(kind) {
                 return Ok(Attempt::Replaced);

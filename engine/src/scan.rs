@@ -30,6 +30,35 @@ pub struct ScanOptions {
     pub sockets: bool,
     /// Filesystem types from the process's mountinfo (needs `fdinfo` for the mount ids).
     pub mounts: bool,
+    /// The kinds whose fdinfo is read when `fdinfo` is on: a policy that tests flags only of files need not
+    /// pay for the fdinfo of every pipe and socket.
+    pub fdinfo_kinds: KindMask,
+}
+
+/// A set of fd kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KindMask(u32);
+
+impl KindMask {
+    /// Every kind.
+    pub const ALL: KindMask = KindMask(u32::MAX);
+    /// No kind.
+    pub const NONE: KindMask = KindMask(0);
+
+    /// This set with `kind` added.
+    pub const fn with(self, kind: Kind) -> KindMask {
+        KindMask(self.0 | 1 << kind as u32)
+    }
+
+    /// True when `kind` is in the set.
+    pub const fn contains(self, kind: Kind) -> bool {
+        self.0 & 1 << kind as u32 != 0
+    }
+
+    /// The union of two sets.
+    pub const fn union(self, other: KindMask) -> KindMask {
+        KindMask(self.0 | other.0)
+    }
 }
 
 impl Default for ScanOptions {
@@ -41,13 +70,13 @@ impl Default for ScanOptions {
 impl ScanOptions {
     /// Every fact.
     pub const fn all() -> ScanOptions {
-        ScanOptions { stat: true, fdinfo: true, sockets: true, mounts: true }
+        ScanOptions { stat: true, fdinfo: true, sockets: true, mounts: true, fdinfo_kinds: KindMask::ALL }
     }
 
     /// Only what the link text and, for paths, `stat` say: number, kind, link, path, name, inode, and for
     /// paths the `stat` fields.
     pub const fn minimal() -> ScanOptions {
-        ScanOptions { stat: false, fdinfo: false, sockets: false, mounts: false }
+        ScanOptions { stat: false, fdinfo: false, sockets: false, mounts: false, fdinfo_kinds: KindMask::NONE }
     }
 }
 
@@ -184,7 +213,7 @@ impl ScanError {
 pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanError> {
     let dir = ProcessDir::open(pid)?;
     let fds = dir.list_fds()?;
-    let reads = FdReads { stat: opts.stat, fdinfo: opts.fdinfo };
+    let reads = FdReads { stat: opts.stat, fdinfo: if opts.fdinfo { opts.fdinfo_kinds } else { KindMask::NONE } };
     let read: Vec<FdRead> = fds.par_iter().map(|&fd| dir.read_fd(fd, reads)).collect::<Result<_, _>>()?;
     let mut entries: Vec<FdEntry> = fds
         .iter()

@@ -1,0 +1,70 @@
+//! A scan narrowed to what a policy needs (`needs::scan_options`) decides every fd exactly as a full scan
+//! does, while skipping fdinfo for kinds no rule asks about.
+
+mod scan_common;
+
+use crrules_engine::matcher::{Compiled, Matcher};
+use crrules_engine::needs::scan_options;
+use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
+use crrules_rules::vocab::Kind;
+use crrules_rules::{RuleSet, Source};
+use scan_common::Holder;
+
+fn default_policy() -> RuleSet {
+    let sources = [
+        Source::new("10-devices.rules", include_str!("../policy/10-devices.rules")),
+        Source::new("20-files.rules", include_str!("../policy/20-files.rules")),
+        Source::new("30-ipc.rules", include_str!("../policy/30-ipc.rules")),
+    ];
+    let compiled = crrules_rules::compile(&sources);
+    assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
+    compiled.rules
+}
+
+fn decisions(rules: &RuleSet, opts: &ScanOptions, pid: i32) -> Vec<(i32, Option<usize>)> {
+    let matcher = Compiled::new(rules);
+    scan_process(pid, opts)
+        .unwrap()
+        .fds
+        .iter()
+        .filter_map(|e| match e {
+            FdEntry::Open(f) => Some((f.fd, matcher.first_match(f))),
+            FdEntry::Vanished { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn narrowed_scan_decides_like_the_full_scan() {
+    let holder = Holder::spawn(&[]);
+    let rules = default_policy();
+    let narrow = scan_options(&rules);
+    // The default policy tests the filesystem of files and the family/type/state of sockets, nothing else
+    // that fdinfo or sock_diag tells.
+    assert!(narrow.fdinfo && narrow.fdinfo_kinds.contains(Kind::File));
+    assert!(!narrow.fdinfo_kinds.contains(Kind::Pipe) && !narrow.fdinfo_kinds.contains(Kind::Eventfd));
+    assert!(narrow.sockets && narrow.mounts && !narrow.stat);
+    assert_eq!(decisions(&rules, &narrow, holder.pid()), decisions(&rules, &ScanOptions::all(), holder.pid()));
+
+    // The narrowed scan really skipped fdinfo: an eventfd has no count, a file still has its filesystem.
+    let scan = scan_process(holder.pid(), &narrow).unwrap();
+    let facts = |fd: i32| scan.fds.iter().find_map(|e| e.facts().filter(|f| f.fd == fd)).unwrap();
+    assert!(facts(holder.fds["eventfd"]).eventfd.is_none());
+    assert!(facts(holder.fds["file_at_offset"]).fs.is_some());
+}
+
+#[test]
+fn a_policy_that_tests_flags_of_any_kind_reads_every_fdinfo() {
+    let holder = Holder::spawn(&[]);
+    let compiled = crrules_rules::compile(&[Source::new(
+        "t.rules",
+        "any flags O_APPEND => close\npipe access wo => recreate\nsocket => recreate\neventfd => recreate\nany => close\n",
+    )]);
+    assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
+    let narrow = scan_options(&compiled.rules);
+    assert!(narrow.fdinfo_kinds.contains(Kind::Eventfd) && !narrow.sockets);
+    assert_eq!(
+        decisions(&compiled.rules, &narrow, holder.pid()),
+        decisions(&compiled.rules, &ScanOptions::all(), holder.pid())
+    );
+}
