@@ -145,7 +145,7 @@ fn every_kind_is_reported_with_its_facts() {
     assert!(tf.it_value.0 <= 30 && tf.it_value != (0, 0), "armed: {tf:?}");
 
     let ino = s.get("inotify");
-    assert_eq!((ino.kind, ino.name.as_deref()), (Kind::Inotify, Some("inotify")));
+    assert_eq!((ino.kind, ino.name.as_deref()), (Kind::Inotify, Some("[inotify]")));
     assert_eq!(ino.inotify.as_ref().map(Vec::len), Some(1));
 
     let fan = s.get("fanotify");

@@ -305,7 +305,7 @@ impl ProcessDir {
                 facts.name = link::pseudo_path_anon(p).map(str::to_string);
                 facts.path = Some(path.to_string());
             }
-            LinkShape::Anon(n) => facts.name = Some(n.to_string()),
+            LinkShape::Anon(n) => facts.name = Some(link::bracketed(n)),
             LinkShape::Ns { ns, .. } => facts.name = Some(ns.to_string()),
             LinkShape::Pipe(_) | LinkShape::Socket(_) => {}
         }

@@ -71,6 +71,13 @@ pub fn anon_kind(name: &str) -> Kind {
     }
 }
 
+/// An anonymous inode's name in the one form rules match: in brackets, as most appear in `/proc`
+/// (`[eventfd]`), also for those the kernel names without (`anon_inode:kvm-vm` -> `[kvm-vm]`,
+/// `anon_inode:inotify` -> `[inotify]`). The fd's `link` keeps the exact text.
+pub fn bracketed(name: &str) -> String {
+    if name.starts_with('[') && name.ends_with(']') { name.to_owned() } else { format!("[{name}]") }
+}
+
 /// Pseudo-paths of anonymous files that look like paths but are not files: `/dmabuf:NAME` -> `[dmabuf]`.
 pub fn pseudo_path_anon(path: &str) -> Option<&'static str> {
     path.starts_with("/dmabuf:").then_some("[dmabuf]")
@@ -140,6 +147,13 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(classify(text), *want, "{text}");
         }
+    }
+
+    #[test]
+    fn anon_names_are_bracketed_once() {
+        assert_eq!(bracketed("[eventfd]"), "[eventfd]");
+        assert_eq!(bracketed("kvm-vm"), "[kvm-vm]");
+        assert_eq!(bracketed("kvm-vcpu:0"), "[kvm-vcpu:0]");
     }
 
     #[test]
