@@ -1,0 +1,242 @@
+//! Shadowing, duplicate and never-matching warnings on policy text, and coverage: each case is a policy,
+//! the warnings it must produce (code, line, message) and, where a rule is named, which ones.
+
+use crrules_rules::{Diagnostic, Severity, Source, compile};
+
+fn warnings(text: &str) -> Vec<Diagnostic> {
+    let c = compile(&[Source::new("t.rules", text)]);
+    assert!(!c.has_errors(), "{text}: {:?}", c.diagnostics);
+    c.diagnostics.into_iter().filter(|d| d.severity == Severity::Warning).collect()
+}
+
+/// The (code, underlined rule, rules named in related) of each warning.
+fn summary(text: &str) -> Vec<(&'static str, String, Vec<String>)> {
+    warnings(text)
+        .iter()
+        .map(|d| {
+            let related = d.related.iter().map(|r| r.underlined().unwrap_or("?").to_owned()).collect();
+            (d.code, d.underlined().unwrap_or("?").to_owned(), related)
+        })
+        .collect()
+}
+
+fn s(x: &str) -> String {
+    x.to_owned()
+}
+
+#[test]
+fn duplicates_are_reported_once_with_the_first_location() {
+    let text = "chardev 1:3 => reopen path\nfile => close\nchardev   1:3   =>   reopen path  # again\n";
+    let w = warnings(text);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].code, "crrules::lint::duplicate");
+    assert_eq!(w[0].message, "this rule repeats the rule at `t.rules:1`, so it never decides anything");
+    assert_eq!(w[0].help.as_deref(), Some("remove one of the two"));
+    assert_eq!(w[0].underlined(), Some("chardev   1:3   =>   reopen path"));
+    assert_eq!(w[0].related[0].underlined(), Some("chardev 1:3 => reopen path"));
+    // Predicates in another order are the same rule.
+    let text = "file deleted size <= 1MiB => contents\nfile size <= 1MiB deleted => contents\n";
+    assert_eq!(
+        summary(text),
+        vec![(
+            "crrules::lint::duplicate",
+            s("file size <= 1MiB deleted => contents"),
+            vec![s("file deleted size <= 1MiB => contents")]
+        )]
+    );
+}
+
+#[test]
+fn a_rule_covered_by_one_earlier_rule_is_shadowed() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("chardev 1:* => reopen path\nchardev 1:3 => close\n", "chardev 1:3 => close", "chardev 1:* => reopen path"),
+        ("any => close\nfile => reopen path\n", "file => reopen path", "any => close"),
+        (
+            "chardev *:* => close\nchardev 4:64-255 path \"/dev/ttyS*\" => close\n",
+            "chardev 4:64-255 path \"/dev/ttyS*\" => close",
+            "chardev *:* => close",
+        ),
+        (
+            "file path \"/var/**\" => reopen path\nfile path \"/var/log/syslog\" => close\n",
+            "file path \"/var/log/syslog\" => close",
+            "file path \"/var/**\" => reopen path",
+        ),
+        (
+            "file path \"**\" => reopen path\nfile path \"/a\" deleted => close\n",
+            "file path \"/a\" deleted => close",
+            "file path \"**\" => reopen path",
+        ),
+        (
+            "file deleted => contents\nfile deleted size > 1GiB => close\n",
+            "file deleted size > 1GiB => close",
+            "file deleted => contents",
+        ),
+        (
+            "socket family unix => recreate\nsocket family unix type stream state listen => close\n",
+            "socket family unix type stream state listen => close",
+            "socket family unix => recreate",
+        ),
+        (
+            "any fd 0-2 => inherit \"stdio\"\nfile fd 1 => close\n",
+            "file fd 1 => close",
+            "any fd 0-2 => inherit \"stdio\"",
+        ),
+        (
+            "file flags O_APPEND => reopen path\nfile flags O_APPEND,O_WRONLY => close\n",
+            "file flags O_APPEND,O_WRONLY => close",
+            "file flags O_APPEND => reopen path",
+        ),
+        (
+            "file access rw => close\nfile flags O_RDWR,O_APPEND => reopen path\n",
+            "file flags O_RDWR,O_APPEND => reopen path",
+            "file access rw => close",
+        ),
+        (
+            "anon name \"[kvm-*]\" => plugin \"kvm\"\nanon name \"[kvm-vm]\" => close\n",
+            "anon name \"[kvm-vm]\" => close",
+            "anon name \"[kvm-*]\" => plugin \"kvm\"",
+        ),
+        (
+            "file not deleted => reopen path\nfile not deleted path \"/x\" => close\n",
+            "file not deleted path \"/x\" => close",
+            "file not deleted => reopen path",
+        ),
+    ];
+    for &(text, shadowed, by) in cases {
+        assert_eq!(summary(text), vec![("crrules::lint::shadowed", s(shadowed), vec![s(by)])], "{text}");
+    }
+    let w = warnings("chardev 1:* => reopen path\nchardev 1:3 => close\n");
+    assert_eq!(w[0].message, "this rule can never match: the rule at `t.rules:1` matches every fd it would");
+    assert_eq!(w[0].help.as_deref(), Some("remove this rule, or move it above `t.rules:1` if it should decide first"));
+    assert_eq!(w[0].related[0].message, "`t.rules:1` decides first");
+}
+
+#[test]
+fn a_rule_covered_by_earlier_rules_together_is_shadowed() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "chardev 4:0-127 => close\nchardev 4:128-1048575 => reopen path\nchardev 4:100-200 => reject \"no\"\n",
+            "chardev 4:100-200 => reject \"no\"",
+            &["chardev 4:0-127 => close", "chardev 4:128-1048575 => reopen path"],
+        ),
+        (
+            "file deleted => contents\nfile not deleted => reopen path\nfile path \"/x\" => close\n",
+            "file path \"/x\" => close",
+            &["file deleted => contents", "file not deleted => reopen path"],
+        ),
+        (
+            "socket family unix => recreate\nsocket not family unix => close\nsocket state listen => recreate\n",
+            "socket state listen => recreate",
+            &["socket family unix => recreate", "socket not family unix => close"],
+        ),
+        (
+            "file access rw => close\nfile access ro => reopen path\nfile access wo => close\nfile flags O_APPEND => reopen path\n",
+            "file flags O_APPEND => reopen path",
+            &["file access rw => close", "file access ro => reopen path", "file access wo => close"],
+        ),
+        (
+            // A rule that takes no part is not named.
+            "chardev 1:3 => close\nfile path \"/a\" => close\nchardev not 1:3 => close\nchardev path \"/dev/null\" => reopen path\n",
+            "chardev path \"/dev/null\" => reopen path",
+            &["chardev 1:3 => close", "chardev not 1:3 => close"],
+        ),
+        (
+            "chardev 1:{3,5} => reopen path\nchardev not 1:{3,5} => close\nchardev 1:5 access rw => close\n",
+            "chardev 1:5 access rw => close",
+            &["chardev 1:{3,5} => reopen path"],
+        ),
+    ];
+    for &(text, shadowed, by) in cases {
+        let by = by.iter().map(|b| s(b)).collect();
+        assert_eq!(summary(text), vec![("crrules::lint::shadowed", s(shadowed), by)], "{text}");
+    }
+    let w = warnings(cases[0].0);
+    assert_eq!(
+        w[0].message,
+        "this rule can never match: the rules at `t.rules:1`, `t.rules:2` together match every fd it would"
+    );
+}
+
+#[test]
+fn rules_that_only_look_covered_are_not_reported() {
+    let clean = [
+        // Reverse order: the specific rule decides first.
+        "chardev 1:3 => close\nchardev 1:* => reopen path\n",
+        // `*` stays inside one component.
+        "file path \"/var/*\" => close\nfile path \"/var/log/x\" => reopen path\n",
+        // Sizes split at 1 MiB leave the fds of unknown size.
+        "file size < 1MiB => contents\nfile size >= 1MiB => reopen path\nfile deleted => close\n",
+        // `chardev *:*` leaves device files whose number is unknown.
+        "chardev *:* => close\nchardev => reopen path\n",
+        // Another kind.
+        "file => close\ndir => reopen path\n",
+        // Different globs are unrelated in general.
+        "file path \"/a/*.log\" => close\nfile path \"/a/b*\" => close\nfile path \"/a/*\" => reopen path\n",
+        // `O_WRONLY` set does not make the access `wo` (`O_WRONLY|O_RDWR` is `rw`).
+        "file access wo => close\nfile flags O_WRONLY,O_APPEND => reopen path\n",
+        // Same selector, the first with an extra condition.
+        "socket family unix state listen => recreate\nsocket family unix => close\n",
+        // Access modes: ro and wo leave rw.
+        "file access ro => close\nfile access wo => close\nfile flags O_APPEND => reopen path\n",
+        // An `any` rule is not covered by rules of single kinds (not looked for).
+        "file => close\nany path \"/x\" => close\n",
+    ];
+    for text in clean {
+        assert_eq!(summary(text), vec![], "{text}");
+    }
+}
+
+#[test]
+fn contradictory_rules_never_match() {
+    let cases = [
+        "socket family unix family inet => close\n",
+        "file size < 0 => close\n",
+        "file deleted not deleted => close\n",
+        "file access ro flags O_WRONLY => close\n",
+        "file path \"/a\" path \"/b\" => close\n",
+        "file path \"/a\" not path \"/*\" => close\n",
+    ];
+    for text in cases {
+        let w = warnings(text);
+        assert_eq!(w.len(), 1, "{text}: {w:?}");
+        assert_eq!(w[0].code, "crrules::lint::never_matches", "{text}");
+        assert_eq!(w[0].message, "this rule can never match: its conditions exclude each other");
+        assert_eq!(w[0].underlined(), Some(text.trim_end()));
+    }
+}
+
+#[test]
+fn shadowing_across_files_points_into_each_file() {
+    let sources = [
+        Source::new("/usr/lib/crrules/rules.d/10-dist.rules", "chardev 136:* => inherit \"pts\"\n"),
+        Source::new("/etc/crrules/rules.d/50-site.rules", "# site\nchardev 136:0-7 => close\n"),
+    ];
+    let c = compile(&sources);
+    let w: Vec<_> = c.diagnostics.iter().filter(|d| d.severity == Severity::Warning).collect();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].underlined(), Some("chardev 136:0-7 => close"));
+    assert_eq!(w[0].source.as_ref().map(|s| s.name().to_owned()), Some("/etc/crrules/rules.d/50-site.rules".into()));
+    assert!(w[0].message.contains("`/usr/lib/crrules/rules.d/10-dist.rules:1`"), "{}", w[0].message);
+    assert_eq!(w[0].related[0].underlined(), Some("chardev 136:* => inherit \"pts\""));
+}
+
+#[test]
+fn a_large_policy_is_analysed() {
+    // Distinct rules of every shape, then catch-alls that must not be reported, then rules they cover.
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!("chardev {}:{} => reopen path\n", 10 + i % 4000, i));
+        text.push_str(&format!("file path \"/srv/app{i}/**\" => reopen path\n"));
+        text.push_str(&format!("socket family inet fd {i} => recreate\n"));
+    }
+    text.push_str("chardev 10:* => close\nfile path \"/srv/app7/x\" => close\nany => close\n");
+    let w = summary(&text);
+    assert_eq!(
+        w,
+        vec![(
+            "crrules::lint::shadowed",
+            s("file path \"/srv/app7/x\" => close"),
+            vec![s("file path \"/srv/app7/**\" => reopen path")]
+        )]
+    );
+}
