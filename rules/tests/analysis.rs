@@ -240,3 +240,108 @@ fn a_large_policy_is_analysed() {
         )]
     );
 }
+
+mod coverage {
+    use crrules_rules::analysis::coverage::{DeviceGap, FamilyGap, Status};
+    use crrules_rules::analysis::{Coverage, coverage};
+    use crrules_rules::rule::NumSet;
+    use crrules_rules::vocab::{Kind, SockFamily, SockType};
+    use crrules_rules::{Source, compile};
+
+    const POLICY: &str = r#"chardev 1:* => reopen path
+chardev 136:* => inherit "pts"
+chardev 4:1-63 => inherit "vt"
+chardev path "/dev/kvm" => reject "kvm"
+chardev 10:{200,229} 10:229-232 => reject "fuse"
+file => reopen path
+socket family unix => recreate
+socket family inet type stream => recreate
+socket family inet not type stream => close
+socket family inet6 type dgram => close
+pipe => recreate
+any fd 0-2 => inherit "stdio"
+"#;
+
+    fn of(text: &str) -> Coverage {
+        let c = compile(&[Source::new("t.rules", text)]);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        coverage(&c.rules)
+    }
+
+    fn kind(c: &Coverage, k: Kind) -> &crrules_rules::analysis::coverage::KindCoverage {
+        c.kinds.iter().find(|x| x.kind == k).unwrap()
+    }
+
+    #[test]
+    fn device_numbers_fall_through_as_ranges() {
+        let c = of(POLICY);
+        let chardev = kind(&c, Kind::Chardev);
+        assert_eq!(chardev.status, Status::Partial);
+        let gap = |majors: &[(u32, u32)], minors: &[(u32, u32)]| DeviceGap {
+            majors: NumSet::from_ranges(majors.iter().copied()),
+            minors: NumSet::from_ranges(minors.iter().copied()),
+        };
+        let all = (0, (1 << 20) - 1);
+        assert_eq!(
+            chardev.devices,
+            vec![
+                gap(&[(0, 0)], &[all]),
+                gap(&[(2, 3)], &[all]),
+                gap(&[(4, 4)], &[(0, 0), (64, (1 << 20) - 1)]),
+                gap(&[(5, 9)], &[all]),
+                gap(&[(10, 10)], &[(0, 228), (230, (1 << 20) - 1)]),
+                gap(&[(11, 135)], &[all]),
+                gap(&[(137, 4095)], &[all]),
+            ]
+        );
+        assert_eq!(chardev.conditions, vec![r#"path "/dev/kvm""#.to_owned(), "fd 0-2".to_owned()]);
+        let blockdev = kind(&c, Kind::Blockdev);
+        assert_eq!(blockdev.devices, vec![gap(&[(0, 4095)], &[all])]);
+    }
+
+    #[test]
+    fn socket_families_fall_through_with_their_open_types() {
+        let c = of(POLICY);
+        let socket = kind(&c, Kind::Socket);
+        assert_eq!(socket.status, Status::Partial);
+        let families: Vec<Option<SockFamily>> = socket.families.iter().map(|g| g.family).collect();
+        assert!(!families.contains(&Some(SockFamily::Unix)) && !families.contains(&Some(SockFamily::Inet)));
+        assert!(families.contains(&None) && families.contains(&Some(SockFamily::Netlink)));
+        let inet6 = socket.families.iter().find(|g| g.family == Some(SockFamily::Inet6)).unwrap();
+        let open: Vec<Option<SockType>> = std::iter::once(None)
+            .chain(SockType::ALL.iter().copied().filter(|t| *t != SockType::Dgram).map(Some))
+            .collect();
+        assert_eq!(inet6, &FamilyGap { family: Some(SockFamily::Inet6), types: open });
+    }
+
+    #[test]
+    fn kinds_are_covered_partly_covered_or_not_at_all() {
+        let c = of(POLICY);
+        assert_eq!(kind(&c, Kind::File).status, Status::Covered);
+        assert_eq!(kind(&c, Kind::Pipe).status, Status::Covered);
+        assert_eq!(kind(&c, Kind::Eventfd).status, Status::Partial);
+        assert_eq!(kind(&c, Kind::Eventfd).conditions, vec!["fd 0-2".to_owned()]);
+        let c = of("file deleted => contents\nfile not deleted => reopen path\nchardev *:* => close\n");
+        assert_eq!(kind(&c, Kind::File).status, Status::Covered, "covered by two rules together");
+        assert_eq!(kind(&c, Kind::Pipe).status, Status::Uncovered);
+        // `*:*` leaves device files whose number is unknown, so the kind is only partly covered, yet no
+        // device number is listed.
+        assert_eq!(kind(&c, Kind::Chardev).status, Status::Partial);
+        assert_eq!(kind(&c, Kind::Chardev).devices, vec![]);
+    }
+
+    #[test]
+    fn the_report_is_compact() {
+        let shown = of(POLICY).to_string();
+        let expected = r#"coverage (fds no rule decides are rejected with "no rule matches"):
+  every fd decided: file, pipe
+  dir: decided only when `fd 0-2`
+  chardev: no rule for device numbers 0:*, 2-3:*, 4:{0,64-1048575}, 5-9:*, 10:{0-228,230-1048575}, 11-135:*, 137-4095:*; other rules decide only when `path "/dev/kvm"`, `fd 0-2`
+"#;
+        assert!(shown.starts_with(expected), "{shown}");
+        assert!(shown.contains("\n  socket: no rule for family (unknown), inet6 (type (unknown), stream, raw, rdm, seqpacket, packet), netlink,"), "{shown}");
+        assert!(shown.contains("\n  eventfd: decided only when `fd 0-2`\n"), "{shown}");
+        let c = of("file => close\n");
+        assert!(c.to_string().contains("\n  no rule at all: dir, chardev, blockdev,"), "{c}");
+    }
+}

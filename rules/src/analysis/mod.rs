@@ -2,8 +2,11 @@
 //! together), exact duplicates, and coverage (what falls through to "no rule matches"). Both work in the
 //! model of [`space`]: selectors as unions of boxes over the facts a rule can test.
 
+pub mod coverage;
 mod shadow;
 pub mod space;
+
+pub use coverage::Coverage;
 
 use crate::diag::Diagnostic;
 use crate::rule::RuleSet;
@@ -19,17 +22,8 @@ pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
     shadow::shadowing(rules, sources)
 }
 
-/// What falls through to "no rule matches", per kind (being written; see issue 4).
-#[derive(Clone, Debug, Default)]
-pub struct Coverage {}
-
-/// What falls through to "no rule matches" under `rules`.
-pub fn coverage(_rules: &RuleSet) -> Coverage {
-    Coverage {}
-}
-
-impl std::fmt::Display for Coverage {
-    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Ok(())
-    }
+/// What falls through to "no rule matches" under `rules`, per kind; see [`coverage::Coverage`] (its
+/// `Display` is what `crrules lint --coverage` prints).
+pub fn coverage(rules: &RuleSet) -> Coverage {
+    coverage::coverage(rules)
 }
