@@ -4,14 +4,38 @@ use crate::args::{LintArgs, PolicyArgs, RulesArgs, RulesFormat};
 use crate::load;
 use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
-use crrules_rules::Severity;
-use crrules_rules::policy::Status;
+use crrules_rules::policy::{Layer, Status};
+use crrules_rules::{Diagnostic, Severity};
 use serde::Serialize;
 
 pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let loaded = load::load(&load::lookup(args, &lint.paths), ui)?;
-    let diagnostics = &loaded.compiled.diagnostics;
-    ui.diagnostics(diagnostics);
+    // The distribution's files, when site or runtime files are in the policy too: site rules overriding
+    // distribution rules is what site files are for, so it is reported as information, not as shadowing.
+    let active = |layers: &[Layer]| -> Vec<String> {
+        let files = loaded.policy.files.iter();
+        files
+            .filter(|f| f.status == Status::Active && layers.contains(&f.layer))
+            .map(|f| f.path.display().to_string())
+            .collect()
+    };
+    let distribution = active(&[Layer::Distribution, Layer::Builtin]);
+    let layered = !active(&[Layer::Site, Layer::Runtime]).is_empty() && !distribution.is_empty();
+    let is_distribution = |file: &str| distribution.iter().any(|d| d == file);
+    let diagnostics: Vec<Diagnostic> = loaded
+        .compiled
+        .diagnostics
+        .iter()
+        .filter(|d| !(layered && overridden_by_site(d, &is_distribution)))
+        .cloned()
+        .collect();
+    ui.diagnostics(&diagnostics);
+    let overrides = if layered {
+        crrules_rules::analysis::conflicts(&loaded.compiled.rules, &loaded.policy.sources, is_distribution)
+    } else {
+        Vec::new()
+    };
+    ui.diagnostics(&overrides);
     let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     if lint.coverage {
@@ -19,13 +43,22 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
     }
     let failed = errors > 0 || (lint.deny_warnings && warnings > 0);
     let summary = format!(
-        "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}",
+        "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}{}",
         loaded.policy.sources.len(),
         loaded.compiled.rules.len(),
+        if overrides.is_empty() { String::new() } else { format!(", {} site override(s)", overrides.len()) },
         if lint.deny_warnings && warnings > 0 { " (warnings denied)" } else { "" }
     );
     eprintln!("{}", ui.err(if failed { Style::Bad } else { Style::Good }, &summary));
     Ok(if failed { Outcome::Finding } else { Outcome::Clean })
+}
+
+/// A warning that a distribution rule never matches because of rules that include a site rule.
+fn overridden_by_site(d: &Diagnostic, is_distribution: &impl Fn(&str) -> bool) -> bool {
+    let file = |d: &Diagnostic| d.source.as_ref().map(|s| s.name().to_owned());
+    d.code == "crrules::lint::shadowed"
+        && file(d).is_some_and(|f| is_distribution(&f))
+        && d.related.iter().any(|r| file(r).is_some_and(|f| !is_distribution(&f)))
 }
 
 #[derive(Serialize)]

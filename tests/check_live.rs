@@ -15,7 +15,7 @@ fn check_json(pid: i32, root: &TempDir) -> (i32, Value, String) {
     (code, json, err)
 }
 
-fn fd_object<'a>(json: &'a Value, fd: i32) -> &'a Value {
+fn fd_object(json: &Value, fd: i32) -> &Value {
     json["fds"].as_array().unwrap().iter().find(|f| f["fd"] == fd).unwrap_or_else(|| panic!("no fd {fd} in {json}"))
 }
 

@@ -135,3 +135,41 @@ fn running_as_root() -> bool {
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false)
 }
+
+#[test]
+fn site_rules_that_change_distribution_decisions_are_reported_with_both_locations() {
+    let root = TempDir::new("overrides");
+    root.write(
+        "usr/lib/crrules/rules.d/10-devices.rules",
+        "chardev 1:* => reopen path\nchardev 10:200 => reject \"tun\"\n",
+    );
+    root.write("etc/crrules/rules.d/05-site.rules", "chardev 1:3 => reopen path\nchardev 10:200 => reopen path\n");
+    let (code, _, err) = run(&["lint", "--root", root.str()]);
+    assert_eq!(code, 0, "an override is information, not an error: {err}");
+    // The site's /dev/null rule repeats the distribution's decision: nothing to say. Its tun rule changes one.
+    assert!(err.contains("1 site override(s)"), "{err}");
+    assert!(err.contains("05-site.rules:2:1"), "{err}");
+    assert!(err.contains("this rule changes what the distribution rule at"), "{err}");
+    assert!(
+        err.contains("10-devices.rules:2` decides for the fds both match: `reopen path` instead of `reject`"),
+        "{err}"
+    );
+    assert!(err.contains("10-devices.rules:2:1"), "the distribution rule is shown too: {err}");
+    // The distribution rule the site rule overrides is not called shadowed.
+    assert!(err.contains("0 warning(s)") && !err.contains("never match"), "{err}");
+}
+
+#[test]
+fn coverage_shows_what_falls_through_compactly() {
+    let dir = TempDir::new("coverage");
+    let file =
+        dir.write("c.rules", "chardev 1:* => reopen path\nchardev 10:{200,229} => reject \"x\"\npipe => recreate\n");
+    let (code, out, err) = run(&["lint", "--coverage", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("every fd decided: pipe"), "{out}");
+    assert!(
+        out.contains("chardev: no rule for device numbers 0:*, 2-9:*, 10:{0-199,201-228,230-1048575}, 11-4095:*"),
+        "{out}"
+    );
+    assert!(out.contains("no rule at all: file, dir, blockdev"), "{out}");
+}

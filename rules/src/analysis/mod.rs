@@ -2,10 +2,12 @@
 //! together), exact duplicates, and coverage (what falls through to "no rule matches"). Both work in the
 //! model of [`space`]: selectors as unions of boxes over the facts a rule can test.
 
+mod conflicts;
 pub mod coverage;
 mod shadow;
 pub mod space;
 
+pub use conflicts::conflicts;
 pub use coverage::Coverage;
 
 use crate::diag::Diagnostic;
