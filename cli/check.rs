@@ -307,15 +307,13 @@ pub fn facts(args: &FactsArgs, _ui: &Ui) -> Result<Outcome, Failure> {
     let pids = if args.targets.all { scan::all_pids().map_err(scan_failure)? } else { resolve(&args.targets)? };
     let opts = ScanOptions::default();
     let mut out = std::io::stdout().lock();
-    let empty = RuleSet::default();
     for pid in pids {
         let scan = match scan::scan_process(pid, &opts) {
             Ok(scan) => scan,
             Err(ScanError::NoSuchProcess { .. } | ScanError::Exited { .. }) if args.targets.all => continue,
             Err(e) => return Err(scan_failure(e)),
         };
-        let plan = plan(scan, &empty, &matcher::Reference::new(&empty));
-        serde_json::to_writer(&mut out, &ProcessJson::new(&plan, None))?;
+        serde_json::to_writer(&mut out, &ProcessJson::facts_only(scan))?;
         writeln!(out)?;
     }
     Ok(Outcome::Clean)

@@ -7,6 +7,7 @@ use crate::render::{Style, Ui};
 use crrules_engine::backend::Backend;
 use crrules_engine::facts::FdFacts;
 use crrules_engine::plan::{PlannedFd, ProcessPlan};
+use crrules_engine::scan::{FdEntry, ProcessScan};
 use crrules_rules::{Action, RuleSet};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -62,15 +63,28 @@ pub struct DecisionJson {
 }
 
 impl ProcessJson {
-    /// The JSON form of a plan (`rules` names the deciding rules), or of bare facts when not decided.
-    pub fn new(plan: &ProcessPlan, rules: Option<&RuleSet>) -> ProcessJson {
+    /// The facts of a scan, without decisions (`crrules facts`).
+    pub fn facts_only(scan: ProcessScan) -> ProcessJson {
+        let fds = scan
+            .fds
+            .into_iter()
+            .map(|entry| match entry {
+                FdEntry::Open(facts) => FdJson::Open(Box::new(OpenFdJson { facts, decision: None })),
+                FdEntry::Vanished { fd } => FdJson::Vanished { fd, state: Vanished::Vanished },
+            })
+            .collect();
+        ProcessJson { pid: scan.pid, comm: scan.comm, checkpointable: None, fds }
+    }
+
+    /// The JSON form of a plan, each decision naming its rule in `rules`.
+    pub fn new(plan: &ProcessPlan, rules: &RuleSet) -> ProcessJson {
         let fds = plan
             .fds
             .iter()
             .map(|fd| match fd {
                 PlannedFd::Vanished { fd } => FdJson::Vanished { fd: *fd, state: Vanished::Vanished },
                 PlannedFd::Open { facts, decision } => {
-                    let decision = rules.map(|rules| {
+                    let decision = {
                         let mut d = DecisionJson {
                             action: decision.action.keyword().to_owned(),
                             substitute: None,
@@ -88,17 +102,12 @@ impl ProcessJson {
                             _ => {}
                         }
                         d
-                    });
-                    FdJson::Open(Box::new(OpenFdJson { facts: facts.clone(), decision }))
+                    };
+                    FdJson::Open(Box::new(OpenFdJson { facts: facts.clone(), decision: Some(decision) }))
                 }
             })
             .collect();
-        ProcessJson {
-            pid: plan.pid,
-            comm: plan.comm.clone(),
-            checkpointable: rules.map(|_| plan.checkpointable()),
-            fds,
-        }
+        ProcessJson { pid: plan.pid, comm: plan.comm.clone(), checkpointable: Some(plan.checkpointable()), fds }
     }
 }
 
@@ -122,11 +131,11 @@ impl Backend for Report<'_> {
     fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
-                serde_json::to_writer(&mut self.out, &ProcessJson::new(plan, Some(self.rules)))?;
+                serde_json::to_writer(&mut self.out, &ProcessJson::new(plan, self.rules))?;
                 writeln!(self.out)
             }
             Format::Ron => {
-                let text = ron::ser::to_string(&ProcessJson::new(plan, Some(self.rules)))
+                let text = ron::ser::to_string(&ProcessJson::new(plan, self.rules))
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 writeln!(self.out, "{text}")
             }

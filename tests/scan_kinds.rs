@@ -228,3 +228,22 @@ fn sockets_of_another_network_namespace() {
     assert_eq!((nl.family, nl.protocol), (Some(SockFamily::Netlink), Some(0)));
     assert!(!h.fds.contains_key("tcp_listen"));
 }
+
+/// A large fd table takes the path where mountinfo and sock_diag are read beside the fd reads: the facts
+/// are the same as on the small-table path.
+#[test]
+fn a_large_fd_table_gets_socket_and_filesystem_facts_too() {
+    let h = Holder::spawn(&["--many", "2000"]);
+    let scan = scan_process(h.pid(), &ScanOptions::default()).unwrap();
+    assert!(scan.fds.len() >= 2000);
+    let facts: Vec<_> = scan.fds.iter().filter_map(|e| e.facts()).collect();
+    let sockets: Vec<_> = facts.iter().filter(|f| f.kind == Kind::Socket).collect();
+    assert!(sockets.len() > 100, "{} sockets", sockets.len());
+    for s in sockets {
+        let sock = s.socket.as_ref().unwrap();
+        assert_eq!(sock.family, Some(crrules_rules::vocab::SockFamily::Unix), "{s:?}");
+        assert!(sock.peer_ino.is_some(), "{s:?}");
+    }
+    let devices: Vec<_> = facts.iter().filter(|f| f.kind == Kind::Chardev).collect();
+    assert!(!devices.is_empty() && devices.iter().all(|f| f.fs.as_deref() == Some("devtmpfs")), "{devices:?}");
+}

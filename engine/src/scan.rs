@@ -5,12 +5,13 @@
 //! not inspect, is a [`ScanError`].
 
 use crate::facts::FdFacts;
-use crate::proc::sockdiag::Dump;
+use crate::proc::sockdiag::{Dump, SockTable};
 use crate::proc::{self, FdRead, FdReads, ProcessDir};
 use crrules_rules::vocab::Kind;
 use nix::errno::Errno;
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashMap;
 use std::io;
 
 /// Which facts to gather. The default gathers everything; a caller that knows no rule and no output needs
@@ -214,7 +215,18 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     let dir = ProcessDir::open(pid)?;
     let fds = dir.list_fds()?;
     let reads = FdReads { stat: opts.stat, fdinfo: if opts.fdinfo { opts.fdinfo_kinds } else { KindMask::NONE } };
-    let read: Vec<FdRead> = fds.par_iter().map(|&fd| dir.read_fd(fd, reads)).collect::<Result<_, _>>()?;
+    let read_all = || fds.par_iter().map(|&fd| dir.read_fd(fd, reads)).collect::<Result<Vec<FdRead>, _>>();
+    // A large fd table is read on every core for a while: the per-process reads (mountinfo, every
+    // sock_diag dump) then run beside it instead of after it, on a core that would otherwise wait.
+    let (read, early) = if fds.len() >= PREFETCH_FDS {
+        rayon::join(read_all, || Early {
+            mounts: opts.mounts.then(|| dir.mounts()),
+            sockets: opts.sockets.then(|| dir.socket_table(&Dump::ALL).ok()),
+        })
+    } else {
+        (read_all(), Early::default())
+    };
+    let read = read?;
     let mut entries: Vec<FdEntry> = fds
         .iter()
         .zip(read)
@@ -229,10 +241,14 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
         return Err(ScanError::Exited { pid });
     }
     if opts.mounts && entries.iter().any(|e| e.facts().is_some_and(|f| f.mnt_id.is_some())) {
-        add_filesystems(&dir, &mut entries)?;
+        let mounts = match early.mounts {
+            Some(mounts) => mounts?,
+            None => dir.mounts()?,
+        };
+        add_filesystems(&mounts, &mut entries);
     }
     if opts.sockets {
-        add_sockets(&dir, &mut entries);
+        add_sockets(&dir, &mut entries, early.sockets);
     }
     Ok(ProcessScan { pid, comm: dir.comm().to_string(), fds: entries })
 }
@@ -244,27 +260,36 @@ fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {
     })
 }
 
-fn add_filesystems(dir: &ProcessDir, entries: &mut [FdEntry]) -> Result<(), ScanError> {
-    let mounts = dir.mounts()?;
+/// From this many fds on, the per-process reads are made beside the fd reads (see [`scan_process`]).
+const PREFETCH_FDS: usize = 1024;
+
+/// Per-process facts read beside the fd reads: `None` when not read early.
+#[derive(Default)]
+struct Early {
+    mounts: Option<Result<HashMap<u64, String>, ScanError>>,
+    /// Every dump of the process's namespace; `Some(None)` when it could not be made.
+    sockets: Option<Option<SockTable>>,
+}
+
+fn add_filesystems(mounts: &HashMap<u64, String>, entries: &mut [FdEntry]) {
     for f in open_facts(entries) {
         if let Some(fs) = f.mnt_id.and_then(|id| mounts.get(&id)) {
             f.fs = Some(fs.clone());
         }
     }
-    Ok(())
 }
 
 /// Up to this many sockets, each one's protocol name is read first so that only the sock_diag dumps that
 /// can list them are made; above it, every dump is made (one dump costs less than this many lookups).
 const SELECTIVE_DUMP_LIMIT: usize = 64;
 
-fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry]) {
+fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>) {
     let sockets: Vec<&mut FdFacts> = open_facts(entries).filter(|f| f.kind == Kind::Socket).collect();
     if sockets.is_empty() {
         return;
     }
-    let names: Option<Vec<Option<String>>> =
-        (sockets.len() <= SELECTIVE_DUMP_LIMIT).then(|| sockets.iter().map(|f| dir.sockprotoname(f.fd)).collect());
+    let names: Option<Vec<Option<String>>> = (early.is_none() && sockets.len() <= SELECTIVE_DUMP_LIMIT)
+        .then(|| sockets.iter().map(|f| dir.sockprotoname(f.fd)).collect());
     let mut which: Vec<Dump> = match &names {
         Some(names) => names.iter().flatten().filter_map(|n| Dump::for_protoname(n)).collect(),
         None => Dump::ALL.to_vec(),
@@ -272,7 +297,10 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry]) {
     which.sort_unstable();
     which.dedup();
     // Without a table (another namespace we may not join) every socket gets the fallback.
-    let table = dir.socket_table(&which).unwrap_or_default();
+    let table = match early {
+        Some(table) => table.unwrap_or_default(),
+        None => dir.socket_table(&which).unwrap_or_default(),
+    };
     for (i, f) in sockets.into_iter().enumerate() {
         let found = f.ino.and_then(|ino| table.by_ino.get(&ino)).cloned();
         f.socket = Some(found.unwrap_or_else(|| {
