@@ -135,7 +135,10 @@ impl Backend for Report<'_> {
                 writeln!(self.out)
             }
             Format::Ron => {
-                let text = ron::ser::to_string(&ProcessJson::new(plan, self.rules))
+                // Optional fields as plain values (`path: "/dev/null"`), as in the JSON.
+                let ron = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+                let text = ron
+                    .to_string(&ProcessJson::new(plan, self.rules))
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 writeln!(self.out, "{text}")
             }

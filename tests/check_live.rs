@@ -266,3 +266,17 @@ fn check_all_summarises_the_host() {
     assert!(checked >= processes, "{summary}");
     assert!(summary.contains(" checkpointable, "), "{summary}");
 }
+
+#[test]
+fn ron_output_has_the_json_shape() {
+    let holder = Holder::spawn(&[]);
+    let root = TempDir::new("ron");
+    let pid = holder.pid().to_string();
+    let (code, ron_text, err) = run(&["check", "--root", root.str(), "--pid", &pid, "--format", "ron"]);
+    assert_eq!(code, 1, "{err}");
+    let opts = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let from_ron: Value = opts.from_str(ron_text.trim()).unwrap_or_else(|e| panic!("{e}: {ron_text}"));
+    assert_eq!(from_ron["pid"], holder.pid());
+    let devnull = from_ron["fds"].as_array().unwrap().iter().find(|f| f["fd"] == holder.fds["devnull"]).unwrap();
+    assert_eq!((devnull["dev"].as_str(), devnull["action"].as_str()), (Some("1:3"), Some("reopen")));
+}
