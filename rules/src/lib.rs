@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod ast;
 pub mod diag;
+pub mod hash;
 pub mod parse;
 pub mod policy;
 pub mod rule;

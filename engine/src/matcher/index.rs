@@ -1,38 +1,13 @@
 //! The index structures the compiled matcher is built from: an interval stabbing index (which intervals
-//! contain a point) and a cheap hasher for the small integer keys of its hash maps.
+//! contain a point) and hash maps of small integer keys (with the policy-keyed hasher of
+//! [`crrules_rules::hash`]).
 
+pub use crrules_rules::hash::QuickHasher as IntHasher;
+use crrules_rules::hash::QuickMap;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A multiply-rotate hasher for the matcher's keys (packed device numbers, socket triples, glob prefixes
-/// from the policy; a keyed hash buys nothing against a policy's own author).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IntHasher(u64);
-
-impl Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.write_u64(u64::from_le_bytes(tail) ^ (bytes.len() as u64) << 56);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-/// A hash map keyed by integers, hashed with [`IntHasher`].
-pub type IntMap<V> = HashMap<u64, V, BuildHasherDefault<IntHasher>>;
+/// A map keyed by packed integers.
+pub type IntMap<V> = QuickMap<u64, V>;
 
 /// Which of a set of inclusive `u64` intervals contain a point. The intervals are sorted by their start
 /// and laid out as an implicit balanced tree (the node for `[l, r)` is its middle element) in which every

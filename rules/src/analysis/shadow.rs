@@ -9,37 +9,11 @@
 
 use super::space::{Cell, DIMS, Oracle, is_catch_all, literal_text, rule_cells};
 use crate::diag::{Diagnostic, Severity};
+use crate::hash::{QuickHasher, QuickMap};
 use crate::rule::{Predicate, Rule, RuleSet};
 use crate::source::Source;
 use crate::vocab::{Kind, SockFamily};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-/// A multiply-rotate hasher: the keys are the policy's own words and numbers, hashed by the thousand,
-/// where a keyed hash buys nothing.
-#[derive(Default)]
-struct QuickHasher(u64);
-
-impl Hasher for QuickHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.write_u64(chunk.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
-        }
-        let tail = chunks.remainder().iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
-        self.write_u64(tail ^ (bytes.len() as u64) << 56);
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-type QuickMap<K, V> = HashMap<K, V, BuildHasherDefault<QuickHasher>>;
+use std::hash::{Hash, Hasher};
 
 /// The most earlier rules a rule is compared with.
 pub const MAX_CANDIDATES: usize = 32;
