@@ -154,7 +154,7 @@ impl<'de> Deserialize<'de> for FdEntry {
 pub enum ScanError {
     #[error("process {pid} does not exist")]
     NoSuchProcess { pid: i32 },
-    #[error("may not inspect the fds of process {pid}: permission denied (run as its owner or as root)")]
+    #[error("may not inspect the fds of process {pid}: permission denied ({})", permission_hint())]
     PermissionDenied {
         pid: i32,
         #[source]
@@ -207,6 +207,16 @@ impl ScanError {
 
     pub(crate) fn exited_or_io(pid: i32, what: &str, e: io::Error) -> ScanError {
         ScanError::exited_or(pid, what, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+}
+
+/// What to try when the kernel refuses to show a process's fds.
+fn permission_hint() -> &'static str {
+    if proc::effective_uid() == 0 {
+        "even to root: the kernel's ptrace access check refused, e.g. a security module, Yama's \
+         ptrace_scope 3, or a process in a user namespace this one does not own"
+    } else {
+        "run as its owner or as root"
     }
 }
 
