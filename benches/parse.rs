@@ -1,9 +1,10 @@
 //! Criterion bench of the rule language front end: parse and validate a generated 10,000-rule policy
 //! (mixed kinds, device numbers, ranges and sets, globs, socket predicates, flags, sizes, continuations),
-//! through `crrules_rules::compile` (shadowing analysis included), and the parse stage alone.
+//! through `crrules_rules::compile` (what `check` does), `crrules_rules::lint` (plus the whole-policy
+//! shadowing analysis, what `crrules lint` does), and the parse stage alone.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use crrules_rules::{Source, compile, parse};
+use crrules_rules::{Source, compile, lint, parse};
 use std::fmt::Write as _;
 use std::hint::black_box;
 
@@ -71,6 +72,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(10_000));
     group.sample_size(20);
     group.bench_function("compile_10k_rules", |b| b.iter(|| compile(black_box(&sources))));
+    group.bench_function("lint_10k_rules", |b| b.iter(|| lint(black_box(&sources))));
     group.bench_function("syntax_only_10k_rules", |b| b.iter(|| parse::parse(black_box(&sources[0]))));
     group.finish();
 }

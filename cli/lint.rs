@@ -9,7 +9,7 @@ use crrules_rules::{Diagnostic, Severity};
 use serde::Serialize;
 
 pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Failure> {
-    let loaded = load::load(&load::lookup(args, &lint.paths), ui)?;
+    let loaded = load::load(&load::lookup(args, &lint.paths), load::Depth::Lint, ui)?;
     // The distribution's files, when site or runtime files are in the policy too: site rules overriding
     // distribution rules is what site files are for, so it is reported as information, not as shadowing.
     let active = |layers: &[Layer]| -> Vec<String> {

@@ -23,20 +23,32 @@ pub fn lookup(args: &PolicyArgs, explicit: &[PathBuf]) -> Lookup {
     }
 }
 
+/// How much to say about a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Errors only: what a check needs.
+    Errors,
+    /// Errors and the warnings of the whole-policy analysis: what `lint` shows.
+    Lint,
+}
+
 /// Finds and compiles the policy. Files that cannot be read are printed and make this fail.
-pub fn load(lookup: &Lookup, ui: &Ui) -> Result<Loaded, Failure> {
+pub fn load(lookup: &Lookup, depth: Depth, ui: &Ui) -> Result<Loaded, Failure> {
     let policy = policy::load(lookup, builtin::POLICY).map_err(|errors| {
         ui.diagnostics(&errors);
         Failure::Printed
     })?;
-    let compiled = crrules_rules::compile(&policy.sources);
+    let compiled = match depth {
+        Depth::Errors => crrules_rules::compile(&policy.sources),
+        Depth::Lint => crrules_rules::lint(&policy.sources),
+    };
     Ok(Loaded { policy, compiled })
 }
 
 /// Finds and compiles the policy for a command that needs a usable one: any error is printed and makes
 /// this fail; warnings are left to `crrules lint`.
 pub fn usable(args: &PolicyArgs, ui: &Ui) -> Result<Loaded, Failure> {
-    let loaded = load(&lookup(args, &[]), ui)?;
+    let loaded = load(&lookup(args, &[]), Depth::Errors, ui)?;
     if loaded.compiled.has_errors() {
         let errors: Vec<Diagnostic> = loaded.compiled.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         ui.diagnostics(&errors);

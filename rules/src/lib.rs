@@ -34,8 +34,16 @@ impl Compiled {
 }
 
 /// Parses and validates policy files given in effective order (lowest index wins), collecting every
-/// diagnostic of every file: syntax and semantic errors, then shadowing and duplicate warnings across the
-/// whole policy.
+/// error of every file. This is all a check needs; [`lint`] adds the warnings about the policy as a whole.
 pub fn compile(sources: &[Source]) -> Compiled {
     validate::compile(sources)
+}
+
+/// [`compile`], then the static analysis `crrules lint` reports: rules that can never match (shadowed,
+/// duplicated, self-contradicting), as warnings after the errors.
+pub fn lint(sources: &[Source]) -> Compiled {
+    let mut compiled = compile(sources);
+    let warnings = analysis::shadowing(&compiled.rules, sources);
+    compiled.diagnostics.extend(warnings);
+    compiled
 }

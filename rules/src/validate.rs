@@ -8,7 +8,7 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::parse::{self, MAX_NOT_DEPTH, shown};
 use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet, Span};
 use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
-use crate::{Compiled, Source, analysis, ast};
+use crate::{Compiled, Source, ast};
 
 /// The most diagnostics reported for one file; past it, one more error says how many were left out.
 pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
@@ -52,9 +52,7 @@ pub fn compile(sources: &[Source]) -> Compiled {
         }
         diagnostics.append(&mut diags);
     }
-    let rules = RuleSet { rules };
-    diagnostics.extend(analysis::shadowing(&rules, sources));
-    Compiled { rules, diagnostics }
+    Compiled { rules: RuleSet { rules }, diagnostics }
 }
 
 /// Below this many logical lines per thread, a file is compiled on the calling thread.

@@ -1,10 +1,10 @@
 //! Shadowing, duplicate and never-matching warnings on policy text, and coverage: each case is a policy,
 //! the warnings it must produce (code, line, message) and, where a rule is named, which ones.
 
-use crrules_rules::{Diagnostic, Severity, Source, compile};
+use crrules_rules::{Diagnostic, Severity, Source, lint};
 
 fn warnings(text: &str) -> Vec<Diagnostic> {
-    let c = compile(&[Source::new("t.rules", text)]);
+    let c = lint(&[Source::new("t.rules", text)]);
     assert!(!c.has_errors(), "{text}: {:?}", c.diagnostics);
     c.diagnostics.into_iter().filter(|d| d.severity == Severity::Warning).collect()
 }
@@ -211,7 +211,7 @@ fn shadowing_across_files_points_into_each_file() {
         Source::new("/usr/lib/crrules/rules.d/10-dist.rules", "chardev 136:* => inherit \"pts\"\n"),
         Source::new("/etc/crrules/rules.d/50-site.rules", "# site\nchardev 136:0-7 => close\n"),
     ];
-    let c = compile(&sources);
+    let c = lint(&sources);
     let w: Vec<_> = c.diagnostics.iter().filter(|d| d.severity == Severity::Warning).collect();
     assert_eq!(w.len(), 1);
     assert_eq!(w[0].underlined(), Some("chardev 136:0-7 => close"));

@@ -3,7 +3,7 @@
 //! `line:col`, message, underlined text, help). `UPDATE_EXPECT=1 cargo test -p crrules-rules --test fixtures`
 //! rewrites the expected files from what the compiler says now: read each diff by eye before committing.
 
-use crrules_rules::{Diagnostic, Severity, Source, compile};
+use crrules_rules::{Diagnostic, Severity, Source, lint};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +65,7 @@ fn render(diags: &[Diagnostic], text: &str) -> String {
 fn ok_fixtures_compile_without_errors() {
     for path in fixtures("ok") {
         let source = load(&path);
-        let compiled = compile(std::slice::from_ref(&source));
+        let compiled = lint(std::slice::from_ref(&source));
         let errors: Vec<_> = compiled.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         assert!(errors.is_empty(), "{}:\n{}", path.display(), render(&errors, &source.text));
         assert!(!compiled.rules.is_empty(), "{} has no rules", path.display());
@@ -78,7 +78,7 @@ fn err_fixtures_give_the_expected_diagnostics() {
     let mut failures = Vec::new();
     for path in fixtures("err") {
         let source = load(&path);
-        let compiled = compile(std::slice::from_ref(&source));
+        let compiled = lint(std::slice::from_ref(&source));
         assert!(compiled.has_errors(), "{} compiled without errors", path.display());
         let got = render(&compiled.diagnostics, &source.text);
         let expected_path = path.with_extension("expected");
