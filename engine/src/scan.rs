@@ -160,7 +160,7 @@ pub enum ScanError {
         #[source]
         source: io::Error,
     },
-    #[error("process {pid} exited while it was being scanned")]
+    #[error("process {pid} has exited or is exiting: its fds are closed (a zombie stays listed until its parent reaps it)")]
     Exited { pid: i32 },
     #[error("cannot read the {what} of process {pid}: {source}")]
     Io {
