@@ -173,3 +173,14 @@ fn coverage_shows_what_falls_through_compactly() {
     );
     assert!(out.contains("no rule at all: file, dir, blockdev"), "{out}");
 }
+
+#[test]
+fn the_default_policy_passes_its_own_policy_tests() {
+    // Facts of every fd kind (a live fdholder, saved) and of devices and objects no test machine has (a
+    // serial line, /dev/kvm, GPUs, a block device, KVM and BPF inodes), with the action each must get.
+    let root = TempDir::new("default-tests");
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/tests");
+    let (code, out, err) = run(&["test", "--root", root.str(), tests]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("56 decision(s) as expected, 0 changed"), "{out}");
+}
