@@ -32,7 +32,15 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
     let opts = scan_options(check.format, rules);
     let mut outcome = Outcome::Clean;
     for pid in pids {
-        let scan = scan::scan_process(pid, &opts).map_err(scan_failure)?;
+        let scan = match scan::scan_process(pid, &opts) {
+            Ok(scan) => scan,
+            // A descendant that exits while the tree is checked has no fds left to decide.
+            Err(ScanError::NoSuchProcess { .. } | ScanError::Exited { .. }) if !check.targets.pid.contains(&pid) => {
+                ui.note(&format!("process {pid} (a descendant) exited during the check"));
+                continue;
+            }
+            Err(e) => return Err(scan_failure(e)),
+        };
         let plan = plan(scan, rules, &matcher);
         if !plan.checkpointable() {
             outcome = Outcome::Finding;
@@ -310,7 +318,9 @@ pub fn facts(args: &FactsArgs, _ui: &Ui) -> Result<Outcome, Failure> {
     for pid in pids {
         let scan = match scan::scan_process(pid, &opts) {
             Ok(scan) => scan,
-            Err(ScanError::NoSuchProcess { .. } | ScanError::Exited { .. }) if args.targets.all => continue,
+            Err(ScanError::NoSuchProcess { .. } | ScanError::Exited { .. }) if !args.targets.pid.contains(&pid) => {
+                continue;
+            }
             Err(e) => return Err(scan_failure(e)),
         };
         serde_json::to_writer(&mut out, &ProcessJson::facts_only(scan))?;
