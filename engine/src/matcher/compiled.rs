@@ -5,17 +5,20 @@
 //! Every rule is filed under its kind (rules of kind `any` in a table consulted for every fd) and, within
 //! that, under one *anchor*: the most selective positive top-level predicate an index can answer:
 //! 1. an exact device number (`1:3`): a hash map by major, then the minors filed under it;
-//! 2. a path, name or filesystem glob: the globs of each field indexed together ([`super::globs`]),
-//!    whose matches name the rules anchored on each glob;
+//! 2. a path, name or filesystem glob: the globs of each field and kind indexed together
+//!    ([`super::globs`]), whose matches name the rules anchored on each glob (so a device's path is
+//!    never tested against the globs of file rules);
 //! 3. device ranges and wildcards (`4:64-255`, `136:*`): minor ranges in the same map by major, and
 //!    ranges across majors as intervals over `major << 32 | minor` in a stabbing index;
-//! 4. socket family / type / state: a hash map from the triple, with absent parts as wildcards;
+//! 4. socket family / type / state: a hash map from the triple, with absent parts as wildcards; rules
+//!    that also name a few fd numbers are filed under the triple by those numbers, in a stabbing index;
 //! 5. fd numbers (`fd 0-2`): intervals in a stabbing index;
 //! 6. otherwise the rule is tried for every fd of its kind (`always`).
 //!
-//! Deciding an fd prepares its key once (glob matches of its path, filesystem and name, in per-thread
-//! scratch buffers), gathers the anchored candidates from the tables of its kind and of `any`, and tests
-//! the remaining predicates of candidates in rule order; the first that holds is the best anchored
+//! Deciding an fd gathers the anchored candidates from the tables of its kind and of `any` (per-thread
+//! scratch buffers), and tests the remaining predicates of candidates in rule order (a glob left to
+//! test is matched against the index of such globs on first need, once per fd); a candidate whose anchor
+//! answered all its predicates is taken without reading anything else. The first that holds is the best anchored
 //! answer, and the `always` rules are then tried only up to it. An anchor only has to return a superset
 //! of the rules whose anchor predicate holds: predicates an index answers exactly (exact devices, device
 //! sets it holds number by number, globs, socket triples) are dropped from the residual checks, the
@@ -26,7 +29,7 @@ use super::globs::{GlobIndex, GlobScratch};
 use super::index::{IntMap, KeyedLists, Stab};
 use crate::facts::FdFacts;
 use crrules_rules::rule::{CmpOp, Glob, NumSet, Predicate, RuleSet};
-use crrules_rules::vocab::{Access, Kind, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -38,23 +41,33 @@ pub struct Compiled {
     checks: Vec<Check>,
     /// One table per [`Kind`], indexed by `kind as usize`; `any` rules are in `tables[Kind::Any]`.
     tables: Vec<Table>,
-    path: GlobIndex,
-    fs: GlobIndex,
-    name: GlobIndex,
+    /// The globs of residual checks (path, filesystem, name), matched only when a check asks.
+    residual: [GlobIndex; 3],
 }
 
-/// A rule as the matcher tests it: its kind and where its residual checks are in [`Compiled::checks`].
+/// A rule as the matcher tests it: where its residual checks are in [`Compiled::checks`].
+///
+/// The indexes file a rule as a *tag*, `rule << 1 | 1` when it has residual checks and `rule << 1`
+/// when its anchor answers it whole: tags sort as their rules do, and a rule with nothing left to check
+/// is decided without reading its checks.
 #[derive(Clone, Copy, Debug)]
 struct CompiledRule {
-    kind: Kind,
     start: u32,
     len: u32,
 }
 
-/// A predicate with its globs replaced by their number in the field's glob index.
+/// A predicate with its globs replaced by their number in the field's residual glob index, its number
+/// sets held inline when they are one range, and its negations folded into [`Check::negated`]: testing
+/// one reads no memory beyond the check and the fd's facts.
 #[derive(Debug)]
-enum Check {
-    Dev { major: NumSet, minor: NumSet },
+struct Check {
+    negated: bool,
+    test: Test,
+}
+
+#[derive(Debug)]
+enum Test {
+    Dev { major: Nums, minor: Nums },
     Path(usize),
     Fs(usize),
     Name(usize),
@@ -62,11 +75,33 @@ enum Check {
     Flags(u32),
     Access(Access),
     Size(CmpOp, u64),
-    Fd(NumSet),
+    Fd(Nums),
     Family(SockFamily),
     SockType(SockType),
     State(SockState),
-    Not(Box<Check>),
+}
+
+/// A number set, inline when it is one range.
+#[derive(Debug)]
+enum Nums {
+    Range(u32, u32),
+    Set(NumSet),
+}
+
+impl Nums {
+    fn new(set: &NumSet) -> Nums {
+        match set.ranges() {
+            &[(lo, hi)] => Nums::Range(lo, hi),
+            _ => Nums::Set(set.clone()),
+        }
+    }
+
+    fn contains(&self, n: u32) -> bool {
+        match self {
+            Nums::Range(lo, hi) => (*lo..=*hi).contains(&n),
+            Nums::Set(set) => set.contains(n),
+        }
+    }
 }
 
 /// The anchored rules of one kind.
@@ -78,11 +113,15 @@ struct Table {
     dev_ranges: Stab,
     /// A packed socket triple (see [`socket_key`]) -> rules.
     sockets: KeyedLists,
+    /// A packed socket triple -> the fd numbers of rules that also name a few fds.
+    socket_fds: IntMap<Stab>,
     /// Bit `p` set when some rule is filed under wildcard pattern `p` (bit 0 family, 1 type, 2 state).
     socket_patterns: u8,
     /// Fd number ranges.
     fds: Stab,
-    /// Rules with no anchor, ascending.
+    /// Rules of this kind anchored on a path, filesystem or name glob.
+    globs: [GlobIndex; 3],
+    /// Rules with no anchor, ascending (rule numbers, not tags).
     always: Vec<u32>,
 }
 
@@ -90,7 +129,9 @@ struct Table {
 /// device costs one hash lookup and a short scan.
 #[derive(Debug, Default)]
 struct Minors {
-    /// Major -> its run in `ranges`.
+    /// Major -> its run in `ranges`, for majors the kernel allows: one array read.
+    direct: Vec<(u32, u32)>,
+    /// The same for larger majors.
     runs: IntMap<(u32, u32)>,
     /// (first minor, last minor, rule), sorted within each major's run.
     ranges: Vec<(u32, u32, u32)>,
@@ -110,7 +151,15 @@ impl Minors {
                 minors.many.insert(major, stab);
             } else {
                 ranges.sort_unstable();
-                minors.runs.insert(major, (minors.ranges.len() as u32, ranges.len() as u32));
+                let run = (minors.ranges.len() as u32, ranges.len() as u32);
+                if major < u64::from(MAJOR_LIMIT) {
+                    if minors.direct.len() <= major as usize {
+                        minors.direct.resize(major as usize + 1, (0, 0));
+                    }
+                    minors.direct[major as usize] = run;
+                } else {
+                    minors.runs.insert(major, run);
+                }
                 minors.ranges.extend(ranges);
             }
         }
@@ -119,7 +168,12 @@ impl Minors {
 
     /// Appends the rules filed under a range holding `major:minor`.
     fn stab(&self, major: u32, minor: u32, out: &mut Vec<u32>) {
-        if let Some(&(start, len)) = self.runs.get(&u64::from(major)) {
+        let run = match self.direct.get(major as usize) {
+            Some(&run) => Some(run),
+            None if self.runs.is_empty() => None,
+            None => self.runs.get(&u64::from(major)).copied(),
+        };
+        if let Some((start, len)) = run {
             for &(lo, hi, r) in self.ranges.get(start as usize..(start + len) as usize).unwrap_or(&[]) {
                 if lo > minor {
                     break;
@@ -143,6 +197,7 @@ struct TableBuilder {
     dev_minors: HashMap<u64, Vec<(u32, u32, u32)>>,
     dev_ranges: Vec<(u64, u64, u32)>,
     sockets: HashMap<u64, Vec<u32>>,
+    socket_fds: HashMap<u64, Vec<(u64, u64, u32)>>,
     fds: Vec<(u64, u64, u32)>,
     table: Table,
 }
@@ -157,12 +212,15 @@ enum Anchor<'r> {
         family: Option<SockFamily>,
         sock_type: Option<SockType>,
         state: Option<SockState>,
+        /// The rule's fd numbers, when it names a few: filed by them under the triple.
+        fds: Option<Vec<(u64, u64)>>,
     },
     Fds(Vec<(u64, u64)>),
     Always,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 enum Field {
     Path,
     Fs,
@@ -218,7 +276,7 @@ fn choose_anchor<'a>(predicates: &'a [Predicate]) -> (Anchor<'a>, Vec<usize>) {
             *best = (rank, anchor, consumed);
         }
     };
-    let (mut family, mut sock_type, mut state) = (None, None, None);
+    let (mut family, mut sock_type, mut state, mut fds) = (None, None, None, None);
     for (i, p) in predicates.iter().enumerate() {
         match p {
             Predicate::Dev { major, minor } => match (major.as_single(), minor.as_single()) {
@@ -240,19 +298,27 @@ fn choose_anchor<'a>(predicates: &'a [Predicate]) -> (Anchor<'a>, Vec<usize>) {
             Predicate::SockType(x) if sock_type.is_none() => sock_type = Some((i, *x)),
             Predicate::State(x) if state.is_none() => state = Some((i, *x)),
             Predicate::Fd(set) if set.ranges().len() <= 16 => {
-                let intervals = set.ranges().iter().map(|&(a, b)| (u64::from(a), u64::from(b))).collect();
+                let intervals: Vec<(u64, u64)> =
+                    set.ranges().iter().map(|&(a, b)| (u64::from(a), u64::from(b))).collect();
+                if fds.is_none() {
+                    fds = Some((i, intervals.clone()));
+                }
                 offer(8, Anchor::Fds(intervals), Vec::new(), &mut best)
             }
             _ => {}
         }
     }
     if family.is_some() || sock_type.is_some() || state.is_some() {
-        let consumed =
-            [family.map(|x| x.0), sock_type.map(|x| x.0), state.map(|x| x.0)].into_iter().flatten().collect();
+        // The fd intervals are the set's own ranges: filed under them, the rule needs no fd check.
+        let consumed = [family.map(|x| x.0), sock_type.map(|x| x.0), state.map(|x| x.0), fds.as_ref().map(|x| x.0)]
+            .into_iter()
+            .flatten()
+            .collect();
         let anchor = Anchor::Socket {
             family: family.map(|x| x.1),
             sock_type: sock_type.map(|x| x.1),
             state: state.map(|x| x.1),
+            fds: fds.map(|x| x.1),
         };
         offer(5, anchor, consumed, &mut best);
     }
@@ -262,9 +328,10 @@ fn choose_anchor<'a>(predicates: &'a [Predicate]) -> (Anchor<'a>, Vec<usize>) {
 /// Scratch buffers reused by every decision made on one thread.
 #[derive(Debug, Default)]
 struct Scratch {
-    path: Vec<usize>,
-    fs: Vec<usize>,
-    name: Vec<usize>,
+    /// Glob matches of one field against one anchor index, in turn.
+    hits: Vec<usize>,
+    /// Glob matches of each field against the residual globs, once asked for.
+    residual: [Vec<usize>; 3],
     candidates: Vec<u32>,
     globs: GlobScratch,
 }
@@ -273,65 +340,89 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// One fd's match key: its facts and the glob matches of its path, filesystem type and name.
+/// One fd's match key: its facts and, filled on first use, the residual glob matches of its path,
+/// filesystem type and name.
 struct Key<'a> {
     facts: &'a FdFacts,
-    path: &'a [usize],
-    fs: &'a [usize],
-    name: &'a [usize],
+    residual: &'a [GlobIndex; 3],
+    matches: &'a mut [Vec<usize>; 3],
+    /// Bit `field` set once `matches[field]` is filled.
+    filled: u8,
+    globs: &'a mut GlobScratch,
+}
+
+impl Key<'_> {
+    /// Whether residual glob `id` of `field` matches the fd.
+    fn glob_holds(&mut self, field: Field, id: usize) -> bool {
+        let f = field as usize;
+        if self.filled & (1 << f) == 0 {
+            self.filled |= 1 << f;
+            let text = match field {
+                Field::Path => self.facts.path.as_deref(),
+                Field::Fs => self.facts.fs.as_deref(),
+                Field::Name => self.facts.name.as_deref(),
+            };
+            match text {
+                Some(t) => self.residual[f].matches_into(t, &mut self.matches[f], self.globs),
+                None => self.matches[f].clear(),
+            }
+        }
+        self.matches[f].binary_search(&id).is_ok()
+    }
 }
 
 impl Check {
-    fn compile(p: &Predicate, path: &mut GlobIndex, fs: &mut GlobIndex, name: &mut GlobIndex) -> Check {
-        match p {
-            Predicate::Dev { major, minor } => Check::Dev { major: major.clone(), minor: minor.clone() },
-            Predicate::Path(g) => Check::Path(path.id(g)),
-            Predicate::Fs(g) => Check::Fs(fs.id(g)),
-            Predicate::Name(g) => Check::Name(name.id(g)),
-            Predicate::Deleted => Check::Deleted,
-            Predicate::Flags(bits) => Check::Flags(*bits),
-            Predicate::Access(a) => Check::Access(*a),
-            Predicate::Size(op, n) => Check::Size(*op, *n),
-            Predicate::Fd(set) => Check::Fd(set.clone()),
-            Predicate::Family(x) => Check::Family(*x),
-            Predicate::SockType(x) => Check::SockType(*x),
-            Predicate::State(x) => Check::State(*x),
-            Predicate::Not(inner) => Check::Not(Box::new(Check::compile(inner, path, fs, name))),
-        }
+    fn compile(p: &Predicate, globs: &mut [GlobIndex; 3]) -> Check {
+        let [path, fs, name] = globs;
+        let test = match p {
+            Predicate::Dev { major, minor } => Test::Dev { major: Nums::new(major), minor: Nums::new(minor) },
+            Predicate::Path(g) => Test::Path(path.id(g)),
+            Predicate::Fs(g) => Test::Fs(fs.id(g)),
+            Predicate::Name(g) => Test::Name(name.id(g)),
+            Predicate::Deleted => Test::Deleted,
+            Predicate::Flags(bits) => Test::Flags(*bits),
+            Predicate::Access(a) => Test::Access(*a),
+            Predicate::Size(op, n) => Test::Size(*op, *n),
+            Predicate::Fd(set) => Test::Fd(Nums::new(set)),
+            Predicate::Family(x) => Test::Family(*x),
+            Predicate::SockType(x) => Test::SockType(*x),
+            Predicate::State(x) => Test::State(*x),
+            Predicate::Not(inner) => {
+                let Check { negated, test } = Check::compile(inner, globs);
+                return Check { negated: !negated, test };
+            }
+        };
+        Check { negated: false, test }
     }
 
     /// The same meaning as [`super::reference::holds`], on a prepared key.
-    fn holds(&self, key: &Key<'_>) -> bool {
+    fn holds(&self, key: &mut Key<'_>) -> bool {
         let f = key.facts;
-        match self {
-            Check::Dev { major, minor } => f.dev.is_some_and(|d| major.contains(d.major) && minor.contains(d.minor)),
-            Check::Path(id) => key.path.binary_search(id).is_ok(),
-            Check::Fs(id) => key.fs.binary_search(id).is_ok(),
-            Check::Name(id) => key.name.binary_search(id).is_ok(),
-            Check::Deleted => f.deleted,
-            Check::Flags(bits) => f.flags.contains(*bits),
-            Check::Access(a) => Access::from_flags(f.flags.0) == *a,
-            Check::Size(op, n) => f.size.is_some_and(|s| op.holds(s, *n)),
-            Check::Fd(set) => u32::try_from(f.fd).is_ok_and(|fd| set.contains(fd)),
-            Check::Family(x) => f.socket.as_ref().is_some_and(|s| s.family == Some(*x)),
-            Check::SockType(x) => f.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
-            Check::State(x) => f.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
-            Check::Not(inner) => !inner.holds(key),
-        }
+        let holds = match &self.test {
+            Test::Dev { major, minor } => f.dev.is_some_and(|d| major.contains(d.major) && minor.contains(d.minor)),
+            Test::Path(id) => key.glob_holds(Field::Path, *id),
+            Test::Fs(id) => key.glob_holds(Field::Fs, *id),
+            Test::Name(id) => key.glob_holds(Field::Name, *id),
+            Test::Deleted => f.deleted,
+            Test::Flags(bits) => f.flags.contains(*bits),
+            Test::Access(a) => Access::from_flags(f.flags.0) == *a,
+            Test::Size(op, n) => f.size.is_some_and(|s| op.holds(s, *n)),
+            Test::Fd(set) => u32::try_from(f.fd).is_ok_and(|fd| set.contains(fd)),
+            Test::Family(x) => f.socket.as_ref().is_some_and(|s| s.family == Some(*x)),
+            Test::SockType(x) => f.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
+            Test::State(x) => f.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
+        };
+        holds != self.negated
     }
 }
 
 impl TableBuilder {
-    fn file(&mut self, anchor: Anchor<'_>, r: u32, globs: [&mut GlobIndex; 3]) {
-        let [path, fs, name] = globs;
+    /// Files tag `r` (see [`CompiledRule`]) under `anchor`; `always` gets the rule number.
+    fn file(&mut self, anchor: Anchor<'_>, r: u32) {
         match anchor {
             Anchor::DevExact(key) => self.dev_minors.entry(key >> 32).or_default().push((key as u32, key as u32, r)),
             Anchor::Glob(field, glob) => {
-                let index = match field {
-                    Field::Path => path,
-                    Field::Fs => fs,
-                    Field::Name => name,
-                };
+                let index = &mut self.table.globs[field as usize];
                 let id = index.id(glob);
                 index.anchor(id, r);
             }
@@ -344,22 +435,34 @@ impl TableBuilder {
                     }
                 }
             }
-            Anchor::Socket { family, sock_type, state } => {
+            Anchor::Socket { family, sock_type, state, fds } => {
                 let pattern =
                     u8::from(family.is_some()) | u8::from(sock_type.is_some()) << 1 | u8::from(state.is_some()) << 2;
                 self.table.socket_patterns |= 1 << pattern;
-                self.sockets.entry(socket_key(family, sock_type, state)).or_default().push(r);
+                let key = socket_key(family, sock_type, state);
+                match fds {
+                    Some(intervals) => self
+                        .socket_fds
+                        .entry(key)
+                        .or_default()
+                        .extend(intervals.into_iter().map(|(lo, hi)| (lo, hi, r))),
+                    None => self.sockets.entry(key).or_default().push(r),
+                }
             }
             Anchor::Fds(intervals) => self.fds.extend(intervals.into_iter().map(|(lo, hi)| (lo, hi, r))),
-            Anchor::Always => self.table.always.push(r),
+            Anchor::Always => self.table.always.push(r >> 1),
         }
     }
 
-    fn build(self) -> Table {
+    fn build(mut self) -> Table {
+        for index in &mut self.table.globs {
+            index.build();
+        }
         Table {
             dev_minors: Minors::new(self.dev_minors),
             dev_ranges: Stab::new(self.dev_ranges),
             sockets: KeyedLists::new(self.sockets),
+            socket_fds: self.socket_fds.into_iter().map(|(key, fds)| (key, Stab::new(fds))).collect(),
             fds: Stab::new(self.fds),
             ..self.table
         }
@@ -393,7 +496,14 @@ impl Table {
                 {
                     continue;
                 }
-                out.extend_from_slice(self.sockets.get(socket_key(family, sock_type, state)));
+                let key = socket_key(family, sock_type, state);
+                out.extend_from_slice(self.sockets.get(key));
+                if !self.socket_fds.is_empty()
+                    && let Ok(fd) = u64::try_from(facts.fd)
+                    && let Some(stab) = self.socket_fds.get(&key)
+                {
+                    stab.stab(fd, out);
+                }
             }
         }
         if !self.fds.is_empty()
@@ -407,32 +517,31 @@ impl Table {
 impl Compiled {
     /// Compiles `rules`. Never fails: every validated rule set has a compiled form.
     pub fn new(rules: &RuleSet) -> Compiled {
-        let mut path = GlobIndex::default();
-        let mut fs = GlobIndex::default();
-        let mut name = GlobIndex::default();
+        let mut residual: [GlobIndex; 3] = Default::default();
         let mut builders: Vec<TableBuilder> = Kind::ALL.iter().map(|_| TableBuilder::default()).collect();
         let mut compiled = Vec::with_capacity(rules.len());
         let mut checks = Vec::new();
-        // Rule numbers are u32 in the indexes; a policy of four billion rules is not a policy.
-        for (index, rule) in rules.rules().iter().enumerate().take(u32::MAX as usize) {
+        // Rules are filed as tags, `rule << 1 | bit`; a policy of two billion rules is not a policy.
+        for (index, rule) in rules.rules().iter().enumerate().take((u32::MAX >> 1) as usize) {
             let r = index as u32;
             let (anchor, consumed) = choose_anchor(&rule.predicates);
-            builders[rule.kind as usize].file(anchor, r, [&mut path, &mut fs, &mut name]);
             let start = checks.len() as u32;
             checks.extend(
                 rule.predicates
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| !consumed.contains(i))
-                    .map(|(_, p)| Check::compile(p, &mut path, &mut fs, &mut name)),
+                    .map(|(_, p)| Check::compile(p, &mut residual)),
             );
-            compiled.push(CompiledRule { kind: rule.kind, start, len: checks.len() as u32 - start });
+            let len = checks.len() as u32 - start;
+            builders[rule.kind as usize].file(anchor, r << 1 | u32::from(len > 0));
+            compiled.push(CompiledRule { start, len });
         }
-        for index in [&mut path, &mut fs, &mut name] {
+        for index in &mut residual {
             index.build();
         }
         let tables = builders.into_iter().map(TableBuilder::build).collect();
-        Compiled { rules: compiled, checks, tables, path, fs, name }
+        Compiled { rules: compiled, checks, tables, residual }
     }
 
     /// The number of rules compiled.
@@ -446,33 +555,20 @@ impl Compiled {
     }
 
     fn decide(&self, facts: &FdFacts, s: &mut Scratch) -> Option<usize> {
-        let Scratch { path, fs, name, candidates, globs } = s;
-        match &facts.path {
-            Some(p) => self.path.matches_into(p, path, globs),
-            None => path.clear(),
-        }
-        match &facts.fs {
-            Some(t) => self.fs.matches_into(t, fs, globs),
-            None => fs.clear(),
-        }
-        match &facts.name {
-            Some(n) => self.name.matches_into(n, name, globs),
-            None => name.clear(),
-        }
-        let key = Key { facts, path, fs, name };
-
+        let Scratch { hits, residual, candidates, globs } = s;
         let own = &self.tables[facts.kind as usize];
         let any = (facts.kind != Kind::Any).then(|| &self.tables[Kind::Any as usize]);
         candidates.clear();
-        own.candidates(facts, candidates);
-        if let Some(any) = any {
-            any.candidates(facts, candidates);
-        }
-        for (index, hits) in [(&self.path, key.path), (&self.fs, key.fs), (&self.name, key.name)] {
-            for &id in hits {
-                for &r in index.anchored(id) {
-                    if self.rules[r as usize].kind.covers(facts.kind) {
-                        candidates.push(r);
+        for table in std::iter::once(own).chain(any) {
+            table.candidates(facts, candidates);
+            let texts = [facts.path.as_deref(), facts.fs.as_deref(), facts.name.as_deref()];
+            for (index, text) in table.globs.iter().zip(texts) {
+                if let Some(text) = text
+                    && !index.is_empty()
+                {
+                    index.matches_into(text, hits, globs);
+                    for &id in hits.iter() {
+                        candidates.extend_from_slice(index.anchored(id));
                     }
                 }
             }
@@ -481,7 +577,11 @@ impl Compiled {
             candidates.sort_unstable();
             candidates.dedup();
         }
-        let best = candidates.iter().copied().find(|&r| self.residual_holds(r, &key));
+        let mut key = Key { facts, residual: &self.residual, matches: residual, filled: 0, globs };
+        let best = candidates
+            .iter()
+            .find(|&&tag| tag & 1 == 0 || self.residual_holds(tag >> 1, &mut key))
+            .map(|&tag| tag >> 1);
 
         // The unanchored rules, in order, only up to the best anchored answer.
         let limit = best.unwrap_or(u32::MAX);
@@ -505,15 +605,15 @@ impl Compiled {
             if next >= limit {
                 break;
             }
-            if self.residual_holds(next, &key) {
+            if self.residual_holds(next, &mut key) {
                 return Some(next as usize);
             }
         }
         best.map(|r| r as usize)
     }
 
-    fn residual_holds(&self, rule: u32, key: &Key<'_>) -> bool {
-        let CompiledRule { start, len, .. } = self.rules[rule as usize];
+    fn residual_holds(&self, rule: u32, key: &mut Key<'_>) -> bool {
+        let CompiledRule { start, len } = self.rules[rule as usize];
         self.checks[start as usize..(start + len) as usize].iter().all(|c| c.holds(key))
     }
 }

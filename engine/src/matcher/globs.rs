@@ -44,6 +44,22 @@ pub(super) struct GlobIndex {
     /// Bit `n` set when some directory prefix is `n` bytes long (`n < 256`; longer ones are always
     /// looked up): most prefixes of a path are then skipped without a hash lookup.
     dir_lengths: [u64; 4],
+    /// The length of the longest directory prefix: a string's later `/`s are not looked at.
+    longest_dir: usize,
+    /// The same for literal globs: a string whose length no literal has is not looked up.
+    literal_lengths: [u64; 4],
+}
+
+/// Whether bit `n` of a length set is set; lengths past the set are always taken as present.
+fn has_length(lengths: &[u64; 4], n: usize) -> bool {
+    lengths.get(n / 64).is_none_or(|word| word & (1 << (n % 64)) != 0)
+}
+
+/// Adds length `n` to a length set (lengths past it need no bit).
+fn add_length(lengths: &mut [u64; 4], n: usize) {
+    if let Some(word) = lengths.get_mut(n / 64) {
+        *word |= 1 << (n % 64);
+    }
 }
 
 /// A string that is a literal glob, a directory prefix of globs, or both; small, so that the entries
@@ -141,22 +157,15 @@ fn literal_prefix(text: &str) -> (String, bool) {
     (out, true)
 }
 
-/// A hash of a string built from its `/`-terminated segments (`/var/log/x` is `/`, `var/`, `log/`, `x`),
-/// so that walking a path once gives the hash of each of its directory prefixes along the way.
+/// A hash of a string, eight bytes at a time.
 fn text_hash(text: &str) -> u64 {
-    text.split_inclusive('/').fold(0, combine)
-}
-
-/// The hash of a prefix extended by one more segment; eight bytes at a time.
-fn combine(h: u64, segment: &str) -> u64 {
     let mut hasher = IntHasher::default();
-    hasher.write_u64(h);
-    let mut chunks = segment.as_bytes().chunks_exact(8);
+    let mut chunks = text.as_bytes().chunks_exact(8);
     for chunk in &mut chunks {
         hasher.write_u64(chunk.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
     }
     let tail = chunks.remainder().iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
-    hasher.write_u64(tail ^ (segment.len() as u64) << 56);
+    hasher.write_u64(tail ^ (text.len() as u64) << 56);
     hasher.finish()
 }
 
@@ -185,6 +194,11 @@ impl GlobIndex {
         self.anchored.get(id)
     }
 
+    /// True when the index holds no glob.
+    pub(super) fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
     /// The text of an entry.
     fn text(&self, entry: &Entry) -> &str {
         self.texts.get(entry.start as usize..(entry.start + entry.len) as usize).unwrap_or("")
@@ -209,12 +223,14 @@ impl GlobIndex {
         self.rest = self.bucket("", rest);
         let mut literals = Vec::with_capacity(texts.len());
         for (text, (literal, filed)) in texts {
+            if !literal.is_empty() {
+                add_length(&mut self.literal_lengths, text.len());
+            }
             let dir = if filed.is_empty() {
                 u32::MAX
             } else {
-                if let Some(word) = self.dir_lengths.get_mut(text.len() / 64) {
-                    *word |= 1 << (text.len() % 64);
-                }
+                add_length(&mut self.dir_lengths, text.len());
+                self.longest_dir = self.longest_dir.max(text.len());
                 self.buckets.push(self.bucket(&text, filed));
                 self.buckets.len() as u32 - 1
             };
@@ -265,30 +281,32 @@ impl GlobIndex {
             return;
         }
         self.rest.matches_into(&self.globs, text, 0, into, scratch);
-        if !self.entries.is_empty() {
-            let (mut h, mut end) = (0, 0);
-            for segment in text.split_inclusive('/') {
-                h = combine(h, segment);
-                end += segment.len();
-                if segment.ends_with('/')
-                    && self.dir_lengths.get(end / 64).is_none_or(|word| word & (1 << (end % 64)) != 0)
-                    && let Some(entry) = self.find(h, &text[..end])
+        if !self.buckets.is_empty() {
+            let bytes = text.as_bytes();
+            for (i, &b) in bytes.iter().enumerate().take(self.longest_dir) {
+                let end = i + 1;
+                if b == b'/'
+                    && has_length(&self.dir_lengths, end)
+                    && let Some(entry) = self.find(&text[..end])
                     && let Some(bucket) = self.buckets.get(entry.dir as usize)
                 {
                     bucket.matches_into(&self.globs, text, end, into, scratch);
                 }
             }
-            if let Some(entry) = self.find(h, text) {
-                into.extend(self.literals.get(entry.literal as usize).iter().map(|&id| id as usize));
-            }
+        }
+        if !self.entries.is_empty()
+            && has_length(&self.literal_lengths, text.len())
+            && let Some(entry) = self.find(text)
+        {
+            into.extend(self.literals.get(entry.literal as usize).iter().map(|&id| id as usize));
         }
         if into.len() > 1 {
             into.sort_unstable();
         }
     }
 
-    fn find(&self, hash: u64, text: &str) -> Option<&Entry> {
-        let mut e = *self.table.get(&hash)?;
+    fn find(&self, text: &str) -> Option<&Entry> {
+        let mut e = *self.table.get(&text_hash(text))?;
         while let Some(entry) = self.entries.get(e as usize) {
             if entry.len as usize == text.len() && self.text(entry) == text {
                 return Some(entry);
