@@ -328,8 +328,6 @@ fn choose_anchor<'a>(predicates: &'a [Predicate]) -> (Anchor<'a>, Vec<usize>) {
 /// Scratch buffers reused by every decision made on one thread.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// Glob matches of one field against one anchor index, in turn.
-    hits: Vec<usize>,
     /// Glob matches of each field against the residual globs, once asked for.
     residual: [Vec<usize>; 3],
     candidates: Vec<u32>,
@@ -555,7 +553,7 @@ impl Compiled {
     }
 
     fn decide(&self, facts: &FdFacts, s: &mut Scratch) -> Option<usize> {
-        let Scratch { hits, residual, candidates, globs } = s;
+        let Scratch { residual, candidates, globs } = s;
         let own = &self.tables[facts.kind as usize];
         let any = (facts.kind != Kind::Any).then(|| &self.tables[Kind::Any as usize]);
         candidates.clear();
@@ -563,13 +561,8 @@ impl Compiled {
             table.candidates(facts, candidates);
             let texts = [facts.path.as_deref(), facts.fs.as_deref(), facts.name.as_deref()];
             for (index, text) in table.globs.iter().zip(texts) {
-                if let Some(text) = text
-                    && !index.is_empty()
-                {
-                    index.matches_into(text, hits, globs);
-                    for &id in hits.iter() {
-                        candidates.extend_from_slice(index.anchored(id));
-                    }
+                if let Some(text) = text {
+                    index.rules_into(text, candidates, globs);
                 }
             }
         }
