@@ -34,6 +34,9 @@ pub(super) struct GlobIndex {
     table: IntMap<u32>,
     /// Literal globs and directory prefixes, found through `table`.
     entries: Vec<Entry>,
+    /// Bit `(hash >> 32) & mask` set for the hash of every entry (16 bits per entry, a few kilobytes that stay
+    /// in cache): most strings that are no entry are turned away without reaching the map.
+    seen: Vec<u64>,
     /// The entries' texts, one after another.
     texts: String,
     /// The lists of glob numbers and of rules the entries' [`Span`]s point at.
@@ -274,6 +277,12 @@ impl GlobIndex {
             self.entries.push(Entry { text: text_span, next, literal, literal_rules, anything_rules, dir });
         }
         self.items = items;
+        let bits = (self.entries.len() * 16).next_power_of_two().max(64);
+        self.seen = vec![0; bits / 64];
+        for &h in self.table.keys() {
+            let bit = (h >> 32) as usize & (bits - 1);
+            self.seen[bit / 64] |= 1 << (bit % 64);
+        }
     }
 
     /// A bucket for globs whose literal prefix starts with `dir`. Globs with escapes are tested whole
@@ -372,7 +381,13 @@ impl GlobIndex {
     }
 
     fn find(&self, text: &str) -> Option<&Entry> {
-        let mut entry = self.entries.get(*self.table.get(&text_hash(text))? as usize)?;
+        let hash = text_hash(text);
+        // The high half: the hash is a product, its low bits see only the low bits of the text.
+        let bit = (hash >> 32) as usize & (self.seen.len() * 64).wrapping_sub(1);
+        if self.seen.get(bit / 64).is_none_or(|word| word & (1 << (bit % 64)) == 0) {
+            return None;
+        }
+        let mut entry = self.entries.get(*self.table.get(&hash)? as usize)?;
         loop {
             if entry.text.len as usize == text.len() && self.text(entry) == text {
                 return Some(entry);
