@@ -160,7 +160,9 @@ pub enum ScanError {
         #[source]
         source: io::Error,
     },
-    #[error("process {pid} has exited or is exiting: its fds are closed (a zombie stays listed until its parent reaps it)")]
+    #[error(
+        "process {pid} has exited or is exiting: its fds are closed (a zombie stays listed until its parent reaps it)"
+    )]
     Exited { pid: i32 },
     #[error("cannot read the {what} of process {pid}: {source}")]
     Io {
