@@ -9,11 +9,10 @@
 //! harness (spawn, wait until it holds its fds, kill on drop).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crrules_engine::facts::FdFacts;
 use crrules_engine::matcher::Compiled;
 use crrules_engine::needs::scan_options;
 use crrules_engine::plan::ProcessPlan;
-use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
+use crrules_engine::scan::{ScanOptions, scan_process};
 use crrules_rules::{RuleSet, Source};
 use rayon::prelude::*;
 use std::ffi::CString;
@@ -181,13 +180,6 @@ fn default_policy() -> RuleSet {
     crrules_rules::compile(&sources).rules
 }
 
-fn entry(e: FdEntry) -> Result<FdFacts, i32> {
-    match e {
-        FdEntry::Open(f) => Ok(f),
-        FdEntry::Vanished { fd } => Err(fd),
-    }
-}
-
 fn bench_scan(c: &mut Criterion) {
     let holder = spawn_holder(NFDS);
     let (pid, n) = (holder.pid, holder.nfds);
@@ -211,7 +203,7 @@ fn bench_scan(c: &mut Criterion) {
     let matcher = Compiled::new(&rules);
     let decide = |opts: &ScanOptions| {
         let scan = scan_process(pid, opts).expect("scan");
-        ProcessPlan::new(scan.pid, scan.comm, scan.fds.into_iter().map(entry), &rules, &matcher).fds.len()
+        ProcessPlan::new(scan, &rules, &matcher).fds.len()
     };
     g.bench_function("check-full", |b| b.iter(|| decide(&full)));
     let narrow = scan_options(&rules);

@@ -3,15 +3,14 @@
 
 use crate::args::{CheckArgs, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
 use crate::load;
-use crate::output::{FdJson, ProcessJson, Report};
+use crate::output::{ProcessJson, Report};
 use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
-use crrules_engine::facts::FdFacts;
-use crrules_engine::matcher::{self, Compiled, Matcher};
+use crrules_engine::matcher::{self, Compiled};
 use crrules_engine::needs;
 use crrules_engine::plan::ProcessPlan;
-use crrules_engine::scan::{self, FdEntry, ProcessScan, ScanError, ScanOptions};
+use crrules_engine::scan::{self, FdEntry, ScanError, ScanOptions};
 use crrules_rules::RuleSet;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -41,7 +40,7 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
             }
             Err(e) => return Err(scan_failure(e)),
         };
-        let plan = plan(scan, rules, &matcher);
+        let plan = ProcessPlan::new(scan, rules, &matcher);
         if !plan.checkpointable() {
             outcome = Outcome::Finding;
         }
@@ -84,14 +83,6 @@ fn resolve(targets: &Targets) -> Result<Vec<i32>, Failure> {
     Ok(pids)
 }
 
-fn plan(scan: ProcessScan, rules: &RuleSet, matcher: &(impl Matcher + ?Sized)) -> ProcessPlan {
-    let entries = scan.fds.into_iter().map(|entry| match entry {
-        FdEntry::Open(facts) => Ok(facts),
-        FdEntry::Vanished { fd } => Err(fd),
-    });
-    ProcessPlan::new(scan.pid, scan.comm, entries, rules, matcher)
-}
-
 fn scan_failure(e: ScanError) -> Failure {
     Failure::Report(miette::Report::msg(e.to_string()))
 }
@@ -119,7 +110,7 @@ fn check_saved(
                 n + 1
             )
         })?;
-        let plan = ProcessPlan::new(saved.pid, saved.comm, saved.fds.into_iter().map(facts_of), rules, matcher);
+        let plan = ProcessPlan::new(saved.into_scan(), rules, matcher);
         if !plan.checkpointable() {
             outcome = Outcome::Finding;
         }
@@ -127,13 +118,6 @@ fn check_saved(
     }
     report.finish()?;
     Ok(outcome)
-}
-
-fn facts_of(fd: FdJson) -> Result<FdFacts, i32> {
-    match fd {
-        FdJson::Open(open) => Ok(open.facts),
-        FdJson::Vanished { fd, .. } => Err(fd),
-    }
 }
 
 /// `check --all`: every process on the host, with a progress bar on a terminal and a summary of how many
@@ -153,7 +137,7 @@ fn check_all(
     let results: Vec<Result<ProcessPlan, ScanError>> = pids
         .par_iter()
         .map(|&pid| {
-            let result = scan::scan_process(pid, &opts).map(|s| plan(s, rules, matcher));
+            let result = scan::scan_process(pid, &opts).map(|s| ProcessPlan::new(s, rules, matcher));
             progress.tick(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
             result
         })

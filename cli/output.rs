@@ -6,7 +6,7 @@ use crate::args::Format;
 use crate::render::{Style, Ui};
 use crrules_engine::backend::Backend;
 use crrules_engine::facts::FdFacts;
-use crrules_engine::plan::{PlannedFd, ProcessPlan};
+use crrules_engine::plan::{Decision, PlannedFd, ProcessPlan};
 use crrules_engine::scan::{FdEntry, ProcessScan};
 use crrules_rules::{Action, RuleSet};
 use serde::{Deserialize, Serialize};
@@ -23,25 +23,12 @@ pub struct ProcessJson {
     pub fds: Vec<FdJson>,
 }
 
-/// One fd as JSON: its facts, flattened, then its decision.
+/// One fd as JSON: the scanner's entry (the facts object, or `{"fd": N, "state": "vanished"}`), then its
+/// decision when there is one.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum FdJson {
-    Vanished { fd: i32, state: Vanished },
-    Open(Box<OpenFdJson>),
-}
-
-/// The `"state": "vanished"` marker of an fd closed while it was being scanned.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Vanished {
-    Vanished,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct OpenFdJson {
+pub struct FdJson {
     #[serde(flatten)]
-    pub facts: FdFacts,
+    pub entry: FdEntry,
     #[serde(flatten, skip_serializing_if = "Option::is_none", default)]
     pub decision: Option<DecisionJson>,
 }
@@ -65,14 +52,7 @@ pub struct DecisionJson {
 impl ProcessJson {
     /// The facts of a scan, without decisions (`crrules facts`).
     pub fn facts_only(scan: ProcessScan) -> ProcessJson {
-        let fds = scan
-            .fds
-            .into_iter()
-            .map(|entry| match entry {
-                FdEntry::Open(facts) => FdJson::Open(Box::new(OpenFdJson { facts, decision: None })),
-                FdEntry::Vanished { fd } => FdJson::Vanished { fd, state: Vanished::Vanished },
-            })
-            .collect();
+        let fds = scan.fds.into_iter().map(|entry| FdJson { entry, decision: None }).collect();
         ProcessJson { pid: scan.pid, comm: scan.comm, checkpointable: None, fds }
     }
 
@@ -82,32 +62,40 @@ impl ProcessJson {
             .fds
             .iter()
             .map(|fd| match fd {
-                PlannedFd::Vanished { fd } => FdJson::Vanished { fd: *fd, state: Vanished::Vanished },
+                PlannedFd::Vanished { fd } => FdJson { entry: FdEntry::Vanished { fd: *fd }, decision: None },
                 PlannedFd::Open { facts, decision } => {
-                    let decision = {
-                        let mut d = DecisionJson {
-                            action: decision.action.keyword().to_owned(),
-                            substitute: None,
-                            inherit: None,
-                            plugin: None,
-                            limit: None,
-                            rule: decision.rule.map(|i| rules.rules()[i].origin.to_string()),
-                            reason: decision.reason.clone(),
-                        };
-                        match &decision.action {
-                            Action::ReopenSubst { path } => d.substitute = Some(path.clone()),
-                            Action::Inherit { name } => d.inherit = Some(name.clone()),
-                            Action::Plugin { name } => d.plugin = Some(name.clone()),
-                            Action::Contents { limit } => d.limit = *limit,
-                            _ => {}
-                        }
-                        d
-                    };
-                    FdJson::Open(Box::new(OpenFdJson { facts: facts.clone(), decision: Some(decision) }))
+                    FdJson { entry: FdEntry::Open(facts.clone()), decision: Some(DecisionJson::new(decision, rules)) }
                 }
             })
             .collect();
         ProcessJson { pid: plan.pid, comm: plan.comm.clone(), checkpointable: Some(plan.checkpointable()), fds }
+    }
+
+    /// The scan these facts came from (decisions dropped), to be decided again.
+    pub fn into_scan(self) -> ProcessScan {
+        ProcessScan { pid: self.pid, comm: self.comm, fds: self.fds.into_iter().map(|fd| fd.entry).collect() }
+    }
+}
+
+impl DecisionJson {
+    fn new(decision: &Decision, rules: &RuleSet) -> DecisionJson {
+        let mut d = DecisionJson {
+            action: decision.action.keyword().to_owned(),
+            substitute: None,
+            inherit: None,
+            plugin: None,
+            limit: None,
+            rule: decision.rule.map(|i| rules.rules()[i].origin.to_string()),
+            reason: decision.reason.clone(),
+        };
+        match &decision.action {
+            Action::ReopenSubst { path } => d.substitute = Some(path.clone()),
+            Action::Inherit { name } => d.inherit = Some(name.clone()),
+            Action::Plugin { name } => d.plugin = Some(name.clone()),
+            Action::Contents { limit } => d.limit = *limit,
+            Action::ReopenPath | Action::Recreate | Action::Close | Action::Reject { .. } => {}
+        }
+        d
     }
 }
 

@@ -10,6 +10,7 @@ use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
 use crrules_engine::matcher::Compiled;
 use crrules_engine::plan::Decision;
+use crrules_engine::scan::FdEntry;
 use crrules_rules::Action;
 use std::path::{Path, PathBuf};
 
@@ -28,32 +29,32 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
             let process: ProcessJson =
                 serde_json::from_str(line).map_err(|e| miette::miette!("`{}` line {}: {e}", file.display(), n + 1))?;
             for fd in process.fds {
-                let FdJson::Open(open) = fd else { continue };
-                let Some(expected) = &open.decision else {
+                let FdJson { entry: FdEntry::Open(facts), decision } = fd else { continue };
+                let Some(expected) = &decision else {
                     return Err(Failure::Report(miette::miette!(
                         help = "each fd of a policy test needs an `action` (and its argument) to expect",
                         "`{}` line {}: fd {} has no expected action",
                         file.display(),
                         n + 1,
-                        open.facts.fd
+                        facts.fd
                     )));
                 };
-                let got = Decision::new(rules, &matcher, &open.facts);
+                let got = Decision::new(rules, &matcher, &facts);
                 if same_action(expected, &got.action) {
                     passed += 1;
                     continue;
                 }
                 failed += 1;
                 let rule = got.rule.map_or_else(|| "no rule".to_owned(), |i| rules.rules()[i].origin.to_string());
-                let what = open.facts.path.as_deref().unwrap_or(&open.facts.link);
+                let what = facts.path.as_deref().unwrap_or(&facts.link);
                 println!(
                     "{} {}:{}: pid {} fd {} ({} {what})",
                     ui.out(Style::Bad, "FAIL"),
                     file.display(),
                     n + 1,
                     process.pid,
-                    open.facts.fd,
-                    open.facts.kind
+                    facts.fd,
+                    facts.kind
                 );
                 println!("  {} {}", ui.out(Style::Good, "- expected:"), describe(expected));
                 println!("  {} {} (rule {rule})", ui.out(Style::Bad, "+ got:     "), got.action);

@@ -12,9 +12,10 @@ use crrules_rules::vocab::Kind;
 pub fn scan_options(rules: &RuleSet) -> ScanOptions {
     let mut opts = ScanOptions::minimal();
     for rule in rules.rules() {
-        let mut want = Want::default();
+        // What this rule's predicates read, as if it were the only rule.
+        let mut want = ScanOptions::minimal();
         for p in &rule.predicates {
-            want.add(p);
+            add(&mut want, p);
         }
         let kinds = if rule.kind == Kind::Any { KindMask::ALL } else { KindMask::NONE.with(rule.kind) };
         if want.fdinfo {
@@ -23,31 +24,22 @@ pub fn scan_options(rules: &RuleSet) -> ScanOptions {
         }
         opts.mounts |= want.mounts;
         opts.sockets |= want.sockets && kinds.contains(Kind::Socket);
+        // Fds with a path are always stat'ed; the others only for an `any` rule.
         opts.stat |= want.stat && rule.kind == Kind::Any;
     }
     opts
 }
 
-#[derive(Default)]
-struct Want {
-    stat: bool,
-    fdinfo: bool,
-    mounts: bool,
-    sockets: bool,
-}
-
-impl Want {
-    fn add(&mut self, predicate: &Predicate) {
-        match predicate {
-            Predicate::Dev { .. } | Predicate::Deleted | Predicate::Size(..) => self.stat = true,
-            Predicate::Fs(_) => {
-                self.fdinfo = true;
-                self.mounts = true;
-            }
-            Predicate::Flags(_) | Predicate::Access(_) => self.fdinfo = true,
-            Predicate::Family(_) | Predicate::SockType(_) | Predicate::State(_) => self.sockets = true,
-            Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) => {}
-            Predicate::Not(inner) => self.add(inner),
+fn add(want: &mut ScanOptions, predicate: &Predicate) {
+    match predicate {
+        Predicate::Dev { .. } | Predicate::Deleted | Predicate::Size(..) => want.stat = true,
+        Predicate::Fs(_) => {
+            want.fdinfo = true;
+            want.mounts = true;
         }
+        Predicate::Flags(_) | Predicate::Access(_) => want.fdinfo = true,
+        Predicate::Family(_) | Predicate::SockType(_) | Predicate::State(_) => want.sockets = true,
+        Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) => {}
+        Predicate::Not(inner) => add(want, inner),
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::facts::FdFacts;
 use crate::matcher::Matcher;
+use crate::scan::{FdEntry, ProcessScan};
 use crrules_rules::{Action, Rule, RuleSet};
 
 /// The reason given to an fd no rule matches.
@@ -69,25 +70,20 @@ pub struct ProcessPlan {
 }
 
 impl ProcessPlan {
-    /// Decides every fd: `entries` yields each fd's facts, or `Err(fd)` for one that vanished.
-    pub fn new(
-        pid: i32,
-        comm: String,
-        entries: impl IntoIterator<Item = Result<FdFacts, i32>>,
-        rules: &RuleSet,
-        matcher: &(impl Matcher + ?Sized),
-    ) -> ProcessPlan {
-        let fds = entries
+    /// Decides every fd of a scan.
+    pub fn new(scan: ProcessScan, rules: &RuleSet, matcher: &(impl Matcher + ?Sized)) -> ProcessPlan {
+        let fds = scan
+            .fds
             .into_iter()
             .map(|entry| match entry {
-                Ok(facts) => {
+                FdEntry::Open(facts) => {
                     let decision = Decision::new(rules, matcher, &facts);
                     PlannedFd::Open { facts, decision }
                 }
-                Err(fd) => PlannedFd::Vanished { fd },
+                FdEntry::Vanished { fd } => PlannedFd::Vanished { fd },
             })
             .collect();
-        ProcessPlan { pid, comm, fds }
+        ProcessPlan { pid: scan.pid, comm: scan.comm, fds }
     }
 
     /// True when no fd is rejected (vanished fds are gone and need nothing).

@@ -302,16 +302,18 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<S
     }
     let names: Option<Vec<Option<String>>> = (early.is_none() && sockets.len() <= SELECTIVE_DUMP_LIMIT)
         .then(|| sockets.iter().map(|f| dir.sockprotoname(f.fd)).collect());
-    let mut which: Vec<Dump> = match &names {
-        Some(names) => names.iter().flatten().filter_map(|n| Dump::for_protoname(n)).collect(),
-        None => Dump::ALL.to_vec(),
-    };
-    which.sort_unstable();
-    which.dedup();
     // Without a table (another namespace we may not join) every socket gets the fallback.
     let table = match early {
         Some(table) => table.unwrap_or_default(),
-        None => dir.socket_table(&which).unwrap_or_default(),
+        None => {
+            let mut which: Vec<Dump> = match &names {
+                Some(names) => names.iter().flatten().filter_map(|n| Dump::for_protoname(n)).collect(),
+                None => Dump::ALL.to_vec(),
+            };
+            which.sort_unstable();
+            which.dedup();
+            dir.socket_table(&which).unwrap_or_default()
+        }
     };
     for (i, f) in sockets.into_iter().enumerate() {
         let found = f.ino.and_then(|ino| table.by_ino.get(&ino)).cloned();
