@@ -20,7 +20,7 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
     let loaded = load::usable(args, ui)?;
     let rules = &loaded.compiled.rules;
     let matcher = Compiled::new(rules);
-    let mut report = Report::new(check.format, ui, rules);
+    let mut report = Report::new(check.format, ui);
     if let Some(path) = &check.facts {
         return check_saved(path, rules, &matcher, &mut report);
     }

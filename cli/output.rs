@@ -8,7 +8,7 @@ use crrules_engine::backend::Backend;
 use crrules_engine::facts::FdFacts;
 use crrules_engine::plan::{Decision, PlannedFd, ProcessPlan};
 use crrules_engine::scan::{FdEntry, ProcessScan};
-use crrules_rules::{Action, RuleSet};
+use crrules_rules::Action;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
@@ -57,14 +57,14 @@ impl ProcessJson {
     }
 
     /// The JSON form of a plan, each decision naming its rule in `rules`.
-    pub fn new(plan: &ProcessPlan, rules: &RuleSet) -> ProcessJson {
+    pub fn new(plan: &ProcessPlan<'_>) -> ProcessJson {
         let fds = plan
             .fds
             .iter()
             .map(|fd| match fd {
                 PlannedFd::Vanished { fd } => FdJson { entry: FdEntry::Vanished { fd: *fd }, decision: None },
                 PlannedFd::Open { facts, decision } => {
-                    FdJson { entry: FdEntry::Open(facts.clone()), decision: Some(DecisionJson::new(decision, rules)) }
+                    FdJson { entry: FdEntry::Open(facts.clone()), decision: Some(DecisionJson::new(decision)) }
                 }
             })
             .collect();
@@ -78,17 +78,17 @@ impl ProcessJson {
 }
 
 impl DecisionJson {
-    fn new(decision: &Decision, rules: &RuleSet) -> DecisionJson {
+    fn new(decision: &Decision<'_>) -> DecisionJson {
         let mut d = DecisionJson {
-            action: decision.action.keyword().to_owned(),
+            action: decision.action().keyword().to_owned(),
             substitute: None,
             inherit: None,
             plugin: None,
             limit: None,
-            rule: decision.rule.map(|i| rules.rules()[i].origin.to_string()),
-            reason: decision.reason.clone(),
+            rule: decision.rule.map(|r| r.origin.to_string()),
+            reason: decision.reason().map(str::to_owned),
         };
-        match &decision.action {
+        match decision.action() {
             Action::ReopenSubst { path } => d.substitute = Some(path.clone()),
             Action::Inherit { name } => d.inherit = Some(name.clone()),
             Action::Plugin { name } => d.plugin = Some(name.clone()),
@@ -103,35 +103,32 @@ impl DecisionJson {
 pub struct Report<'a> {
     pub format: Format,
     pub ui: &'a Ui,
-    pub rules: &'a RuleSet,
     out: std::io::StdoutLock<'static>,
 }
 
 impl<'a> Report<'a> {
-    pub fn new(format: Format, ui: &'a Ui, rules: &'a RuleSet) -> Report<'a> {
-        Report { format, ui, rules, out: std::io::stdout().lock() }
+    pub fn new(format: Format, ui: &'a Ui) -> Report<'a> {
+        Report { format, ui, out: std::io::stdout().lock() }
     }
 }
 
 impl Backend for Report<'_> {
     type Error = std::io::Error;
 
-    fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {
+    fn process(&mut self, plan: &ProcessPlan<'_>) -> std::io::Result<()> {
         match self.format {
             Format::Json => {
-                serde_json::to_writer(&mut self.out, &ProcessJson::new(plan, self.rules))?;
+                serde_json::to_writer(&mut self.out, &ProcessJson::new(plan))?;
                 writeln!(self.out)
             }
             Format::Ron => {
                 // Optional fields as plain values (`path: "/dev/null"`), as in the JSON.
                 let ron = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-                let text = ron
-                    .to_string(&ProcessJson::new(plan, self.rules))
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let text = ron.to_string(&ProcessJson::new(plan)).map_err(|e| std::io::Error::other(e.to_string()))?;
                 writeln!(self.out, "{text}")
             }
             Format::Text => {
-                let text = table(plan, self.rules, self.ui);
+                let text = table(plan, self.ui);
                 self.out.write_all(text.as_bytes())
             }
         }
@@ -139,7 +136,7 @@ impl Backend for Report<'_> {
 }
 
 /// What a person reads: a heading per process, a row per fd, a summary line.
-pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
+pub fn table(plan: &ProcessPlan<'_>, ui: &Ui) -> String {
     let header = ["FD", "KIND", "TARGET", "ACTION", "RULE", "REASON"];
     let mut rows: Vec<[String; 6]> = Vec::with_capacity(plan.fds.len());
     let mut styles: Vec<Style> = Vec::with_capacity(plan.fds.len());
@@ -157,7 +154,7 @@ pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
                 styles.push(Style::Dim);
             }
             PlannedFd::Open { facts, decision } => {
-                let action = match &decision.action {
+                let action = match decision.action() {
                     Action::ReopenPath => "reopen".to_owned(),
                     Action::ReopenSubst { path } => format!("reopen {path}"),
                     Action::Contents { .. } => "contents".to_owned(),
@@ -165,8 +162,8 @@ pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
                     Action::Plugin { name } => format!("plugin {name}"),
                     other => other.keyword().to_owned(),
                 };
-                let rule = decision.rule.map_or_else(|| "-".to_owned(), |i| rules.rules()[i].origin.to_string());
-                styles.push(match &decision.action {
+                let rule = decision.rule.map_or_else(|| "-".to_owned(), |r| r.origin.to_string());
+                styles.push(match decision.action() {
                     Action::Reject { .. } => Style::Bad,
                     Action::Close => Style::Warn,
                     _ => Style::Good,
@@ -177,7 +174,7 @@ pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
                     target(facts),
                     action,
                     rule,
-                    decision.reason.clone().unwrap_or_default(),
+                    decision.reason().unwrap_or_default().to_owned(),
                 ]);
             }
         }
@@ -222,14 +219,14 @@ pub fn table(plan: &ProcessPlan, rules: &RuleSet, ui: &Ui) -> String {
 }
 
 /// `7 fds: 5 reopen, 1 recreate, 1 reject`.
-fn summary(plan: &ProcessPlan) -> String {
+fn summary(plan: &ProcessPlan<'_>) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     let mut vanished = 0;
     for fd in &plan.fds {
         match fd {
             PlannedFd::Vanished { .. } => vanished += 1,
             PlannedFd::Open { decision, .. } => {
-                let k = decision.action.keyword();
+                let k = decision.action().keyword();
                 match counts.iter_mut().find(|(name, _)| *name == k) {
                     Some((_, n)) => *n += 1,
                     None => counts.push((k, 1)),

@@ -40,12 +40,12 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
                     )));
                 };
                 let got = Decision::new(rules, &matcher, &facts);
-                if same_action(expected, &got.action) {
+                if same_action(expected, got.action()) {
                     passed += 1;
                     continue;
                 }
                 failed += 1;
-                let rule = got.rule.map_or_else(|| "no rule".to_owned(), |i| rules.rules()[i].origin.to_string());
+                let rule = got.rule.map_or_else(|| "no rule".to_owned(), |r| r.origin.to_string());
                 let what = facts.path.as_deref().unwrap_or(&facts.link);
                 println!(
                     "{} {}:{}: pid {} fd {} ({} {what})",
@@ -57,7 +57,7 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
                     facts.kind
                 );
                 println!("  {} {}", ui.out(Style::Good, "- expected:"), describe(expected));
-                println!("  {} {} (rule {rule})", ui.out(Style::Bad, "+ got:     "), got.action);
+                println!("  {} {} (rule {rule})", ui.out(Style::Bad, "+ got:     "), got.action());
             }
         }
     }

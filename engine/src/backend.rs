@@ -10,7 +10,7 @@ pub trait Backend {
     type Error;
 
     /// Handles one process's plan.
-    fn process(&mut self, plan: &ProcessPlan) -> Result<(), Self::Error>;
+    fn process(&mut self, plan: &ProcessPlan<'_>) -> Result<(), Self::Error>;
 
     /// Called once after the last process; a backend that writes an image commits it here.
     fn finish(&mut self) -> Result<(), Self::Error> {

@@ -6,52 +6,59 @@ use crate::facts::FdFacts;
 use crate::matcher::Matcher;
 use crate::scan::{FdEntry, ProcessScan};
 use crrules_rules::{Action, Rule, RuleSet};
+use std::sync::LazyLock;
 
 /// The reason given to an fd no rule matches.
 pub const NO_RULE: &str = "no rule matches";
 
-/// What is done with one fd, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    /// The index of the deciding rule in the rule set; `None` when no rule matches.
-    pub rule: Option<usize>,
-    pub action: Action,
-    /// The reject reason or the rule's `because` note.
-    pub reason: Option<String>,
+/// What no rule matching means: a rejection.
+static NO_RULE_ACTION: LazyLock<Action> = LazyLock::new(|| Action::Reject { reason: NO_RULE.to_owned() });
+
+/// What is done with one fd, and why: the deciding rule, from which the action and reason are read (no
+/// copy per fd), or none, which rejects the fd with [`NO_RULE`].
+#[derive(Clone, Copy, Debug)]
+pub struct Decision<'r> {
+    /// The deciding rule; `None` when no rule matches.
+    pub rule: Option<&'r Rule>,
 }
 
-impl Decision {
-    /// The decision for `facts`: the first matching rule's action, or a rejection.
-    pub fn new(rules: &RuleSet, matcher: &(impl Matcher + ?Sized), facts: &FdFacts) -> Decision {
-        match matcher.first_match(facts) {
-            Some(index) => Decision::from_rule(index, &rules.rules()[index]),
-            None => Decision {
-                rule: None,
-                action: Action::Reject { reason: NO_RULE.to_owned() },
-                reason: Some(NO_RULE.to_owned()),
-            },
+impl<'r> Decision<'r> {
+    /// The decision for `facts`: the first matching rule, or a rejection.
+    pub fn new(rules: &'r RuleSet, matcher: &(impl Matcher + ?Sized), facts: &FdFacts) -> Decision<'r> {
+        Decision { rule: matcher.first_match(facts).map(|index| &rules.rules()[index]) }
+    }
+
+    /// The action: the rule's, or a rejection when no rule matches.
+    pub fn action(&self) -> &'r Action {
+        match self.rule {
+            Some(rule) => &rule.action,
+            None => &NO_RULE_ACTION,
         }
     }
 
-    fn from_rule(index: usize, rule: &Rule) -> Decision {
-        Decision { rule: Some(index), action: rule.action.clone(), reason: rule.reason().map(str::to_owned) }
+    /// The reason shown with the decision: the reject reason or the rule's `because` note.
+    pub fn reason(&self) -> Option<&'r str> {
+        match self.rule {
+            Some(rule) => rule.reason(),
+            None => Some(NO_RULE),
+        }
     }
 
     /// True when the fd stops the process from being checkpointed.
     pub fn is_reject(&self) -> bool {
-        self.action.is_reject()
+        self.action().is_reject()
     }
 }
 
 /// One fd of a process with its decision, or the note that it was closed while being scanned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[expect(clippy::large_enum_variant, reason = "nearly every fd is open; boxing would cost an allocation per fd")]
-pub enum PlannedFd {
-    Open { facts: FdFacts, decision: Decision },
+pub enum PlannedFd<'r> {
+    Open { facts: FdFacts, decision: Decision<'r> },
     Vanished { fd: i32 },
 }
 
-impl PlannedFd {
+impl PlannedFd<'_> {
     /// The fd number.
     pub fn fd(&self) -> i32 {
         match self {
@@ -62,16 +69,16 @@ impl PlannedFd {
 }
 
 /// The decisions for every fd of one process, in fd order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessPlan {
+#[derive(Clone, Debug)]
+pub struct ProcessPlan<'r> {
     pub pid: i32,
     pub comm: String,
-    pub fds: Vec<PlannedFd>,
+    pub fds: Vec<PlannedFd<'r>>,
 }
 
-impl ProcessPlan {
+impl<'r> ProcessPlan<'r> {
     /// Decides every fd of a scan.
-    pub fn new(scan: ProcessScan, rules: &RuleSet, matcher: &(impl Matcher + ?Sized)) -> ProcessPlan {
+    pub fn new(scan: ProcessScan, rules: &'r RuleSet, matcher: &(impl Matcher + ?Sized)) -> ProcessPlan<'r> {
         let fds = scan
             .fds
             .into_iter()
@@ -92,10 +99,10 @@ impl ProcessPlan {
     }
 
     /// The rejected fds' reasons.
-    pub fn rejections(&self) -> impl Iterator<Item = (&FdFacts, &str)> {
+    pub fn rejections(&self) -> impl Iterator<Item = (&FdFacts, &'r str)> {
         self.fds.iter().filter_map(|fd| match fd {
             PlannedFd::Open { facts, decision } if decision.is_reject() => {
-                Some((facts, decision.reason.as_deref().unwrap_or(NO_RULE)))
+                Some((facts, decision.reason().unwrap_or(NO_RULE)))
             }
             _ => None,
         })
