@@ -8,9 +8,15 @@ use common::{TempDir, run};
 use scan_common::Holder;
 use serde_json::Value;
 
-/// The default policy (built in; `--root` at an empty tree so the host's policy directories don't count).
+/// `crrules check --format json` of one process under the policy found at `root` (the built-in default when
+/// `root` holds no rule file, so the host's policy directories don't count): exit code, stdout, stderr.
+fn live_json(pid: &str, root: &TempDir) -> (i32, String, String) {
+    run(&["check", "--root", root.str(), "--pid", pid, "--format", "json"])
+}
+
+/// [`live_json`], parsed.
 fn check_json(pid: i32, root: &TempDir) -> (i32, Value, String) {
-    let (code, out, err) = run(&["check", "--root", root.str(), "--pid", &pid.to_string(), "--format", "json"]);
+    let (code, out, err) = live_json(&pid.to_string(), root);
     let json = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     (code, json, err)
 }
@@ -153,7 +159,7 @@ fn saved_facts_decide_exactly_as_the_live_check() {
     let holder = Holder::spawn(&[]);
     let root = TempDir::new("check-facts");
     let pid = holder.pid().to_string();
-    let (_, live, _) = run(&["check", "--root", root.str(), "--pid", &pid, "--format", "json"]);
+    let (_, live, _) = live_json(&pid, &root);
     let saved = root.write("saved.jsonl", &live);
     let (code, offline, err) =
         run(&["check", "--root", root.str(), "--facts", saved.to_str().unwrap(), "--format", "json"]);
@@ -206,7 +212,7 @@ fn policy_tests_pass_and_then_show_a_diff_when_a_decision_changes() {
     let holder = Holder::spawn(&[]);
     let root = TempDir::new("policytest");
     let pid = holder.pid().to_string();
-    let (_, live, _) = run(&["check", "--root", root.str(), "--pid", &pid, "--format", "json"]);
+    let (_, live, _) = live_json(&pid, &root);
     let test = root.write("tests/host.test.jsonl", &live);
     let (code, out, err) = run(&["test", "--root", root.str(), test.parent().unwrap().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
@@ -238,7 +244,7 @@ fn checking_a_process_that_churns_its_fds_never_fails_or_misreports_a_kind() {
     };
     let mut seen = 0;
     for round in 0..100 {
-        let (code, out, err) = run(&["check", "--root", root.str(), "--pid", &pid, "--format", "json"]);
+        let (code, out, err) = live_json(&pid, &root);
         assert!(code == 0 || code == 1, "round {round}: exit {code}: {err}");
         let json: Value = serde_json::from_str(out.trim()).unwrap();
         for f in json["fds"].as_array().unwrap() {
