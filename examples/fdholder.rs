@@ -2,11 +2,11 @@
 //! map `{"name": fd, ...}` on one line, then blocks until its stdin reaches EOF.
 //!
 //! `fdholder` opens every kind; `fdholder --netns` first moves into a new network namespace (its inet
-//! sockets are then left out: the new namespace's loopback is down); `fdholder --churn` prints `{}` and then
-//! opens and closes fds in a tight loop, keeping fixed fd numbers to fixed kinds: 100-109 pipes, 110-119
-//! eventfds whose count is the fd minus 110, 120-129 `/dev/null`, 130-139 unix sockets, 140-149 regular
-//! files; 150-159 and the low fd numbers change between all of these kinds all the time. `fdholder --many N` holds about N fds of mixed
-//! kinds and prints `{"count": N}`.
+//! sockets are then left out: the new namespace's loopback is down); `fdholder --churn` opens and closes fds
+//! in a tight loop, printing `{}` once every slot has been filled, keeping fixed fd numbers to fixed kinds:
+//! 100-109 pipes, 110-119 eventfds whose count is the fd minus 110, 120-129 `/dev/null`, 130-139 unix
+//! sockets, 140-149 regular files; 150-159 and the low fd numbers change between all of these kinds all the
+//! time. `fdholder --many N` holds about N fds of mixed kinds and prints `{"count": N}`.
 //!
 //! Each kind that cannot be opened here is left out of the map, with its error on stderr.
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
@@ -270,8 +270,6 @@ fn churn() {
         wait_for_eof();
         std::process::exit(0);
     });
-    println!("{{}}");
-    let _ = std::io::stdout().flush();
     let mut n: u32 = 0;
     loop {
         let i = (n % 10) as RawFd;
@@ -298,6 +296,12 @@ fn churn() {
             close_num(100 + ((n / 3) % 50) as RawFd);
         }
         n = n.wrapping_add(1);
+        if n == 10 {
+            // Every slot has been filled once (and the fd table has grown past 159, which can stall a
+            // multi-threaded process for a while): only now is the churn what the caller expects.
+            println!("{{}}");
+            let _ = std::io::stdout().flush();
+        }
         if n % 100_000 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
