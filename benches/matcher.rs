@@ -6,7 +6,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use crrules_engine::facts::{DevNum, FdFacts, OpenFlags, SocketFacts};
-use crrules_engine::matcher::{Compiled, Matcher, Reference};
+use crrules_engine::matcher::{CompiledMatcher, Matcher, Reference};
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule, RuleSet};
 use crrules_rules::vocab::{Kind, MINOR_LIMIT, SockFamily, SockState, SockType};
 use std::time::Duration;
@@ -294,7 +294,7 @@ fn bench(c: &mut Criterion) {
 
     // What the workload looks like, printed once: how many fds a rule other than a default decides.
     for (n, rules) in sizes.iter().zip(&policies) {
-        let compiled = Compiled::new(rules);
+        let compiled = CompiledMatcher::new(rules);
         let specific = facts.iter().filter(|f| compiled.first_match(f).is_some_and(|i| i + DEFAULTS < *n)).count();
         eprintln!("policy of {n} rules: {specific} of {FACTS} fds decided by a specific rule");
     }
@@ -305,7 +305,7 @@ fn bench(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
     for (n, rules) in sizes.iter().zip(&policies) {
-        let compiled = Compiled::new(rules);
+        let compiled = CompiledMatcher::new(rules);
         group.bench_with_input(BenchmarkId::new("compiled", n), &facts, |b, facts| {
             b.iter(|| decide_all(&compiled, black_box(facts)))
         });
@@ -319,7 +319,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
     let big = &policies[2];
-    group.bench_function("10000", |b| b.iter(|| Compiled::new(black_box(big))));
+    group.bench_function("10000", |b| b.iter(|| CompiledMatcher::new(black_box(big))));
     group.finish();
 }
 

@@ -9,7 +9,7 @@
 //! harness (spawn, wait until it holds its fds, kill on drop).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crrules_engine::matcher::Compiled;
+use crrules_engine::matcher::CompiledMatcher;
 use crrules_engine::needs::scan_options;
 use crrules_engine::plan::ProcessPlan;
 use crrules_engine::scan::{ScanOptions, scan_process};
@@ -200,7 +200,7 @@ fn bench_scan(c: &mut Criterion) {
     // The whole check: scan + decide every fd with the compiled default policy. `check-full` reads every
     // fact (what `--format json` prints); `check` reads what the policy needs (what the table needs).
     let rules = default_policy();
-    let matcher = Compiled::new(&rules);
+    let matcher = CompiledMatcher::new(&rules);
     let decide = |opts: &ScanOptions| {
         let scan = scan_process(pid, opts).expect("scan");
         ProcessPlan::new(scan, &rules, &matcher).fds.len()

@@ -7,7 +7,7 @@ use crate::output::{ProcessJson, Report};
 use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
-use crrules_engine::matcher::{self, Compiled};
+use crrules_engine::matcher::{self, CompiledMatcher};
 use crrules_engine::needs;
 use crrules_engine::plan::ProcessPlan;
 use crrules_engine::scan::{self, FdEntry, ScanError, ScanOptions};
@@ -19,7 +19,7 @@ use std::io::{BufRead, Write};
 pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let loaded = load::usable(args, ui)?;
     let rules = &loaded.compiled.rules;
-    let matcher = Compiled::new(rules);
+    let matcher = CompiledMatcher::new(rules);
     let mut report = Report::new(check.format, ui);
     if let Some(path) = &check.facts {
         return check_saved(path, rules, &matcher, &mut report);
@@ -91,7 +91,7 @@ fn scan_failure(e: ScanError) -> Failure {
 fn check_saved(
     path: &std::path::Path,
     rules: &RuleSet,
-    matcher: &Compiled,
+    matcher: &CompiledMatcher,
     report: &mut Report<'_>,
 ) -> Result<Outcome, Failure> {
     let file = std::fs::File::open(path)
@@ -124,7 +124,7 @@ fn check_saved(
 /// are checkpointable and the most common reasons they are not.
 fn check_all(
     rules: &RuleSet,
-    matcher: &Compiled,
+    matcher: &CompiledMatcher,
     opts: ScanOptions,
     report: &mut Report<'_>,
     ui: &Ui,

@@ -4,13 +4,13 @@ use crate::args::PolicyArgs;
 use crate::render::Ui;
 use crate::{Failure, builtin};
 use crrules_rules::policy::{self, Lookup, Policy};
-use crrules_rules::{Compiled, Diagnostic};
+use crrules_rules::{Diagnostic, Validated};
 use std::path::PathBuf;
 
 /// A policy found and compiled.
 pub struct Loaded {
     pub policy: Policy,
-    pub compiled: Compiled,
+    pub compiled: Validated,
 }
 
 /// The lookup the options ask for; `explicit` overrides `--rules` (lint's own paths).

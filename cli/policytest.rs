@@ -8,7 +8,7 @@ use crate::load;
 use crate::output::{DecisionJson, FdJson, ProcessJson};
 use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
-use crrules_engine::matcher::Compiled;
+use crrules_engine::matcher::CompiledMatcher;
 use crrules_engine::plan::Decision;
 use crrules_engine::scan::FdEntry;
 use crrules_rules::Action;
@@ -20,7 +20,7 @@ const SUFFIX: &str = ".test.jsonl";
 pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let loaded = load::usable(args, ui)?;
     let rules = &loaded.compiled.rules;
-    let matcher = Compiled::new(rules);
+    let matcher = CompiledMatcher::new(rules);
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in test_files(&test.paths)? {
         let text = std::fs::read_to_string(&file)

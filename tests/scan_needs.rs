@@ -3,7 +3,7 @@
 
 mod scan_common;
 
-use crrules_engine::matcher::{Compiled, Matcher};
+use crrules_engine::matcher::{CompiledMatcher, Matcher};
 use crrules_engine::needs::scan_options;
 use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
 use crrules_rules::vocab::Kind;
@@ -22,7 +22,7 @@ fn default_policy() -> RuleSet {
 }
 
 fn decisions(rules: &RuleSet, opts: &ScanOptions, pid: i32) -> Vec<(i32, Option<usize>)> {
-    let matcher = Compiled::new(rules);
+    let matcher = CompiledMatcher::new(rules);
     scan_process(pid, opts)
         .unwrap()
         .fds

@@ -5,7 +5,7 @@
 
 mod matcher_gen;
 
-use crrules_engine::matcher::{Compiled, Matcher, Reference};
+use crrules_engine::matcher::{CompiledMatcher, Matcher, Reference};
 use crrules_rules::rule::RuleSet;
 use matcher_gen::{facts, rule, run, show};
 use proptest::prelude::*;
@@ -20,7 +20,7 @@ fn compiled_and_reference_pick_the_same_rule() {
     let strategy = (proptest::collection::vec(rule(), 1..24), proptest::collection::vec(facts(), 50));
     run(cases, &strategy, |(rules, facts)| {
         let rules = RuleSet { rules };
-        let compiled = Compiled::new(&rules);
+        let compiled = CompiledMatcher::new(&rules);
         let reference = Reference::new(&rules);
         for f in &facts {
             let want = reference.first_match(f);

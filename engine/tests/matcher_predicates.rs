@@ -2,7 +2,7 @@
 //! then precedence between anchored and unanchored rules, and `explain`'s trials.
 
 use crrules_engine::facts::{DevNum, FdFacts, OpenFlags, SocketFacts};
-use crrules_engine::matcher::{Compiled, Matcher, Outcome, Reference, Trial, explain};
+use crrules_engine::matcher::{CompiledMatcher, Matcher, Outcome, Reference, Trial, explain};
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule, RuleSet};
 use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
 
@@ -64,7 +64,7 @@ fn decide(name: &str, rule: Rule, facts: &FdFacts, expected: bool) {
     let rules = set(vec![rule]);
     let want = expected.then_some(0);
     assert_eq!(Reference::new(&rules).first_match(facts), want, "reference: {name}");
-    assert_eq!(Compiled::new(&rules).first_match(facts), want, "compiled: {name}");
+    assert_eq!(CompiledMatcher::new(&rules).first_match(facts), want, "compiled: {name}");
 }
 
 #[test]
@@ -299,7 +299,7 @@ fn the_first_matching_rule_wins_across_anchored_and_unanchored_rules() {
         rule(Kind::Chardev, vec![dev(NumSet::single(1), NumSet::single(3))]), // 5
         rule(Kind::Any, vec![dev(NumSet::single(1), NumSet::all(MINOR_LIMIT))]), // 6
     ]);
-    let compiled = Compiled::new(&rules);
+    let compiled = CompiledMatcher::new(&rules);
     let reference = Reference::new(&rules);
     let cases = [
         (file("/a"), Some(3)),
@@ -316,7 +316,7 @@ fn the_first_matching_rule_wins_across_anchored_and_unanchored_rules() {
     // Without the catch-all, the device rules decide.
     let mut rules = rules;
     rules.rules.remove(4);
-    let compiled = Compiled::new(&rules);
+    let compiled = CompiledMatcher::new(&rules);
     assert_eq!(compiled.first_match(&chardev(1, 3)), Some(4));
     assert_eq!(compiled.first_match(&chardev(1, 7)), Some(5));
     assert_eq!(compiled.first_match(&chardev(2, 7)), None);
@@ -326,8 +326,8 @@ fn the_first_matching_rule_wins_across_anchored_and_unanchored_rules() {
 #[test]
 fn an_empty_rule_set_matches_nothing() {
     let rules = RuleSet::default();
-    assert_eq!(Compiled::new(&rules).first_match(&file("/a")), None);
-    assert!(Compiled::new(&rules).is_empty());
+    assert_eq!(CompiledMatcher::new(&rules).first_match(&file("/a")), None);
+    assert!(CompiledMatcher::new(&rules).is_empty());
     assert_eq!(Reference::new(&rules).first_match(&file("/a")), None);
 }
 
@@ -362,9 +362,9 @@ fn explain_lists_each_rule_tried_up_to_the_decision() {
 #[test]
 fn compiled_is_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Compiled>();
+    assert_send_sync::<CompiledMatcher>();
     let rules = set(vec![rule(Kind::File, vec![Predicate::Path(glob("/t/*"))]), rule(Kind::Any, vec![])]);
-    let compiled = Compiled::new(&rules);
+    let compiled = CompiledMatcher::new(&rules);
     std::thread::scope(|s| {
         for t in 0..4 {
             let compiled = &compiled;

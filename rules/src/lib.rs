@@ -21,12 +21,12 @@ pub use source::Source;
 
 /// A compiled policy: the rules that validated, in effective order, and every diagnostic found.
 #[derive(Debug, Default)]
-pub struct Compiled {
+pub struct Validated {
     pub rules: RuleSet,
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl Compiled {
+impl Validated {
     /// True when any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
@@ -35,13 +35,13 @@ impl Compiled {
 
 /// Parses and validates policy files given in effective order (lowest index wins), collecting every
 /// error of every file. This is all a check needs; [`lint`] adds the warnings about the policy as a whole.
-pub fn compile(sources: &[Source]) -> Compiled {
+pub fn compile(sources: &[Source]) -> Validated {
     validate::compile(sources)
 }
 
 /// [`compile`], then the static analysis `crrules lint` reports: rules that can never match (shadowed,
 /// duplicated, self-contradicting), as warnings after the errors.
-pub fn lint(sources: &[Source]) -> Compiled {
+pub fn lint(sources: &[Source]) -> Validated {
     let mut compiled = compile(sources);
     let warnings = analysis::shadowing(&compiled.rules, sources);
     compiled.diagnostics.extend(warnings);

@@ -8,7 +8,7 @@ use crate::diag::{Diagnostic, did_you_mean};
 use crate::parse::{self, MAX_NOT_DEPTH, shown};
 use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet, Span};
 use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
-use crate::{Compiled, Source, ast};
+use crate::{Source, Validated, ast};
 
 /// The most diagnostics reported for one file; past it, one more error says how many were left out.
 pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
@@ -27,7 +27,7 @@ const PREDICATE_WORDS: &[&str] =
 const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
 
 /// See [`crate::compile`].
-pub fn compile(sources: &[Source]) -> Compiled {
+pub fn compile(sources: &[Source]) -> Validated {
     let mut rules = Vec::new();
     let mut diagnostics = Vec::new();
     for source in sources {
@@ -52,7 +52,7 @@ pub fn compile(sources: &[Source]) -> Compiled {
         }
         diagnostics.append(&mut diags);
     }
-    Compiled { rules: RuleSet { rules }, diagnostics }
+    Validated { rules: RuleSet { rules }, diagnostics }
 }
 
 /// Below this many logical lines per thread, a file is compiled on the calling thread.

@@ -3,9 +3,9 @@
 
 use crrules_rules::rule::{CmpOp, NumSet, Predicate};
 use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
-use crrules_rules::{Action, Compiled, Source, compile};
+use crrules_rules::{Action, Source, Validated, compile};
 
-fn one(text: &str) -> Compiled {
+fn one(text: &str) -> Validated {
     compile(&[Source::new("t.rules", text)])
 }
 

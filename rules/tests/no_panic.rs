@@ -2,13 +2,13 @@
 //! arbitrary bytes, arbitrary strings, mutations of a valid policy, and the classic hostile inputs
 //! (empty file, a 10 MB line, a 100,000-deep `not` chain, NUL bytes, CRLF).
 
-use crrules_rules::{Compiled, Source, compile};
+use crrules_rules::{Source, Validated, compile};
 use proptest::prelude::*;
 
 const POLICY: &str = include_str!("fixtures/ok/every_construct.rules");
 
 /// Compiles `text` and checks every diagnostic's span: inside the text, on character boundaries.
-fn check(text: &str) -> Compiled {
+fn check(text: &str) -> Validated {
     let c = compile(&[Source::new("p.rules", text)]);
     for d in &c.diagnostics {
         if d.is_error() {

@@ -35,7 +35,7 @@ use std::collections::HashMap;
 
 /// A rule set compiled for fast first-match decisions. Immutable, `Send + Sync`: share one across threads.
 #[derive(Debug)]
-pub struct Compiled {
+pub struct CompiledMatcher {
     rules: Vec<CompiledRule>,
     /// Every rule's residual checks, rule after rule.
     checks: Vec<Check>,
@@ -45,7 +45,7 @@ pub struct Compiled {
     residual: [GlobIndex; 3],
 }
 
-/// A rule as the matcher tests it: where its residual checks are in [`Compiled::checks`].
+/// A rule as the matcher tests it: where its residual checks are in [`CompiledMatcher::checks`].
 ///
 /// The indexes file a rule as a *tag*, `rule << 1 | 1` when it has residual checks and `rule << 1`
 /// when its anchor answers it whole: tags sort as their rules do, and a rule with nothing left to check
@@ -512,9 +512,9 @@ impl Table {
     }
 }
 
-impl Compiled {
+impl CompiledMatcher {
     /// Compiles `rules`. Never fails: every validated rule set has a compiled form.
-    pub fn new(rules: &RuleSet) -> Compiled {
+    pub fn new(rules: &RuleSet) -> CompiledMatcher {
         let mut residual: [GlobIndex; 3] = Default::default();
         let mut builders: Vec<TableBuilder> = Kind::ALL.iter().map(|_| TableBuilder::default()).collect();
         let mut compiled = Vec::with_capacity(rules.len());
@@ -539,7 +539,7 @@ impl Compiled {
             index.build();
         }
         let tables = builders.into_iter().map(TableBuilder::build).collect();
-        Compiled { rules: compiled, checks, tables, residual }
+        CompiledMatcher { rules: compiled, checks, tables, residual }
     }
 
     /// The number of rules compiled.
@@ -611,7 +611,7 @@ impl Compiled {
     }
 }
 
-impl Matcher for Compiled {
+impl Matcher for CompiledMatcher {
     fn first_match(&self, facts: &FdFacts) -> Option<usize> {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => self.decide(facts, &mut scratch),

@@ -7,7 +7,7 @@ mod globs;
 mod index;
 pub mod reference;
 
-pub use compiled::Compiled;
+pub use compiled::CompiledMatcher;
 pub use reference::{Outcome, Reference, Trial, explain};
 
 use crate::facts::FdFacts;
