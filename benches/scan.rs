@@ -9,10 +9,9 @@
 //! harness (spawn, wait until it holds its fds, kill on drop).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crrules_engine::matcher::CompiledMatcher;
-use crrules_engine::needs::scan_options;
-use crrules_engine::plan::ProcessPlan;
-use crrules_engine::scan::{ScanOptions, scan_process};
+use crrules_engine::plan::Decider;
+use crrules_engine::scan::{KindMask, ScanOptions, scan_process};
+use crrules_rules::policy::BUILTIN;
 use crrules_rules::{RuleSet, Source};
 use rayon::prelude::*;
 use std::ffi::CString;
@@ -172,11 +171,7 @@ impl Floor {
 
 /// The default policy shipped in `policy/`.
 fn default_policy() -> RuleSet {
-    let sources = [
-        Source::new("10-devices.rules", include_str!("../policy/10-devices.rules")),
-        Source::new("20-files.rules", include_str!("../policy/20-files.rules")),
-        Source::new("30-ipc.rules", include_str!("../policy/30-ipc.rules")),
-    ];
+    let sources: Vec<Source> = BUILTIN.iter().map(|(name, text)| Source::new(*name, *text)).collect();
     crrules_rules::compile(&sources).rules
 }
 
@@ -193,20 +188,20 @@ fn bench_scan(c: &mut Criterion) {
     });
     let no_stat = ScanOptions { stat: false, ..ScanOptions::default() };
     g.bench_function("no-stat", |b| b.iter(|| scan_process(pid, &no_stat).expect("scan").fds.len()));
-    let no_fdinfo = ScanOptions { fdinfo: false, mounts: false, ..ScanOptions::default() };
+    let no_fdinfo = ScanOptions { fdinfo: KindMask::NONE, mounts: false, ..ScanOptions::default() };
     g.bench_function("no-fdinfo", |b| b.iter(|| scan_process(pid, &no_fdinfo).expect("scan").fds.len()));
     let minimal = ScanOptions::minimal();
     g.bench_function("minimal", |b| b.iter(|| scan_process(pid, &minimal).expect("scan").fds.len()));
     // The whole check: scan + decide every fd with the compiled default policy. `check-full` reads every
     // fact (what `--format json` prints); `check` reads what the policy needs (what the table needs).
     let rules = default_policy();
-    let matcher = CompiledMatcher::new(&rules);
+    let narrow = ScanOptions::for_policy(&rules);
+    let decider = Decider::new(rules);
     let decide = |opts: &ScanOptions| {
         let scan = scan_process(pid, opts).expect("scan");
-        ProcessPlan::new(scan, &rules, &matcher).fds.len()
+        decider.plan(scan).fds.len()
     };
     g.bench_function("check-full", |b| b.iter(|| decide(&full)));
-    let narrow = scan_options(&rules);
     g.bench_function("check", |b| b.iter(|| decide(&narrow)));
     g.bench_function("check-1thread", |b| b.iter(|| one_thread.install(|| decide(&narrow))));
     let floor = Floor::new(pid);

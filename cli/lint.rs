@@ -23,7 +23,7 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
     let layered = !active(&[Layer::Site, Layer::Runtime]).is_empty() && !distribution.is_empty();
     let is_distribution = |file: &str| distribution.iter().any(|d| d == file);
     let diagnostics: Vec<Diagnostic> = loaded
-        .compiled
+        .validated
         .diagnostics
         .iter()
         .filter(|d| !(layered && overridden_by_site(d, &is_distribution)))
@@ -31,7 +31,7 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
         .collect();
     ui.diagnostics(&diagnostics);
     let overrides = if layered {
-        crrules_rules::analysis::conflicts(&loaded.compiled.rules, &loaded.policy.sources, is_distribution)
+        crrules_rules::analysis::conflicts(&loaded.validated.rules, &loaded.policy.sources, is_distribution)
     } else {
         Vec::new()
     };
@@ -39,13 +39,13 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
     let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     if lint.coverage {
-        print!("{}", crrules_rules::analysis::coverage(&loaded.compiled.rules));
+        print!("{}", crrules_rules::analysis::coverage(&loaded.validated.rules));
     }
     let failed = errors > 0 || (lint.deny_warnings && warnings > 0);
     let summary = format!(
         "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}{}",
         loaded.policy.sources.len(),
-        loaded.compiled.rules.len(),
+        loaded.validated.rules.len(),
         if overrides.is_empty() { String::new() } else { format!(", {} site override(s)", overrides.len()) },
         if lint.deny_warnings && warnings > 0 { " (warnings denied)" } else { "" }
     );
@@ -80,8 +80,16 @@ struct RuleJson<'a> {
 }
 
 pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Failure> {
-    let loaded = load::usable(args, ui)?;
-    let rules = loaded.compiled.rules.rules();
+    let loaded = load::load(&load::lookup(args, &[]), load::Depth::Errors, ui)?;
+    let (errors, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        loaded.validated.diagnostics.iter().cloned().partition(Diagnostic::is_error);
+    ui.diagnostics(&warnings);
+    if !errors.is_empty() {
+        ui.diagnostics(&errors);
+        ui.note(&format!("the policy has {} error(s); see `crrules lint`", errors.len()));
+        return Err(Failure::Printed);
+    }
+    let rules = loaded.validated.rules.rules();
     match opts.format {
         RulesFormat::Json => {
             let json = RulesJson {
@@ -106,7 +114,10 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
             let mut current: Option<&str> = None;
             for r in rules {
                 if current != Some(&r.origin.file) {
-                    println!("{}", ui.out(Style::Bold, &format!("# {}", r.origin.file)));
+                    let layer =
+                        loaded.policy.files.iter().find(|f| f.path.as_os_str() == &*r.origin.file).map(|f| f.layer);
+                    let from = layer.map(|l| format!(" ({})", layer_name(l))).unwrap_or_default();
+                    println!("{}", ui.out(Style::Bold, &format!("# {}{from}", r.origin.file)));
                     current = Some(&r.origin.file);
                 }
                 let origin = r.origin.to_string();
@@ -123,4 +134,15 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// Where a policy file came from, in the words of `crrules rules`.
+fn layer_name(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Builtin => "built in, standing in for /usr/lib/crrules/rules.d",
+        Layer::Distribution => "distribution",
+        Layer::Runtime => "runtime",
+        Layer::Site => "site",
+        Layer::Explicit => "--rules",
+    }
 }

@@ -2,13 +2,12 @@
 //! (0 success, 1 a finding, 2 could not run).
 
 mod args;
-mod builtin;
 mod check;
 mod lint;
 mod load;
-mod output;
 mod policytest;
 mod render;
+mod report;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, Parser};

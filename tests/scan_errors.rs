@@ -5,7 +5,7 @@
 mod scan_common;
 
 use crrules_engine::facts::{DevNum, FdFacts, FileType};
-use crrules_engine::scan::{FdEntry, ScanError, ScanOptions, all_pids, descendants, scan_process};
+use crrules_engine::scan::{FdEntry, KindMask, ScanError, ScanOptions, all_pids, descendants, scan_process};
 use crrules_rules::vocab::Kind;
 use scan_common::Holder;
 use std::process::{Command, Stdio};
@@ -147,7 +147,7 @@ fn check_churn_facts(f: &FdFacts, opts: &ScanOptions) {
         Kind::Eventfd => {
             typed(FileType::None);
             assert_eq!(f.link, "anon_inode:[eventfd]");
-            assert_eq!(f.eventfd.is_some(), opts.fdinfo, "{f:?}");
+            assert_eq!(f.eventfd.is_some(), !opts.fdinfo.is_empty(), "{f:?}");
             if let Some(e) = &f.eventfd {
                 if (110..=119).contains(&f.fd) {
                     assert_eq!(e.count, (f.fd - 110) as u64, "{f:?}");
@@ -173,7 +173,7 @@ fn check_churn_facts(f: &FdFacts, opts: &ScanOptions) {
 #[test]
 fn a_hundred_scans_of_a_churning_process() {
     let h = Holder::spawn(&["--churn"]);
-    let no_fdinfo = ScanOptions { fdinfo: false, mounts: false, ..ScanOptions::default() };
+    let no_fdinfo = ScanOptions { fdinfo: KindMask::NONE, mounts: false, ..ScanOptions::default() };
     let choices = [ScanOptions::default(), no_fdinfo, ScanOptions::minimal()];
     let (mut open, mut vanished) = (0usize, 0usize);
     for round in 0..150 {

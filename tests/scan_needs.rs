@@ -1,10 +1,9 @@
-//! A scan narrowed to what a policy needs (`needs::scan_options`) decides every fd exactly as a full scan
+//! A scan narrowed to what a policy needs (`ScanOptions::for_policy`) decides every fd exactly as a full scan
 //! does, while skipping fdinfo for kinds no rule asks about.
 
 mod scan_common;
 
 use crrules_engine::matcher::{CompiledMatcher, Matcher};
-use crrules_engine::needs::scan_options;
 use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
 use crrules_rules::vocab::Kind;
 use crrules_rules::{RuleSet, Source};
@@ -38,11 +37,11 @@ fn decisions(rules: &RuleSet, opts: &ScanOptions, pid: i32) -> Vec<(i32, Option<
 fn narrowed_scan_decides_like_the_full_scan() {
     let holder = Holder::spawn(&[]);
     let rules = default_policy();
-    let narrow = scan_options(&rules);
+    let narrow = ScanOptions::for_policy(&rules);
     // The default policy tests the filesystem of files and the family/type/state of sockets, nothing else
     // that fdinfo or sock_diag tells.
-    assert!(narrow.fdinfo && narrow.fdinfo_kinds.contains(Kind::File));
-    assert!(!narrow.fdinfo_kinds.contains(Kind::Pipe) && !narrow.fdinfo_kinds.contains(Kind::Eventfd));
+    assert!(narrow.fdinfo.contains(Kind::File));
+    assert!(!narrow.fdinfo.contains(Kind::Pipe) && !narrow.fdinfo.contains(Kind::Eventfd));
     assert!(narrow.sockets && narrow.mounts && !narrow.stat);
     assert_eq!(decisions(&rules, &narrow, holder.pid()), decisions(&rules, &ScanOptions::all(), holder.pid()));
 
@@ -61,8 +60,8 @@ fn a_policy_that_tests_flags_of_any_kind_reads_every_fdinfo() {
         "any flags O_APPEND => close\npipe access wo => recreate\nsocket => recreate\neventfd => recreate\nany => close\n",
     )]);
     assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
-    let narrow = scan_options(&compiled.rules);
-    assert!(narrow.fdinfo_kinds.contains(Kind::Eventfd) && !narrow.sockets);
+    let narrow = ScanOptions::for_policy(&compiled.rules);
+    assert!(narrow.fdinfo.contains(Kind::Eventfd) && !narrow.sockets);
     assert_eq!(
         decisions(&compiled.rules, &narrow, holder.pid()),
         decisions(&compiled.rules, &ScanOptions::all(), holder.pid())

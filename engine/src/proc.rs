@@ -16,9 +16,9 @@ pub mod mountinfo;
 pub mod sockdiag;
 mod sys;
 
+use crate::error::ScanError;
 use crate::facts::{DevNum, FdFacts, FileType, SocketFacts};
-use crate::scan::KindMask;
-use crate::scan::ScanError;
+use crate::needs::ScanOptions;
 use crrules_rules::vocab::Kind;
 use fdinfo::FdInfo;
 use link::LinkShape;
@@ -35,15 +35,6 @@ use sys::FdName;
 
 /// How many times an fd that keeps changing under the scanner is read before it counts as vanished.
 pub const ATTEMPTS: usize = 4;
-
-/// Which per-fd reads to make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FdReads {
-    /// `stat` every fd (paths are always stat'ed: only `stat` tells a file from a directory or a device).
-    pub stat: bool,
-    /// Read `/proc/PID/fdinfo/N` of fds of these kinds.
-    pub fdinfo: KindMask,
-}
 
 /// The outcome of reading one fd.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +54,28 @@ const FILE_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_CLOEXEC);
 
 fn io_err(e: Errno) -> io::Error {
     io::Error::from(e)
+}
+
+/// An errno from reading `what` of a process that was open: permission, or some other I/O error.
+fn scan_error(pid: i32, what: &str, e: Errno) -> ScanError {
+    match e {
+        Errno::EACCES | Errno::EPERM => {
+            ScanError::PermissionDenied { pid, as_root: effective_uid() == 0, source: io::Error::from(e) }
+        }
+        e => ScanError::Io { pid, what: what.to_string(), source: io::Error::from(e) },
+    }
+}
+
+/// Like [`scan_error`], but "not found" means the process exited.
+fn exited_or(pid: i32, what: &str, e: Errno) -> ScanError {
+    match e {
+        Errno::ENOENT | Errno::ESRCH => ScanError::Exited { pid },
+        e => scan_error(pid, what, e),
+    }
+}
+
+fn exited_or_io(pid: i32, what: &str, e: io::Error) -> ScanError {
+    exited_or(pid, what, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// Errors that mean "this fd is no longer there" when reading one fd.
@@ -125,8 +138,41 @@ fn own_netns() -> Option<u64> {
     *OWN.get_or_init(|| nix::sys::stat::stat("/proc/thread-self/ns/net").ok().map(|s| s.st_ino))
 }
 
+/// A process held by a pidfd: a later stage (a dump, a CRIU run) acts on the process that was scanned, and
+/// sees when it has exited, even if its pid is reused meanwhile.
+#[derive(Debug)]
+pub struct ProcessHandle {
+    pid: i32,
+    pidfd: OwnedFd,
+}
+
+impl ProcessHandle {
+    /// The pid the process had when it was opened (in the scanner's pid namespace).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The pidfd, for `pidfd_getfd`, `pidfd_send_signal` or `poll`.
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_fd()
+    }
+
+    /// True until the process exits (a pidfd becomes readable when it does).
+    pub fn is_running(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(self.pidfd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(_) => false,
+        }
+    }
+}
+
 /// An open `/proc/PID`: every later read is relative to it, so a reused pid can never be confused with
-/// the process that was opened (reads then fail as if it exited).
+/// the process that was opened (reads then fail as if it exited). A pidfd taken right after it holds the
+/// same process for the stages after the scan.
 #[derive(Debug)]
 pub struct ProcessDir {
     pid: i32,
@@ -134,6 +180,7 @@ pub struct ProcessDir {
     fd_dir: OwnedFd,
     fdinfo_dir: OwnedFd,
     comm: String,
+    handle: Option<std::sync::Arc<ProcessHandle>>,
 }
 
 impl ProcessDir {
@@ -145,10 +192,10 @@ impl ProcessDir {
         let dir = openat(nix::fcntl::AT_FDCWD, format!("/proc/{pid}").as_str(), DIR_FLAGS, Mode::empty()).map_err(
             |e| match e {
                 Errno::ENOENT | Errno::ESRCH => ScanError::NoSuchProcess { pid },
-                e => ScanError::from_errno(pid, "/proc entry", e),
+                e => scan_error(pid, "/proc entry", e),
             },
         )?;
-        let stat = read_at(&dir, "stat").map_err(|e| ScanError::exited_or(pid, "stat", e))?;
+        let stat = read_at(&dir, "stat").map_err(|e| exited_or(pid, "stat", e))?;
         let stat = parse_stat(&String::from_utf8_lossy(&stat)).ok_or_else(|| ScanError::Io {
             pid,
             what: "stat".into(),
@@ -158,15 +205,23 @@ impl ProcessDir {
             return Err(ScanError::Exited { pid });
         }
         let comm = stat.comm;
-        let fd_dir =
-            openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| ScanError::exited_or(pid, "fd directory", e))?;
-        let fdinfo_dir = openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty())
-            .map_err(|e| ScanError::exited_or(pid, "fdinfo directory", e))?;
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm })
+        let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| exited_or(pid, "fd directory", e))?;
+        let fdinfo_dir =
+            openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty()).map_err(|e| exited_or(pid, "fdinfo directory", e))?;
+        // The pidfd is taken after the directory: if the directory's process is still alive afterwards (the
+        // scan checks), the pid was not reused in between and both refer to the same process. A kernel
+        // without pidfds (before 5.3) leaves the process unheld.
+        let handle = match sys::pidfd_open(pid) {
+            Ok(pidfd) => Some(std::sync::Arc::new(ProcessHandle { pid, pidfd })),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(ScanError::Exited { pid }),
+            Err(_) => None,
+        };
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle })
     }
 
-    pub fn pid(&self) -> i32 {
-        self.pid
+    /// The pidfd taken when the directory was opened, if the kernel has pidfds.
+    pub fn handle(&self) -> Option<std::sync::Arc<ProcessHandle>> {
+        self.handle.clone()
     }
 
     /// The command name (`/proc/PID/stat`'s second field), as read at open.
@@ -188,10 +243,10 @@ impl ProcessDir {
         let pid = self.pid;
         // Listed through our own open `fd` directory, so the listing is of the process opened.
         let path = format!("/proc/self/fd/{}", self.fd_dir.as_raw_fd());
-        let entries = std::fs::read_dir(path).map_err(|e| ScanError::exited_or_io(pid, "fd directory", e))?;
+        let entries = std::fs::read_dir(path).map_err(|e| exited_or_io(pid, "fd directory", e))?;
         let mut fds = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| ScanError::exited_or_io(pid, "fd directory", e))?;
+            let entry = entry.map_err(|e| exited_or_io(pid, "fd directory", e))?;
             if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
                 fds.push(fd);
             }
@@ -201,14 +256,14 @@ impl ProcessDir {
     }
 
     /// Reads one fd's facts: retried while it changes under us, [`FdRead::Gone`] once it is closed.
-    pub fn read_fd(&self, fd: i32, reads: FdReads) -> Result<FdRead, ScanError> {
+    pub fn read_fd(&self, fd: i32, reads: &ScanOptions) -> Result<FdRead, ScanError> {
         let name = FdName::new(fd);
         for _ in 0..ATTEMPTS {
             match self.read_fd_once(fd, &name, reads) {
                 Ok(Attempt::Done(facts)) => return Ok(FdRead::Open(facts)),
                 Ok(Attempt::Replaced) => continue,
                 Err(e) if is_gone(e) => return Ok(FdRead::Gone),
-                Err(e) => return Err(ScanError::from_errno(self.pid, &format!("fd {fd}"), e)),
+                Err(e) => return Err(scan_error(self.pid, &format!("fd {fd}"), e)),
             }
         }
         Ok(FdRead::Gone)
@@ -236,7 +291,7 @@ impl ProcessDir {
         Ok(FdInfo::parse(&String::from_utf8_lossy(&all)))
     }
 
-    fn read_fd_once(&self, fd: i32, name: &FdName, reads: FdReads) -> Result<Attempt, Errno> {
+    fn read_fd_once(&self, fd: i32, name: &FdName, reads: &ScanOptions) -> Result<Attempt, Errno> {
         let mut st = if reads.stat { Some(self.stat_fd(name)?) } else { None };
         let mut buf = [0u8; 4096];
         let link = String::from_utf8_lossy(self.read_link(name, &mut buf)?).into_owned();
@@ -332,7 +387,7 @@ impl ProcessDir {
 
     /// Mount id -> filesystem type, from this process's mountinfo.
     pub fn mounts(&self) -> Result<HashMap<u64, String>, ScanError> {
-        let text = read_at(&self.dir, "mountinfo").map_err(|e| ScanError::exited_or(self.pid, "mountinfo", e))?;
+        let text = read_at(&self.dir, "mountinfo").map_err(|e| exited_or(self.pid, "mountinfo", e))?;
         Ok(mountinfo::fs_types(&String::from_utf8_lossy(&text)))
     }
 

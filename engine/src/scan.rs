@@ -4,90 +4,46 @@
 //! An fd closed mid-scan is a state ([`FdEntry::Vanished`]); a process that is gone, or that the user may
 //! not inspect, is a [`ScanError`].
 
+pub use crate::error::ScanError;
+pub use crate::needs::{KindMask, ScanOptions};
+pub use crate::proc::ProcessHandle;
+
 use crate::facts::FdFacts;
 use crate::proc::sockdiag::{Dump, SockTable};
-use crate::proc::{self, FdRead, FdReads, ProcessDir};
+use crate::proc::{self, FdRead, ProcessDir};
 use crrules_rules::vocab::Kind;
-use nix::errno::Errno;
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::io;
-
-/// Which facts to gather. The default gathers everything; a caller that knows no rule and no output needs
-/// a fact turns its source off and saves the syscalls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ScanOptions {
-    /// `stat` every fd: file type, size, inode, `st_dev`, mode, owner, device numbers. When off, only fds
-    /// with a path are stat'ed (their kind needs it); pipes, sockets and anonymous inodes keep the inode
-    /// their link names and nothing else from `stat`.
-    pub stat: bool,
-    /// Read `/proc/PID/fdinfo/N`: position, flags and close-on-exec, mount id, locks, and the per-kind
-    /// fields (eventfd, timerfd, signalfd, epoll, inotify, fanotify, pidfd, pty index). Off saves about a
-    /// third of the per-fd cost.
-    pub fdinfo: bool,
-    /// Socket facts from sock_diag (one dump per process's network namespace), with a fallback to the
-    /// protocol name for sockets sock_diag does not list. Off leaves `socket` unset.
-    pub sockets: bool,
-    /// Filesystem types from the process's mountinfo (needs `fdinfo` for the mount ids).
-    pub mounts: bool,
-    /// The kinds whose fdinfo is read when `fdinfo` is on: a policy that tests flags only of files need not
-    /// pay for the fdinfo of every pipe and socket.
-    pub fdinfo_kinds: KindMask,
-}
-
-/// A set of fd kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct KindMask(u32);
-
-impl KindMask {
-    /// Every kind.
-    pub const ALL: KindMask = KindMask(u32::MAX);
-    /// No kind.
-    pub const NONE: KindMask = KindMask(0);
-
-    /// This set with `kind` added.
-    pub const fn with(self, kind: Kind) -> KindMask {
-        KindMask(self.0 | 1 << kind as u32)
-    }
-
-    /// True when `kind` is in the set.
-    pub const fn contains(self, kind: Kind) -> bool {
-        self.0 & 1 << kind as u32 != 0
-    }
-
-    /// The union of two sets.
-    pub const fn union(self, other: KindMask) -> KindMask {
-        KindMask(self.0 | other.0)
-    }
-}
-
-impl Default for ScanOptions {
-    fn default() -> ScanOptions {
-        ScanOptions::all()
-    }
-}
-
-impl ScanOptions {
-    /// Every fact.
-    pub const fn all() -> ScanOptions {
-        ScanOptions { stat: true, fdinfo: true, sockets: true, mounts: true, fdinfo_kinds: KindMask::ALL }
-    }
-
-    /// Only what the link text and, for paths, `stat` say: number, kind, link, path, name, inode, and for
-    /// paths the `stat` fields.
-    pub const fn minimal() -> ScanOptions {
-        ScanOptions { stat: false, fdinfo: false, sockets: false, mounts: false, fdinfo_kinds: KindMask::NONE }
-    }
-}
+use std::sync::Arc;
 
 /// One process's fds, sorted by fd number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ProcessScan {
     pub pid: i32,
     pub comm: String,
     pub fds: Vec<FdEntry>,
+    /// The live process itself, held by a pidfd since its `/proc` directory was opened; `None` for saved
+    /// facts and on kernels without pidfds.
+    pub process: Option<Arc<ProcessHandle>>,
 }
+
+impl ProcessScan {
+    /// Facts that are not of a live process (saved, or made by hand).
+    pub fn saved(pid: i32, comm: impl Into<String>, fds: Vec<FdEntry>) -> ProcessScan {
+        ProcessScan { pid, comm: comm.into(), fds, process: None }
+    }
+}
+
+/// Two scans are equal when they say the same about the same pid; whether a live process is held does not
+/// count.
+impl PartialEq for ProcessScan {
+    fn eq(&self, other: &ProcessScan) -> bool {
+        (self.pid, &self.comm, &self.fds) == (other.pid, &other.comm, &other.fds)
+    }
+}
+impl Eq for ProcessScan {}
 
 /// One fd: its facts, or the note that it was closed while the scan ran. Serialised as the facts object,
 /// or as `{"fd": N, "state": "vanished"}`.
@@ -149,85 +105,11 @@ impl<'de> Deserialize<'de> for FdEntry {
     }
 }
 
-/// Why a process could not be scanned. Every variant names the pid.
-#[derive(Debug, thiserror::Error)]
-pub enum ScanError {
-    #[error("process {pid} does not exist")]
-    NoSuchProcess { pid: i32 },
-    #[error("may not inspect the fds of process {pid}: permission denied ({})", permission_hint())]
-    PermissionDenied {
-        pid: i32,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "process {pid} has exited or is exiting: its fds are closed (a zombie stays listed until its parent reaps it)"
-    )]
-    Exited { pid: i32 },
-    #[error("cannot read the {what} of process {pid}: {source}")]
-    Io {
-        pid: i32,
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    /// `/proc` itself could not be listed (no pid to name).
-    #[error("cannot list the processes in /proc: {source}")]
-    ListProcesses {
-        #[source]
-        source: io::Error,
-    },
-}
-
-impl ScanError {
-    /// The pid the error is about, if it is about one.
-    pub fn pid(&self) -> Option<i32> {
-        match self {
-            ScanError::NoSuchProcess { pid }
-            | ScanError::PermissionDenied { pid, .. }
-            | ScanError::Exited { pid }
-            | ScanError::Io { pid, .. } => Some(*pid),
-            ScanError::ListProcesses { .. } => None,
-        }
-    }
-
-    /// An errno from reading `what` of a process that was open: permission, or some other I/O error.
-    pub(crate) fn from_errno(pid: i32, what: &str, e: Errno) -> ScanError {
-        match e {
-            Errno::EACCES | Errno::EPERM => ScanError::PermissionDenied { pid, source: io::Error::from(e) },
-            e => ScanError::Io { pid, what: what.to_string(), source: io::Error::from(e) },
-        }
-    }
-
-    /// Like [`ScanError::from_errno`], but "not found" means the process exited.
-    pub(crate) fn exited_or(pid: i32, what: &str, e: Errno) -> ScanError {
-        match e {
-            Errno::ENOENT | Errno::ESRCH => ScanError::Exited { pid },
-            e => ScanError::from_errno(pid, what, e),
-        }
-    }
-
-    pub(crate) fn exited_or_io(pid: i32, what: &str, e: io::Error) -> ScanError {
-        ScanError::exited_or(pid, what, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-    }
-}
-
-/// What to try when the kernel refuses to show a process's fds.
-fn permission_hint() -> &'static str {
-    if proc::effective_uid() == 0 {
-        "even to root: the kernel's ptrace access check refused, e.g. a security module, Yama's \
-         ptrace_scope 3, or a process in a user namespace this one does not own"
-    } else {
-        "run as its owner or as root"
-    }
-}
-
 /// Scans every fd of `pid`, in parallel on the current rayon pool; the result is in fd order.
 pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanError> {
     let dir = ProcessDir::open(pid)?;
     let fds = dir.list_fds()?;
-    let reads = FdReads { stat: opts.stat, fdinfo: if opts.fdinfo { opts.fdinfo_kinds } else { KindMask::NONE } };
-    let read_all = || fds.par_iter().map(|&fd| dir.read_fd(fd, reads)).collect::<Result<Vec<FdRead>, _>>();
+    let read_all = || fds.par_iter().map(|&fd| dir.read_fd(fd, opts)).collect::<Result<Vec<FdRead>, _>>();
     // A large fd table is read on every core for a while: the per-process reads (mountinfo, every
     // sock_diag dump) then run beside it instead of after it, on a core that would otherwise wait.
     let (read, early) = if fds.len() >= PREFETCH_FDS {
@@ -262,7 +144,7 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
     }
-    Ok(ProcessScan { pid, comm: dir.comm().to_string(), fds: entries })
+    Ok(ProcessScan { pid, comm: dir.comm().to_string(), fds: entries, process: dir.handle() })
 }
 
 fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {
@@ -334,7 +216,9 @@ pub fn descendants(pid: i32) -> Result<Vec<i32>, ScanError> {
     }
     proc::descendants(pid).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => ScanError::NoSuchProcess { pid },
-        io::ErrorKind::PermissionDenied => ScanError::PermissionDenied { pid, source: e },
+        io::ErrorKind::PermissionDenied => {
+            ScanError::PermissionDenied { pid, as_root: proc::effective_uid() == 0, source: e }
+        }
         _ => ScanError::Io { pid, what: "children".into(), source: e },
     })
 }

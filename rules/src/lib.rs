@@ -4,6 +4,7 @@
 //! reading those files.
 #![forbid(unsafe_code)]
 
+pub mod action;
 pub mod analysis;
 pub mod ast;
 pub mod diag;

@@ -1,10 +1,12 @@
 //! Finding the effective policy: the three rules.d directories, ordered by file name, later directories
-//! overriding and masking earlier ones (the convention udev and systemd users know); explicit `--rules`
-//! paths; the compiled-in default when no directory holds a rule file; and, for root, the refusal of
-//! policy files that someone else could have written.
+//! overriding and masking earlier ones (the convention udev and systemd users know), with the built-in
+//! default policy standing in for the distribution's directory when that holds no rule file; explicit
+//! `--rules` paths; and, for root, the refusal of policy files that someone else could have written.
+//! [`usable`] is the one call that every user of a policy (the binary, the CRIU plugin) makes.
 
 use crate::diag::Diagnostic;
 use crate::source::Source;
+use crate::{RuleSet, Validated};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
-    /// Compiled into the binary; used only when no directory holds a rule file.
+    /// Compiled in ([`BUILTIN`]); stands in for the distribution's directory when that holds no rule file.
     Builtin,
     /// `/usr/lib/crrules/rules.d`, shipped by the distribution.
     Distribution,
@@ -81,35 +83,106 @@ pub struct Lookup {
     pub require_owner: Option<u32>,
 }
 
-/// The compiled-in default policy: (file name, text), in order.
+/// A compiled-in policy: (file name, text), in order.
 pub type Builtin = &'static [(&'static str, &'static str)];
 
-/// Finds the effective policy. Problems that stop a file from being read (unsafe permissions, unreadable
-/// files, invalid UTF-8) are errors; everything found is still listed.
+/// The default policy, compiled in from the project's `policy/` folder: the same files a distribution
+/// installs into `/usr/lib/crrules/rules.d`, and used in their place when that directory holds none.
+pub const BUILTIN: Builtin = &[
+    ("10-devices.rules", include_str!("../../policy/10-devices.rules")),
+    ("20-files.rules", include_str!("../../policy/20-files.rules")),
+    ("30-ipc.rules", include_str!("../../policy/30-ipc.rules")),
+];
+
+/// The name shown for a built-in file (`<builtin>/10-devices.rules`), in diagnostics and `FILE:LINE`.
+pub fn builtin_name(name: &str) -> String {
+    format!("<builtin>/{name}")
+}
+
+impl Lookup {
+    /// The lookup for this process: the policy directories (under `root`, if given) or exactly `explicit`,
+    /// refusing, when running as root, files that anyone but root could have written.
+    pub fn system(root: Option<PathBuf>, explicit: Vec<PathBuf>) -> Lookup {
+        let euid = nix::unistd::geteuid().as_raw();
+        Lookup { root, explicit, require_owner: (euid == 0).then_some(0) }
+    }
+}
+
+/// The effective policy, ready to decide: found, read, compiled, with no error and at least one rule.
+/// Any problem comes back as diagnostics (file, line, help) for the caller to show.
+pub fn usable(lookup: &Lookup) -> Result<(Policy, RuleSet), Vec<Diagnostic>> {
+    let policy = load(lookup, BUILTIN)?;
+    let Validated { rules, diagnostics } = crate::compile(&policy.sources);
+    let errors: Vec<Diagnostic> = diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if rules.is_empty() {
+        return Err(vec![empty(lookup)]);
+    }
+    Ok((policy, rules))
+}
+
+/// The diagnostic for a policy without a single rule: an error for a check (every fd would be rejected
+/// with "no rule matches"), a warning for `lint` and `rules`.
+pub fn empty(lookup: &Lookup) -> Diagnostic {
+    let where_ = if lookup.explicit.is_empty() {
+        let root = lookup.root.as_deref().unwrap_or(Path::new("/"));
+        let dirs: Vec<String> = DIRECTORIES.iter().map(|(_, d)| root.join(d).display().to_string()).collect();
+        dirs.join(", ")
+    } else {
+        let paths: Vec<String> = lookup.explicit.iter().map(|p| p.display().to_string()).collect();
+        paths.join(", ")
+    };
+    Diagnostic::error("crrules::policy::empty", format!("the effective policy has no rule (looked in {where_})"))
+        .with_help("every fd would be rejected with \"no rule matches\"; check for masked files with `crrules rules`")
+}
+
+/// Finds the effective policy, with `builtin` standing in for the distribution's directory. Problems that
+/// stop a file from being read (unsafe permissions, unreadable files, invalid UTF-8, a missing root) are
+/// errors; everything found is still listed.
 pub fn load(lookup: &Lookup, builtin: Builtin) -> Result<Policy, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let mut policy = if lookup.explicit.is_empty() {
-        from_directories(lookup, &mut errors)
+    let policy = if lookup.explicit.is_empty() {
+        from_directories(lookup, builtin, &mut errors)
     } else {
         from_explicit(lookup, &mut errors)
     };
-    if lookup.explicit.is_empty() && policy.files.is_empty() && errors.is_empty() {
-        for (name, text) in builtin {
-            policy.sources.push(Source::new(format!("<builtin>/{name}"), *text));
-            policy.files.push(PolicyFile {
-                path: PathBuf::from(format!("<builtin>/{name}")),
-                layer: Layer::Builtin,
-                status: Status::Active,
-            });
-        }
-    }
     if errors.is_empty() { Ok(policy) } else { Err(errors) }
 }
 
-fn from_directories(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
+/// One candidate for a file name: a file in a policy directory, or a built-in text.
+#[derive(Clone)]
+enum Candidate {
+    File(PathBuf),
+    Builtin { name: &'static str, text: &'static str },
+}
+
+impl Candidate {
+    fn path(&self) -> PathBuf {
+        match self {
+            Candidate::File(p) => p.clone(),
+            Candidate::Builtin { name, .. } => PathBuf::from(builtin_name(name)),
+        }
+    }
+}
+
+fn from_directories(lookup: &Lookup, builtin: Builtin, errors: &mut Vec<Diagnostic>) -> Policy {
     let root = lookup.root.as_deref().unwrap_or(Path::new("/"));
-    // File name -> every file of that name, lowest precedence first.
-    let mut by_name: BTreeMap<String, Vec<(Layer, PathBuf)>> = BTreeMap::new();
+    if let Some(given) = &lookup.root {
+        if !given.is_dir() {
+            errors.push(
+                Diagnostic::error(
+                    "crrules::policy::root",
+                    format!("policy root `{}` does not exist or is not a directory", given.display()),
+                )
+                .with_help("`--root DIR` resolves /usr/lib, /run and /etc crrules/rules.d under DIR"),
+            );
+            return Policy::default();
+        }
+    }
+    // File name -> every candidate of that name, lowest precedence first.
+    let mut by_name: BTreeMap<String, Vec<(Layer, Candidate)>> = BTreeMap::new();
     for (layer, dir) in DIRECTORIES {
         let dir = root.join(dir);
         let entries = match fs::read_dir(&dir) {
@@ -124,24 +197,38 @@ fn from_directories(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(SUFFIX) && !name.starts_with('.') {
-                by_name.entry(name).or_default().push((layer, entry.path()));
+                by_name.entry(name).or_default().push((layer, Candidate::File(entry.path())));
             }
+        }
+    }
+    // The built-in files are the distribution's when the distribution installed none.
+    let distribution_empty = !by_name.values().flatten().any(|(layer, _)| *layer == Layer::Distribution);
+    if distribution_empty {
+        for &(name, text) in builtin {
+            by_name.entry(name.to_owned()).or_default().insert(0, (Layer::Builtin, Candidate::Builtin { name, text }));
         }
     }
     let mut policy = Policy::default();
     for versions in by_name.into_values() {
-        let (top_layer, top) = versions.last().cloned().expect("every name has a file");
-        let top_is_mask = is_mask(&top);
-        for (layer, path) in &versions[..versions.len() - 1] {
+        let (top_layer, top) = versions.last().cloned().expect("every name has a candidate");
+        let top_is_mask = matches!(&top, Candidate::File(p) if is_mask(p));
+        let by = top.path();
+        for (layer, candidate) in &versions[..versions.len() - 1] {
             let status =
-                if top_is_mask { Status::Masked { by: top.clone() } } else { Status::Overridden { by: top.clone() } };
-            policy.files.push(PolicyFile { path: path.clone(), layer: *layer, status });
+                if top_is_mask { Status::Masked { by: by.clone() } } else { Status::Overridden { by: by.clone() } };
+            policy.files.push(PolicyFile { path: candidate.path(), layer: *layer, status });
         }
         if top_is_mask {
-            policy.files.push(PolicyFile { path: top, layer: top_layer, status: Status::Mask });
-        } else if let Some(source) = read(&top, lookup.require_owner, errors) {
+            policy.files.push(PolicyFile { path: by, layer: top_layer, status: Status::Mask });
+            continue;
+        }
+        let source = match &top {
+            Candidate::File(path) => read(path, lookup.require_owner, errors),
+            Candidate::Builtin { name, text } => Some(Source::new(builtin_name(name), *text)),
+        };
+        if let Some(source) = source {
             policy.sources.push(source);
-            policy.files.push(PolicyFile { path: top, layer: top_layer, status: Status::Active });
+            policy.files.push(PolicyFile { path: by, layer: top_layer, status: Status::Active });
         }
     }
     policy
@@ -318,17 +405,59 @@ mod tests {
     }
 
     #[test]
-    fn builtin_is_used_only_when_no_directory_holds_a_rule_file() {
-        let builtin: Builtin = &[("50-default.rules", "any => close\n")];
+    fn builtin_files_stand_in_for_the_distribution_directory() {
+        let builtin: Builtin = &[("10-a.rules", "any => close\n"), ("20-b.rules", "pipe => close\n")];
+        let names = |p: &Policy| p.sources.iter().map(|s| s.name.to_string()).collect::<Vec<_>>();
+        // No directory at all: the built-in files are the policy.
         let empty = tree(&[("etc/crrules/rules.d/README", "x")]);
         let policy = load(&Lookup { root: Some(empty.clone()), ..Lookup::default() }, builtin).unwrap();
-        assert_eq!(&*policy.sources[0].name, "<builtin>/50-default.rules");
+        assert_eq!(names(&policy), ["<builtin>/10-a.rules", "<builtin>/20-b.rules"]);
         fs::remove_dir_all(empty).unwrap();
-        let site = tree(&[("etc/crrules/rules.d/00-x.rules", "pipe => close\n")]);
+        // A site file adds to them, a same-named one replaces one, an empty one masks one.
+        let site = tree(&[
+            ("etc/crrules/rules.d/05-site.rules", "fifo => close\n"),
+            ("etc/crrules/rules.d/10-a.rules", ""),
+            ("run/crrules/rules.d/20-b.rules", "pipe => recreate\n"),
+        ]);
         let policy = load(&Lookup { root: Some(site.clone()), ..Lookup::default() }, builtin).unwrap();
-        assert_eq!(policy.sources.len(), 1);
-        assert!(policy.sources[0].name.ends_with("00-x.rules"));
+        let at = |p: &str| site.join(p).display().to_string();
+        assert_eq!(names(&policy), [at("etc/crrules/rules.d/05-site.rules"), at("run/crrules/rules.d/20-b.rules")]);
+        let status =
+            |p: &str| policy.files.iter().find(|f| f.path == Path::new(p)).map(|f| (f.layer, f.status.clone()));
+        assert_eq!(
+            status("<builtin>/10-a.rules"),
+            Some((Layer::Builtin, Status::Masked { by: site.join("etc/crrules/rules.d/10-a.rules") }))
+        );
+        assert_eq!(
+            status("<builtin>/20-b.rules"),
+            Some((Layer::Builtin, Status::Overridden { by: site.join("run/crrules/rules.d/20-b.rules") }))
+        );
         fs::remove_dir_all(site).unwrap();
+        // A distribution that installed its files replaces the built-in ones whole.
+        let dist = tree(&[("usr/lib/crrules/rules.d/50-x.rules", "pipe => close\n")]);
+        let policy = load(&Lookup { root: Some(dist.clone()), ..Lookup::default() }, builtin).unwrap();
+        assert_eq!(names(&policy), [dist.join("usr/lib/crrules/rules.d/50-x.rules").display().to_string()]);
+        assert!(policy.files.iter().all(|f| f.layer != Layer::Builtin));
+        fs::remove_dir_all(dist).unwrap();
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error_naming_it() {
+        let lookup = Lookup { root: Some(PathBuf::from("/nonexistent/crrules-root")), ..Lookup::default() };
+        let errors = load(&lookup, BUILTIN).unwrap_err();
+        assert_eq!(errors[0].message, "policy root `/nonexistent/crrules-root` does not exist or is not a directory");
+    }
+
+    #[test]
+    fn usable_refuses_an_empty_policy() {
+        let root = tree(&[
+            ("etc/crrules/rules.d/10-devices.rules", ""),
+            ("etc/crrules/rules.d/20-files.rules", ""),
+            ("etc/crrules/rules.d/30-ipc.rules", ""),
+        ]);
+        let errors = usable(&Lookup { root: Some(root.clone()), ..Lookup::default() }).unwrap_err();
+        assert!(errors[0].message.starts_with("the effective policy has no rule"), "{}", errors[0].message);
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

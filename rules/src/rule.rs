@@ -3,9 +3,10 @@
 //! compiled, predicates applicable to their kind); every rule knows where it came from.
 
 use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
-use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
+
+pub use crate::action::Action;
 
 /// A byte range in a source file.
 pub type Span = std::ops::Range<usize>;
@@ -242,64 +243,6 @@ impl fmt::Display for Predicate {
             Predicate::State(x) => write!(f, "state {x}"),
             Predicate::Name(g) => write!(f, "name {:?}", g.as_str()),
             Predicate::Not(p) => write!(f, "not {p}"),
-        }
-    }
-}
-
-/// What happens to a matched fd at checkpoint and restore.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// `reopen path`: reopen the same path at restore, identity verified.
-    ReopenPath,
-    /// `reopen "SUBST"`: open a substitute path instead.
-    ReopenSubst { path: String },
-    /// `contents` / `contents limit SIZE`: save the file's bytes.
-    Contents { limit: Option<u64> },
-    /// `recreate`: rebuild the kernel object from its saved state.
-    Recreate,
-    /// `inherit "NAME"`: the restorer hands this fd in.
-    Inherit { name: String },
-    /// `close`: not restored; a visible loss.
-    Close,
-    /// `reject "REASON"`: the process is not checkpointable.
-    Reject { reason: String },
-    /// `plugin "NAME"`: hand the fd to a named backend plugin.
-    Plugin { name: String },
-}
-
-impl Action {
-    /// The action's keyword (`reopen`, `contents`...), as the JSON output's `action` field.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            Action::ReopenPath | Action::ReopenSubst { .. } => "reopen",
-            Action::Contents { .. } => "contents",
-            Action::Recreate => "recreate",
-            Action::Inherit { .. } => "inherit",
-            Action::Close => "close",
-            Action::Reject { .. } => "reject",
-            Action::Plugin { .. } => "plugin",
-        }
-    }
-
-    /// True for `reject`.
-    pub fn is_reject(&self) -> bool {
-        matches!(self, Action::Reject { .. })
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::ReopenPath => f.write_str("reopen path"),
-            Action::ReopenSubst { path } => write!(f, "reopen {path:?}"),
-            Action::Contents { limit: None } => f.write_str("contents"),
-            Action::Contents { limit: Some(n) } => write!(f, "contents limit {n}"),
-            Action::Recreate => f.write_str("recreate"),
-            Action::Inherit { name } => write!(f, "inherit {name:?}"),
-            Action::Close => f.write_str("close"),
-            Action::Reject { reason } => write!(f, "reject {reason:?}"),
-            Action::Plugin { name } => write!(f, "plugin {name:?}"),
         }
     }
 }

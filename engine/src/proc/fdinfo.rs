@@ -182,11 +182,6 @@ impl FdInfo {
         info
     }
 
-    /// The `O_` flags, with `O_CLOEXEC`.
-    pub fn open_flags(&self) -> Option<OpenFlags> {
-        self.flags.map(OpenFlags)
-    }
-
     /// False when this text cannot belong to an fd of `kind`: another kind's own lines are present, or the
     /// kind's required line is missing. Either means the fd was replaced between the reads.
     /// Anonymous inodes the language has no kind for may print anything, so they fit every text.

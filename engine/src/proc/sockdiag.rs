@@ -2,7 +2,6 @@
 //! packet) of one network namespace, keyed by socket inode. Never touches the sockets themselves.
 //! The request builders and reply parsers are pure; [`dump`] and [`dump_in_netns`] do the I/O.
 
-use super::sys;
 use crate::facts::SocketFacts;
 use crrules_rules::vocab::{SockFamily, SockState, SockType};
 use nix::sys::socket::{
@@ -375,7 +374,7 @@ pub fn dump(which: &[Dump]) -> io::Result<SockTable> {
 pub fn dump_in_netns(ns: OwnedFd, which: &[Dump]) -> io::Result<SockTable> {
     std::thread::scope(|s| {
         s.spawn(move || {
-            sys::setns_net(&ns)?;
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
             dump(which)
         })
         .join()

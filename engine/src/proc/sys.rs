@@ -1,13 +1,13 @@
 //! The few system calls the scanner makes through libc because nix does not offer them in the shape needed:
 //! `readlinkat` into the caller's buffer (nix's version adds an `lstat` per call, a third more syscalls per
-//! fd), `getxattr` (not in nix) and `setns` (nix's `sched` feature is not enabled for this crate).
+//! fd), `getxattr` and `pidfd_open` (neither is in nix).
 // Each function is a thin wrapper over one libc call, with NUL-terminated names and buffers this module
 // owns or borrows for the call's duration; unsafe code is unavoidable for them and confined here.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 /// An fd number as a NUL-terminated name, on the stack.
 #[derive(Clone, Copy, Debug)]
@@ -59,11 +59,17 @@ pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
-/// Moves the calling thread into the network namespace `ns` (an open `/proc/PID/ns/net`).
-pub fn setns_net(ns: impl AsFd) -> io::Result<()> {
-    // SAFETY: plain syscall on a borrowed, open fd; it changes only the calling thread's namespace.
-    let r = unsafe { libc::setns(ns.as_fd().as_raw_fd(), libc::CLONE_NEWNET) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+/// `pidfd_open(pid, 0)`: a file descriptor that refers to the process itself, never to a later process that
+/// reuses its pid.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments; on success it returns a new fd that nothing else owns.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(r).map_err(|_| io::Error::other("pidfd_open returned an fd out of range"))?;
+    // SAFETY: the kernel just returned this fd to us; we are its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 #[cfg(test)]

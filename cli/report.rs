@@ -1,0 +1,343 @@
+//! The report backends: plans as a table a person reads at a glance, or as JSON / RON objects (one per
+//! process, one per line) in the engine's plan format, which the README documents and `check --facts` and
+//! `crrules test` read back; and the `--all` summary, which wraps another report.
+
+use crate::args::Format;
+use crate::render::{Style, Ui};
+use crrules_engine::backend::Backend;
+use crrules_engine::facts::FdFacts;
+use crrules_engine::needs::ScanOptions;
+use crrules_engine::plan::ProcessPlan;
+use crrules_engine::scan::ScanError;
+use crrules_rules::Action;
+use std::collections::HashMap;
+use std::io::Write;
+
+/// Writes plans in the chosen format to standard output.
+pub struct Report<'a> {
+    format: Format,
+    ui: &'a Ui,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(format: Format, ui: &'a Ui) -> Report<'a> {
+        Report { format, ui, out: std::io::stdout().lock() }
+    }
+}
+
+impl Backend for Report<'_> {
+    type Error = std::io::Error;
+
+    /// The table shows only what decided (plus what the link and, for paths, `stat` always give); JSON and
+    /// RON print every fact.
+    fn needs(&self) -> ScanOptions {
+        match self.format {
+            Format::Text => ScanOptions::minimal(),
+            Format::Json | Format::Ron => ScanOptions::all(),
+        }
+    }
+
+    fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, plan)?;
+                writeln!(self.out)
+            }
+            Format::Ron => {
+                // Optional fields as plain values (`path: "/dev/null"`), as in the JSON.
+                let ron = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+                let text = ron.to_string(plan).map_err(|e| std::io::Error::other(e.to_string()))?;
+                writeln!(self.out, "{text}")
+            }
+            Format::Text => {
+                let text = table(plan, self.ui);
+                self.out.write_all(text.as_bytes())
+            }
+        }
+    }
+
+    /// A process that exited while a tree was checked: said on standard error, the output stays clean.
+    fn skipped(&mut self, error: &ScanError) -> std::io::Result<()> {
+        match error.pid() {
+            Some(pid) if error.is_gone() => {
+                self.ui.note(&format!("process {pid} (a descendant) exited during the check"))
+            }
+            _ => self.ui.note(&error.to_string()),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// `check --all`: passes every plan on to a report, draws a progress bar on a terminal, and ends with how
+/// many processes are checkpointable and the most common reasons the others are not.
+pub struct Summary<'a, B> {
+    inner: B,
+    ui: &'a Ui,
+    progress: Progress,
+    done: usize,
+    good: usize,
+    bad: usize,
+    unreadable: usize,
+    gone: usize,
+    reasons: HashMap<String, usize>,
+}
+
+impl<'a, B> Summary<'a, B> {
+    pub fn new(inner: B, ui: &'a Ui) -> Summary<'a, B> {
+        Summary {
+            inner,
+            ui,
+            progress: Progress { on: ui.err_tty, total: 0 },
+            done: 0,
+            good: 0,
+            bad: 0,
+            unreadable: 0,
+            gone: 0,
+            reasons: HashMap::new(),
+        }
+    }
+}
+
+/// How many unreadable processes are named one by one before the summary just counts them.
+const NAMED_UNREADABLE: usize = 5;
+
+impl<B: Backend<Error = std::io::Error>> Backend for Summary<'_, B> {
+    type Error = std::io::Error;
+
+    fn needs(&self) -> ScanOptions {
+        self.inner.needs()
+    }
+
+    fn begin(&mut self, expected: Option<usize>) -> std::io::Result<()> {
+        self.progress.total = expected.unwrap_or(0);
+        self.inner.begin(expected)
+    }
+
+    fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {
+        self.done += 1;
+        if plan.checkpointable() {
+            self.good += 1;
+        } else {
+            self.bad += 1;
+            let mut seen: Vec<&str> = plan.rejections().map(|(_, r)| r).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for reason in seen {
+                *self.reasons.entry(reason.to_owned()).or_default() += 1;
+            }
+        }
+        self.progress.clear();
+        self.inner.process(plan)?;
+        self.progress.tick(self.done);
+        Ok(())
+    }
+
+    fn skipped(&mut self, error: &ScanError) -> std::io::Result<()> {
+        self.done += 1;
+        if error.is_gone() {
+            self.gone += 1;
+        } else {
+            self.unreadable += 1;
+            if self.unreadable <= NAMED_UNREADABLE {
+                self.progress.clear();
+                self.ui.note(&error.to_string());
+            }
+        }
+        self.progress.tick(self.done);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.progress.clear();
+        self.inner.finish()?;
+        let mut common: Vec<(&String, &usize)> = self.reasons.iter().collect();
+        common.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut out = std::io::stderr().lock();
+        let (good, bad, unreadable, gone) = (self.good, self.bad, self.unreadable, self.gone);
+        let line = format!(
+            "{} processes: {good} checkpointable, {bad} not, {unreadable} could not be read, {gone} exited during the check",
+            self.done
+        );
+        writeln!(out, "{}", self.ui.err(Style::Bold, &line))?;
+        if !common.is_empty() {
+            writeln!(out, "most common reasons:")?;
+            for (reason, n) in common.iter().take(8) {
+                writeln!(out, "  {n:>5}  {reason}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A one-line progress bar on standard error, redrawn at most every 1%.
+struct Progress {
+    on: bool,
+    total: usize,
+}
+
+impl Progress {
+    fn tick(&self, done: usize) {
+        if !self.on || self.total == 0 {
+            return;
+        }
+        let step = (self.total / 100).max(1);
+        if done % step != 0 && done != self.total {
+            return;
+        }
+        let width = 40;
+        let filled = done.min(self.total) * width / self.total;
+        eprint!("\r[{}{}] {done}/{} processes", "=".repeat(filled), " ".repeat(width - filled), self.total);
+    }
+
+    fn clear(&self) {
+        if self.on && self.total > 0 {
+            eprint!("\r{}\r", " ".repeat(70));
+        }
+    }
+}
+
+/// What a person reads: a heading per process, a row per fd, a summary line.
+pub fn table(plan: &ProcessPlan, ui: &Ui) -> String {
+    let header = ["FD", "KIND", "TARGET", "ACTION", "RULE", "REASON"];
+    let mut rows: Vec<[String; 6]> = Vec::with_capacity(plan.fds.len());
+    let mut styles: Vec<Style> = Vec::with_capacity(plan.fds.len());
+    for planned in &plan.fds {
+        let Some(facts) = planned.facts() else {
+            rows.push([
+                planned.fd().to_string(),
+                "-".into(),
+                "(closed during the scan)".into(),
+                "-".into(),
+                "-".into(),
+                String::new(),
+            ]);
+            styles.push(Style::Dim);
+            continue;
+        };
+        let (action, rule, reason, style) = match planned.decision() {
+            Some(decision) => {
+                let action = match &decision.action {
+                    Action::ReopenPath => "reopen".to_owned(),
+                    Action::ReopenSubst { path } => format!("reopen {path}"),
+                    Action::Contents { .. } => "contents".to_owned(),
+                    Action::Inherit { name } => format!("inherit {name}"),
+                    Action::Plugin { name } => format!("plugin {name}"),
+                    other => other.keyword().to_owned(),
+                };
+                let style = match &decision.action {
+                    Action::Reject { .. } => Style::Bad,
+                    Action::Close => Style::Warn,
+                    _ => Style::Good,
+                };
+                let rule = decision.rule.clone().unwrap_or_else(|| "-".to_owned());
+                (action, rule, decision.reason().unwrap_or_default().to_owned(), style)
+            }
+            None => ("-".to_owned(), "-".to_owned(), String::new(), Style::Dim),
+        };
+        styles.push(style);
+        rows.push([facts.fd.to_string(), facts.kind.name().to_owned(), target(facts), action, rule, reason]);
+    }
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // The target and rule columns can be long; keep them readable but bounded.
+    widths[2] = widths[2].min(48);
+    let mut out = String::new();
+    let verdict = if plan.checkpointable() {
+        ui.out(Style::Good, "checkpointable")
+    } else {
+        ui.out(Style::Bad, "NOT checkpointable")
+    };
+    out.push_str(&format!("{} {}: {verdict}\n", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm));
+    let line = |cells: &[String; 6]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            match i {
+                5 => s.push_str(cell),
+                // A path's end says more than its start.
+                2 => s.push_str(&format!("{:w$}  ", clip_start(cell, w))),
+                _ => s.push_str(&format!("{cell:w$}  ")),
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    out.push_str(&ui.out(Style::Bold, &line(&header.map(str::to_owned))));
+    out.push('\n');
+    for (row, style) in rows.iter().zip(styles) {
+        let text = line(row);
+        out.push_str(&if style == Style::Good { text } else { ui.out(style, &text) });
+        out.push('\n');
+    }
+    out.push_str(&summary(plan));
+    out.push('\n');
+    out
+}
+
+/// `7 fds: 5 reopen, 1 recreate, 1 reject`.
+fn summary(plan: &ProcessPlan) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut vanished = 0;
+    for planned in &plan.fds {
+        match (planned.facts(), planned.decision()) {
+            (None, _) => vanished += 1,
+            (Some(_), Some(decision)) => {
+                let k = decision.action.keyword();
+                match counts.iter_mut().find(|(name, _)| *name == k) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((k, 1)),
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+    let mut parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if vanished > 0 {
+        parts.push(format!("{vanished} closed during the scan"));
+    }
+    format!("{} fds: {}", plan.fds.len(), parts.join(", "))
+}
+
+/// What an fd points at, for the table: the path, the device, or the link text.
+fn target(facts: &FdFacts) -> String {
+    let base = facts.path.clone().unwrap_or_else(|| facts.link.clone());
+    let mut s = match (&facts.dev, &facts.socket) {
+        (Some(dev), _) => format!("{base} ({dev})"),
+        (None, Some(sock)) => {
+            let mut s = sock.family.map_or("socket".to_owned(), |f| f.to_string());
+            if let Some(t) = sock.sock_type {
+                s.push_str(&format!(" {t}"));
+            }
+            if let Some(st) = sock.state {
+                s.push_str(&format!(" {st}"));
+            }
+            if let Some(local) = sock.local.as_deref().filter(|l| !l.is_empty()) {
+                s.push_str(&format!(" {local}"));
+            }
+            s
+        }
+        _ => base,
+    };
+    if facts.deleted {
+        s.push_str(" (deleted)");
+    }
+    s
+}
+
+/// `s` cut to `width` characters by dropping its start.
+fn clip_start(s: &str, width: usize) -> String {
+    let len = s.chars().count();
+    if len <= width {
+        s.to_owned()
+    } else {
+        let tail: String = s.chars().skip(len - width.saturating_sub(1)).collect();
+        format!("…{tail}")
+    }
+}
