@@ -228,3 +228,14 @@ fn the_process_tree() {
     let _ = sh.kill();
     let _ = sh.wait();
 }
+
+#[test]
+fn a_scan_holds_its_process_until_it_exits() {
+    let mut holder = Holder::spawn(&[]);
+    let scan = scan_process(holder.pid(), &ScanOptions::minimal()).expect("scan");
+    let process = scan.process.expect("a pidfd on this kernel");
+    assert_eq!(process.pid(), holder.pid());
+    assert!(process.is_running());
+    holder.kill();
+    assert!(!process.is_running(), "the pidfd sees the exit even once the pid is free for reuse");
+}

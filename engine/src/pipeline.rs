@@ -75,3 +75,74 @@ pub fn run<B: Backend>(
     backend.finish().map_err(RunError::Backend)?;
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ScanError;
+    use crate::source::FactsFile;
+    use crrules_rules::Source as RuleSource;
+    use std::path::Path;
+
+    /// Records what the pipeline hands it, in order.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Backend for Recorder {
+        type Error = ();
+        fn begin(&mut self, expected: Option<usize>) -> Result<(), ()> {
+            self.0.push(format!("begin {expected:?}"));
+            Ok(())
+        }
+        fn process(&mut self, plan: &ProcessPlan) -> Result<(), ()> {
+            self.0.push(format!("{} {}", plan.pid, plan.checkpointable()));
+            Ok(())
+        }
+        fn skipped(&mut self, error: &ScanError) -> Result<(), ()> {
+            self.0.push(format!("skipped {error}"));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<(), ()> {
+            self.0.push("finish".into());
+            Ok(())
+        }
+    }
+
+    const FACTS: &str = r#"{"pid": 1, "fds": [{"fd": 0, "kind": "pipe", "link": "pipe:[5]", "deleted": false, "flags": [], "cloexec": false}]}
+
+{"pid": 2, "comm": "x", "fds": [{"fd": 3, "state": "vanished"}]}
+{"pid": 3, "fds": [{"fd": 0, "kind": "eventfd", "link": "anon_inode:[eventfd]", "deleted": false, "flags": [], "cloexec": false, "action": "close", "rule": "old.rules:1", "reason": null}]}
+"#;
+
+    fn facts(text: &'static str) -> FactsFile {
+        FactsFile::from_reader(Path::new("t.jsonl"), Box::new(std::io::Cursor::new(text)))
+    }
+
+    #[test]
+    fn every_process_is_decided_and_handed_on_in_order() {
+        let v = crrules_rules::compile(&[RuleSource::new("t.rules", "pipe => recreate\n")]);
+        let decider = Decider::new(v.rules);
+        let mut backend = Recorder::default();
+        let outcome = run(Some(&decider), &mut facts(FACTS), &mut backend).unwrap();
+        assert_eq!(backend.0, ["begin None", "1 true", "2 true", "3 false", "finish"]);
+        assert_eq!(outcome, Outcome { checkpointable: 2, rejected: 1, undecided: 0, skipped: 0 });
+        assert!(outcome.any_rejected());
+    }
+
+    #[test]
+    fn without_a_decider_plans_carry_facts_alone() {
+        let mut backend = Recorder::default();
+        let outcome = run(None, &mut facts(FACTS), &mut backend).unwrap();
+        assert_eq!(outcome.undecided, 3);
+        assert_eq!(backend.0[1], "1 false");
+    }
+
+    #[test]
+    fn a_source_error_stops_the_run_before_the_backend_finishes() {
+        let mut backend = Recorder::default();
+        let bad = "{\"pid\": 1, \"fds\": []}\nnot json\n";
+        let err = run(None, &mut facts(bad), &mut backend).unwrap_err();
+        assert!(err.to_string().starts_with("`t.jsonl` line 2: "), "{err}");
+        assert_eq!(backend.0, ["begin None", "1 false"]);
+    }
+}
