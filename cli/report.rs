@@ -13,16 +13,17 @@ use crrules_rules::Action;
 use std::collections::HashMap;
 use std::io::Write;
 
-/// Writes plans in the chosen format to standard output.
+/// Writes plans in the chosen format to standard output, through one buffer (standard output's own is
+/// line-buffered and small: a 10,000-fd JSON line would be written a kilobyte at a time).
 pub struct Report<'a> {
     format: Format,
     ui: &'a Ui,
-    out: std::io::StdoutLock<'static>,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
 }
 
 impl<'a> Report<'a> {
     pub fn new(format: Format, ui: &'a Ui) -> Report<'a> {
-        Report { format, ui, out: std::io::stdout().lock() }
+        Report { format, ui, out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()) }
     }
 }
 
@@ -42,27 +43,28 @@ impl Backend for Report<'_> {
         match self.format {
             Format::Json => {
                 serde_json::to_writer(&mut self.out, plan)?;
-                writeln!(self.out)
+                writeln!(self.out)?;
             }
             Format::Ron => {
                 // Optional fields as plain values (`path: "/dev/null"`), as in the JSON.
                 let ron = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
                 let text = ron.to_string(plan).map_err(|e| std::io::Error::other(e.to_string()))?;
-                writeln!(self.out, "{text}")
+                writeln!(self.out, "{text}")?;
             }
             Format::Text => {
                 let text = table(plan, self.ui);
-                self.out.write_all(text.as_bytes())
+                self.out.write_all(text.as_bytes())?;
             }
         }
+        // Each process reaches the reader whole and as soon as it is decided.
+        self.out.flush()
     }
 
-    /// A process that exited while a tree was checked: said on standard error, the output stays clean.
+    /// A process that exited while a tree was checked (or that `--all` could not read): said on standard
+    /// error, so the output stays clean.
     fn skipped(&mut self, error: &ScanError) -> std::io::Result<()> {
         match error.pid() {
-            Some(pid) if error.is_gone() => {
-                self.ui.note(&format!("process {pid} (a descendant) exited during the check"))
-            }
+            Some(pid) if error.is_gone() => self.ui.note(&format!("process {pid} exited during the check")),
             _ => self.ui.note(&error.to_string()),
         }
         Ok(())
