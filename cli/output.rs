@@ -5,7 +5,7 @@
 use crate::args::Format;
 use crate::render::{Style, Ui};
 use crrules_engine::backend::Backend;
-use crrules_engine::facts::FdFacts;
+use crrules_engine::facts::{ByteString, FdFacts};
 use crrules_engine::plan::{Decision, PlannedFd, ProcessPlan};
 use crrules_engine::scan::{FdEntry, ProcessScan};
 use crrules_rules::Action;
@@ -16,8 +16,8 @@ use std::io::Write;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ProcessJson {
     pub pid: i32,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub comm: String,
+    #[serde(default, skip_serializing_if = "ByteString::is_empty")]
+    pub comm: ByteString,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checkpointable: Option<bool>,
     pub fds: Vec<FdJson>,
@@ -193,6 +193,7 @@ pub fn table(plan: &ProcessPlan<'_>, ui: &Ui) -> String {
     } else {
         ui.out(Style::Bad, "NOT checkpointable")
     };
+    // The comm is shown escaped (`Display`): a process names itself, a newline or an escape sequence included.
     out.push_str(&format!("{} {}: {verdict}\n", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm));
     let line = |cells: &[String; 6]| {
         let mut s = String::new();
@@ -241,9 +242,9 @@ fn summary(plan: &ProcessPlan<'_>) -> String {
     format!("{} fds: {}", plan.fds.len(), parts.join(", "))
 }
 
-/// What an fd points at, for the table: the path, the device, or the link text.
+/// What an fd points at, for the table: the path, the device, or the link text, escaped.
 fn target(facts: &FdFacts) -> String {
-    let base = facts.path.clone().unwrap_or_else(|| facts.link.clone());
+    let base = facts.path.as_ref().unwrap_or(&facts.link).to_string();
     let mut s = match (&facts.dev, &facts.socket) {
         (Some(dev), _) => format!("{base} ({dev})"),
         (None, Some(sock)) => {
@@ -254,7 +255,7 @@ fn target(facts: &FdFacts) -> String {
             if let Some(st) = sock.state {
                 s.push_str(&format!(" {st}"));
             }
-            if let Some(local) = sock.local.as_deref().filter(|l| !l.is_empty()) {
+            if let Some(local) = sock.local.as_ref().filter(|l| !l.is_empty()) {
                 s.push_str(&format!(" {local}"));
             }
             s

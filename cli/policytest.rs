@@ -46,7 +46,7 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
                 }
                 failed += 1;
                 let rule = got.rule.map_or_else(|| "no rule".to_owned(), |r| r.origin.to_string());
-                let what = facts.path.as_deref().unwrap_or(&facts.link);
+                let what = facts.path.as_ref().unwrap_or(&facts.link);
                 println!(
                     "{} {}:{}: pid {} fd {} ({} {what})",
                     ui.out(Style::Bad, "FAIL"),

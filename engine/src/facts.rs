@@ -1,6 +1,7 @@
 //! What the scanner learns about one open fd, as plain data. Serialisable both ways: `check --format json`
 //! prints these fields, and `check --facts FILE` reads them back to decide offline, so a field's JSON shape
-//! is part of the interface (documented in the README).
+//! is part of the interface (documented in the README). Paths, link texts, names and socket addresses are
+//! [`ByteString`]s: Linux gives them as bytes, which need not be UTF-8.
 
 use crrules_rules::vocab::{Kind, SockFamily, SockState, SockType, open_flag, open_flag_names};
 use serde::ser::SerializeMap;
@@ -363,10 +364,12 @@ pub struct SocketFacts {
     pub protocol: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<SockState>,
+    /// The local address: `IP:PORT` (`[IP]:PORT` for IPv6), a netlink port id, or a unix socket's path or
+    /// `@NAME` for an abstract name (any bytes, NUL included).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub local: Option<String>,
+    pub local: Option<ByteString>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub peer: Option<String>,
+    pub peer: Option<ByteString>,
     /// For unix sockets: the inode of the peer socket.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer_ino: Option<u64>,
@@ -454,16 +457,16 @@ pub struct Lock {
 pub struct FdFacts {
     pub fd: i32,
     pub kind: Kind,
-    /// The `/proc/PID/fd/N` link text, as the kernel gives it.
-    pub link: String,
+    /// The `/proc/PID/fd/N` link text, byte for byte as the kernel gives it.
+    pub link: ByteString,
     /// The path, for fds that have one (files, dirs, devices, FIFOs, memfds `/memfd:NAME`), without
     /// the ` (deleted)` suffix.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub path: Option<String>,
+    pub path: Option<ByteString>,
     /// An anonymous inode's name (`[eventfd]`, `[kvm-vm]`, `inotify`, `bpf-map`), or a namespace file's
     /// type (`net`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub name: Option<String>,
+    pub name: Option<ByteString>,
     /// `major:minor` of a device file.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dev: Option<DevNum>,
@@ -520,7 +523,7 @@ pub struct FdFacts {
 
 impl FdFacts {
     /// Facts with only the number, kind and link text known; the scanner and tests fill the rest.
-    pub fn new(fd: i32, kind: Kind, link: impl Into<String>) -> FdFacts {
+    pub fn new(fd: i32, kind: Kind, link: impl Into<ByteString>) -> FdFacts {
         FdFacts {
             fd,
             kind,
@@ -638,7 +641,30 @@ mod tests {
             assert!(!text.starts_with("Some("), "{text}");
             let back: Option<ByteString> = ron.from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(back, Some(b.clone()), "{text}");
+            let mut f = FdFacts::new(3, Kind::File, b.clone());
+            f.path = Some(b.clone());
+            f.name = Some(b.clone());
+            let text = ron.to_string(&f).unwrap();
+            let back: FdFacts = ron.from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, f, "{text}");
         }
+    }
+
+    #[test]
+    fn facts_with_any_bytes_round_trip_through_json() {
+        let mut f = FdFacts::new(7, Kind::Chardev, &b"/tmp/x/\xffkvm"[..]);
+        f.path = Some(ByteString::from(&b"/tmp/x/\xffkvm"[..]));
+        f.socket = Some(SocketFacts {
+            local: Some(ByteString::from(&b"@\0\xfe\n"[..])),
+            peer: Some("/run/a.sock".into()),
+            ..SocketFacts::default()
+        });
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["path"], serde_json::json!({"hex": "2f746d702f782fff6b766d"}));
+        assert_eq!(json["socket"]["local"], serde_json::json!({"hex": "4000fe0a"}));
+        assert_eq!(json["socket"]["peer"], "/run/a.sock");
+        let back: FdFacts = serde_json::from_str(&json.to_string()).unwrap();
+        assert_eq!(back, f);
     }
 
     #[test]

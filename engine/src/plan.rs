@@ -2,7 +2,7 @@
 //! the user; for each process whether it can be checkpointed. Unmatched fds are rejected with the reason
 //! "no rule matches".
 
-use crate::facts::FdFacts;
+use crate::facts::{ByteString, FdFacts};
 use crate::matcher::Matcher;
 use crate::scan::{FdEntry, ProcessScan};
 use crrules_rules::{Action, Rule, RuleSet};
@@ -72,7 +72,7 @@ impl PlannedFd<'_> {
 #[derive(Clone, Debug)]
 pub struct ProcessPlan<'r> {
     pub pid: i32,
-    pub comm: String,
+    pub comm: ByteString,
     pub fds: Vec<PlannedFd<'r>>,
 }
 

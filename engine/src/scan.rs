@@ -85,7 +85,7 @@ impl ScanOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessScan {
     pub pid: i32,
-    pub comm: String,
+    pub comm: crate::facts::ByteString,
     pub fds: Vec<FdEntry>,
 }
 
@@ -262,7 +262,7 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
     }
-    Ok(ProcessScan { pid, comm: dir.comm().to_string(), fds: entries })
+    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries })
 }
 
 fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {
