@@ -193,7 +193,7 @@ fn policy(specs: &[Spec], n: usize) -> RuleSet {
 
 fn with_path(fd: i32, kind: Kind, path: String) -> FdFacts {
     let mut f = FdFacts::new(fd, kind, path.clone());
-    f.path = Some(path);
+    f.path = Some(path.into());
     f
 }
 
@@ -268,7 +268,7 @@ fn facts(specs: &[Spec]) -> Vec<FdFacts> {
                 Spec::Kvm(i) => {
                     let name = format!("[kvm-vcpu:{i}]");
                     let mut f = FdFacts::new(fd, Kind::Anon, format!("anon_inode:{name}"));
-                    f.name = Some(name);
+                    f.name = Some(name.into());
                     f
                 }
                 Spec::Home(i) => with_path(fd, Kind::Dir, format!("/home/u{i}")),

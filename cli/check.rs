@@ -8,6 +8,7 @@ use crate::render::{Style, Ui};
 use crate::report::{Report, Summary};
 use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
+use crrules_engine::facts::ByteString;
 use crrules_engine::matcher;
 use crrules_engine::pipeline::{self, RunError};
 use crrules_engine::plan::Decider;
@@ -96,7 +97,8 @@ pub fn explain(args: &PolicyArgs, explain: &ExplainArgs, ui: &Ui) -> Result<Outc
     if let serde_json::Value::Object(map) = json {
         for (key, value) in map {
             let shown = match value {
-                serde_json::Value::String(s) => s,
+                // Escaped as in the table: a path may hold a newline or a terminal escape sequence.
+                serde_json::Value::String(s) => ByteString::from(s).to_string(),
                 other => other.to_string(),
             };
             writeln!(out, "  {key:>10}: {shown}")?;

@@ -41,7 +41,7 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
                     continue;
                 }
                 failed += 1;
-                let what = facts.path.as_deref().unwrap_or(&facts.link);
+                let what = facts.path.as_ref().unwrap_or(&facts.link);
                 println!(
                     "{} {}:{line}: pid {} fd {} ({} {what})",
                     ui.out(Style::Bad, "FAIL"),

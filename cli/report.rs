@@ -258,6 +258,7 @@ pub fn table(plan: &ProcessPlan, ui: &Ui) -> String {
     } else {
         ui.out(Style::Bad, "NOT checkpointable")
     };
+    // The comm is shown escaped (`Display`): a process names itself, a newline or an escape sequence included.
     out.push_str(&format!("{} {}: {verdict}\n", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm));
     let line = |cells: &[String; 6]| {
         let mut s = String::new();
@@ -307,9 +308,9 @@ fn summary(plan: &ProcessPlan) -> String {
     format!("{} fds: {}", plan.fds.len(), parts.join(", "))
 }
 
-/// What an fd points at, for the table: the path, the device, or the link text.
+/// What an fd points at, for the table: the path, the device, or the link text, escaped.
 fn target(facts: &FdFacts) -> String {
-    let base = facts.path.clone().unwrap_or_else(|| facts.link.clone());
+    let base = facts.path.as_ref().unwrap_or(&facts.link).to_string();
     let mut s = match (&facts.dev, &facts.socket) {
         (Some(dev), _) => format!("{base} ({dev})"),
         (None, Some(sock)) => {
@@ -320,7 +321,7 @@ fn target(facts: &FdFacts) -> String {
             if let Some(st) = sock.state {
                 s.push_str(&format!(" {st}"));
             }
-            if let Some(local) = sock.local.as_deref().filter(|l| !l.is_empty()) {
+            if let Some(local) = sock.local.as_ref().filter(|l| !l.is_empty()) {
                 s.push_str(&format!(" {local}"));
             }
             s

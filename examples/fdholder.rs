@@ -7,6 +7,8 @@
 //! 100-109 pipes, 110-119 eventfds whose count is the fd minus 110, 120-129 `/dev/null`, 130-139 unix
 //! sockets, 140-149 regular files; 150-159 and the low fd numbers change between all of these kinds all the
 //! time. `fdholder --many N` holds about N fds of mixed kinds and prints `{"count": N}`.
+//! `fdholder [--comm NAME] [--open PATH]...` names itself NAME (any bytes, through `/proc/self/comm`) and
+//! holds each PATH open read-only (any bytes too), printing `{"open0": fd, "open1": fd, ...}`.
 //!
 //! Each kind that cannot be opened here is left out of the map, with its error on stderr.
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
@@ -27,8 +29,10 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::unistd::{Whence, lseek, mkfifo, pipe, unlink, write};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -342,10 +346,50 @@ fn many(n: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--comm NAME` and `--open PATH` pairs, in any order: a process named by its caller, holding the paths.
+fn hold_given(args: &[OsString]) {
+    let mut held: Vec<OwnedFd> = Vec::new();
+    let mut map: BTreeMap<String, RawFd> = BTreeMap::new();
+    let mut opens = 0;
+    for pair in args.chunks(2) {
+        let [flag, value] = pair else {
+            eprintln!("fdholder: `{}` needs a value", pair[0].to_string_lossy());
+            std::process::exit(2);
+        };
+        match flag.to_str() {
+            Some("--comm") => {
+                if let Err(e) = std::fs::write("/proc/self/comm", value.as_bytes()) {
+                    eprintln!("fdholder: cannot set the comm: {e}");
+                }
+            }
+            Some("--open") => {
+                match open(Path::new(value), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+                    Ok(fd) => {
+                        map.insert(format!("open{opens}"), std::os::fd::AsRawFd::as_raw_fd(&fd));
+                        held.push(fd);
+                    }
+                    Err(e) => eprintln!("fdholder: cannot open {}: {e}", value.to_string_lossy()),
+                }
+                opens += 1;
+            }
+            _ => {
+                eprintln!("fdholder: unknown argument `{}`", flag.to_string_lossy());
+                std::process::exit(2);
+            }
+        }
+    }
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    // Arguments as bytes: a path or a name to hold need not be UTF-8.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.first().map(|a| a.to_str().unwrap_or("")) {
         None => hold(true),
+        Some("--comm" | "--open") => hold_given(&args),
         Some("--netns") => {
             // SAFETY: unshare(CLONE_NEWNET) only changes this (still single-threaded) process's namespace.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -355,9 +399,10 @@ fn main() {
             hold(false);
         }
         Some("--churn") => churn(),
-        Some("--many") => many(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000)),
-        Some(other) => {
-            eprintln!("fdholder: unknown argument `{other}` (use --netns or --churn)");
+        Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
+        Some(_) => {
+            let other = args[0].to_string_lossy();
+            eprintln!("fdholder: unknown argument `{other}` (use --netns, --churn, --many, --comm or --open)");
             std::process::exit(2);
         }
     }

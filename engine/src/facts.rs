@@ -1,10 +1,245 @@
 //! What the scanner learns about one open fd, as plain data. Serialisable both ways: `check --format json`
 //! prints these fields, and `check --facts FILE` reads them back to decide offline, so a field's JSON shape
-//! is part of the interface (documented in the README).
+//! is part of the interface (documented in the README). Paths, link texts, names and socket addresses are
+//! [`ByteString`]s: Linux gives them as bytes, which need not be UTF-8.
 
 use crrules_rules::vocab::{Kind, SockFamily, SockState, SockType, open_flag, open_flag_names};
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
+
+/// Bytes the kernel gives as a name (a path, a link's text, an anonymous inode's name, a unix socket's
+/// address, a command name): usually UTF-8 text, but any bytes but NUL (and, in a socket's abstract name,
+/// even NUL) are allowed, and they are kept exactly.
+///
+/// Shown to people escaped ([`ByteString::escaped`], `Display`), the way `lsof` does: UTF-8 text as it is,
+/// each byte that is not part of valid UTF-8 as `\xff`, control characters as `\n`, `\t`, `\r` or
+/// `\x1b` (`\u{9b}` beyond ASCII, as for the bidirectional-text controls that would reorder a line), and
+/// a backslash as `\\`, so that two different byte strings never look the same.
+///
+/// Serialised as a plain string when it is valid UTF-8, otherwise as `{"hex": "2f6465762fff"}` (every
+/// byte, lowercase hex); both forms are read back.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ByteString(Vec<u8>);
+
+impl ByteString {
+    /// The bytes, kept as given.
+    pub fn new(bytes: Vec<u8>) -> ByteString {
+        ByteString(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The text, when the bytes are valid UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The bytes as a person reads them (see the type's documentation); borrowed when nothing needs
+    /// escaping.
+    pub fn escaped(&self) -> Cow<'_, str> {
+        match self.to_str() {
+            Some(text) if !text.chars().any(needs_escape) => Cow::Borrowed(text),
+            _ => {
+                let mut out = String::with_capacity(self.0.len() + 8);
+                // Writing to a `String` cannot fail.
+                let _ = escape_into(&mut out, &self.0, false);
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+/// Unicode's bidirectional-text controls (embeddings, overrides, isolates and marks): printed as they are,
+/// they reorder what a terminal shows around them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+}
+
+fn needs_escape(c: char) -> bool {
+    c == '\\' || c.is_control() || is_bidi_control(c)
+}
+
+/// Writes `bytes` escaped; with `quote`, a double quote is escaped too (for `Debug`'s quoted form).
+fn escape_into(out: &mut impl fmt::Write, bytes: &[u8], quote: bool) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.write_str("\\\\")?,
+                '\n' => out.write_str("\\n")?,
+                '\t' => out.write_str("\\t")?,
+                '\r' => out.write_str("\\r")?,
+                '"' if quote => out.write_str("\\\"")?,
+                c if c.is_ascii_control() => write!(out, "\\x{:02x}", c as u32)?,
+                c if needs_escape(c) => write!(out, "\\u{{{:x}}}", c as u32)?,
+                c => out.write_char(c)?,
+            }
+        }
+        for b in chunk.invalid() {
+            write!(out, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for ByteString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.escaped())
+    }
+}
+
+impl fmt::Debug for ByteString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        escape_into(f, &self.0, true)?;
+        f.write_str("\"")
+    }
+}
+
+impl From<Vec<u8>> for ByteString {
+    fn from(bytes: Vec<u8>) -> ByteString {
+        ByteString(bytes)
+    }
+}
+
+impl From<&[u8]> for ByteString {
+    fn from(bytes: &[u8]) -> ByteString {
+        ByteString(bytes.to_vec())
+    }
+}
+
+impl From<String> for ByteString {
+    fn from(text: String) -> ByteString {
+        ByteString(text.into_bytes())
+    }
+}
+
+impl From<&str> for ByteString {
+    fn from(text: &str) -> ByteString {
+        ByteString(text.as_bytes().to_vec())
+    }
+}
+
+impl AsRef<[u8]> for ByteString {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ByteString {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for ByteString {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for ByteString {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl Serialize for ByteString {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.to_str() {
+            Some(text) => s.serialize_str(text),
+            None => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let hex: String = self
+                    .0
+                    .iter()
+                    .flat_map(|&b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+                    .map(char::from)
+                    .collect();
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("hex", &hex)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteString, D::Error> {
+        d.deserialize_any(ByteStringVisitor)
+    }
+}
+
+struct ByteStringVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ByteStringVisitor {
+    type Value = ByteString;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(r#"a string, or {"hex": "..."} for bytes that are not UTF-8"#)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteString, E> {
+        Ok(ByteString::from(v))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ByteString, E> {
+        Ok(ByteString::from(v))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteString, E> {
+        Ok(ByteString::from(v))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteString, E> {
+        Ok(ByteString(v))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<ByteString, A::Error> {
+        use serde::de::Error;
+        let mut bytes = None;
+        // The key as a string, not an identifier: RON writes a map's keys as strings.
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "hex" {
+                return Err(A::Error::unknown_field(&key, &["hex"]));
+            }
+            if bytes.is_some() {
+                return Err(A::Error::duplicate_field("hex"));
+            }
+            let hex: String = map.next_value()?;
+            bytes = Some(
+                from_hex(&hex)
+                    .ok_or_else(|| A::Error::custom(format!("`{hex}` is not an even number of hex digits")))?,
+            );
+        }
+        bytes.map(ByteString).ok_or_else(|| A::Error::missing_field("hex"))
+    }
+}
+
+/// `2f64` -> `[0x2f, 0x64]`; either case.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let hex = hex.as_bytes();
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+}
 
 /// A device number, `major:minor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,10 +364,12 @@ pub struct SocketFacts {
     pub protocol: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<SockState>,
+    /// The local address: `IP:PORT` (`[IP]:PORT` for IPv6), a netlink port id, or a unix socket's path or
+    /// `@NAME` for an abstract name (any bytes, NUL included).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub local: Option<String>,
+    pub local: Option<ByteString>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub peer: Option<String>,
+    pub peer: Option<ByteString>,
     /// For unix sockets: the inode of the peer socket.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer_ino: Option<u64>,
@@ -220,16 +457,16 @@ pub struct Lock {
 pub struct FdFacts {
     pub fd: i32,
     pub kind: Kind,
-    /// The `/proc/PID/fd/N` link text, as the kernel gives it.
-    pub link: String,
+    /// The `/proc/PID/fd/N` link text, byte for byte as the kernel gives it.
+    pub link: ByteString,
     /// The path, for fds that have one (files, dirs, devices, FIFOs, memfds `/memfd:NAME`), without
     /// the ` (deleted)` suffix.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub path: Option<String>,
+    pub path: Option<ByteString>,
     /// An anonymous inode's name (`[eventfd]`, `[kvm-vm]`, `inotify`, `bpf-map`), or a namespace file's
     /// type (`net`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub name: Option<String>,
+    pub name: Option<ByteString>,
     /// `major:minor` of a device file.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub dev: Option<DevNum>,
@@ -286,7 +523,7 @@ pub struct FdFacts {
 
 impl FdFacts {
     /// Facts with only the number, kind and link text known; the scanner and tests fill the rest.
-    pub fn new(fd: i32, kind: Kind, link: impl Into<String>) -> FdFacts {
+    pub fn new(fd: i32, kind: Kind, link: impl Into<ByteString>) -> FdFacts {
         FdFacts {
             fd,
             kind,
@@ -332,6 +569,102 @@ mod tests {
             assert_eq!(DevNum::from_dev_t(d.to_dev_t()), d);
         }
         assert_eq!(DevNum::from_dev_t(0x0103), DevNum { major: 1, minor: 3 });
+    }
+
+    /// Bytes, how a person sees them, and how JSON carries them.
+    const BYTE_STRINGS: &[(&[u8], &str, &str)] = &[
+        (b"/dev/null", "/dev/null", r#""/dev/null""#),
+        (b"", "", r#""""#),
+        (b"/dev/\xffkvm", r"/dev/\xffkvm", r#"{"hex":"2f6465762fff6b766d"}"#),
+        (b"ok\nPWNED", r"ok\nPWNED", r#""ok\nPWNED""#),
+        (b"a\tb\rc\x1b[31m\x7f", r"a\tb\rc\x1b[31m\x7f", "\"a\\tb\\rc\\u001b[31m\x7f\""),
+        (br"C:\x", r"C:\\x", r#""C:\\x""#),
+        // A backslash escaped is never confused with the escape of a byte.
+        (br"\xff", r"\\xff", r#""\\xff""#),
+        (b"\\\xff", r"\\\xff", r#"{"hex":"5cff"}"#),
+        ("caf\u{e9} \u{1f600}".as_bytes(), "caf\u{e9} \u{1f600}", "\"caf\u{e9} \u{1f600}\""),
+        // A truncated character, a C1 control and a right-to-left override.
+        (b"caf\xc3", r"caf\xc3", r#"{"hex":"636166c3"}"#),
+        ("\u{9b}2J".as_bytes(), r"\u{9b}2J", "\"\u{9b}2J\""),
+        ("a\u{202e}b".as_bytes(), r"a\u{202e}b", "\"a\u{202e}b\""),
+        (b"@\0x", r"@\x00x", r#""@\u0000x""#),
+    ];
+
+    #[test]
+    fn byte_strings_are_shown_escaped() {
+        for &(bytes, shown, _) in BYTE_STRINGS {
+            let b = ByteString::from(bytes);
+            assert_eq!(b.escaped(), shown, "{bytes:?}");
+            assert_eq!(b.to_string(), shown);
+            assert!(!shown.contains(|c: char| c.is_control()), "{shown}");
+        }
+        assert!(matches!(ByteString::from("/dev/null").escaped(), Cow::Borrowed("/dev/null")));
+        assert_eq!(format!("{:>6}|", ByteString::from(&b"\xff"[..])), "  \\xff|");
+        assert_eq!(format!("{:?}", ByteString::from(&b"say \"\xff\""[..])), r#""say \"\xff\"""#);
+        let all: Vec<String> = BYTE_STRINGS.iter().map(|(b, ..)| ByteString::from(*b).to_string()).collect();
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len(), "two byte strings look the same: {all:?}");
+    }
+
+    #[test]
+    fn byte_strings_round_trip_through_json() {
+        for &(bytes, _, json) in BYTE_STRINGS {
+            let b = ByteString::from(bytes);
+            assert_eq!(serde_json::to_string(&b).unwrap(), json);
+            let back: ByteString = serde_json::from_str(json).unwrap();
+            assert_eq!(back.as_bytes(), bytes, "{json}");
+        }
+        // Hex in either case; anything else is refused with a message saying what is expected.
+        let upper: ByteString = serde_json::from_str(r#"{"hex": "2F6465762FFF"}"#).unwrap();
+        assert_eq!(upper.as_bytes(), b"/dev/\xff");
+        let valid: ByteString = serde_json::from_str(r#"{"hex": "2f"}"#).unwrap();
+        assert_eq!(valid, "/");
+        for bad in [r#"{"hex": "2f6"}"#, r#"{"hex": "zz"}"#, r#"{"hex": 7}"#, r#"{}"#, r#"{"bytes": "2f"}"#, "7"] {
+            let e = serde_json::from_str::<ByteString>(bad).unwrap_err().to_string();
+            assert!(e.contains("hex") || e.contains("a string"), "{bad}: {e}");
+        }
+        assert!(serde_json::from_str::<ByteString>(r#"{"hex": "2f", "hex": "2f"}"#).is_err());
+    }
+
+    #[test]
+    fn byte_strings_round_trip_through_ron() {
+        // As the binary writes RON: optional fields as plain values.
+        let ron = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        for &(bytes, ..) in BYTE_STRINGS {
+            let b = ByteString::from(bytes);
+            let text = ron.to_string(&b).unwrap();
+            let back: ByteString = ron.from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back.as_bytes(), bytes, "{text}");
+            let text = ron.to_string(&Some(b.clone())).unwrap();
+            assert!(!text.starts_with("Some("), "{text}");
+            let back: Option<ByteString> = ron.from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, Some(b.clone()), "{text}");
+            let mut f = FdFacts::new(3, Kind::File, b.clone());
+            f.path = Some(b.clone());
+            f.name = Some(b.clone());
+            let text = ron.to_string(&f).unwrap();
+            let back: FdFacts = ron.from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(back, f, "{text}");
+        }
+    }
+
+    #[test]
+    fn facts_with_any_bytes_round_trip_through_json() {
+        let mut f = FdFacts::new(7, Kind::Chardev, &b"/tmp/x/\xffkvm"[..]);
+        f.path = Some(ByteString::from(&b"/tmp/x/\xffkvm"[..]));
+        f.socket = Some(SocketFacts {
+            local: Some(ByteString::from(&b"@\0\xfe\n"[..])),
+            peer: Some("/run/a.sock".into()),
+            ..SocketFacts::default()
+        });
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["path"], serde_json::json!({"hex": "2f746d702f782fff6b766d"}));
+        assert_eq!(json["socket"]["local"], serde_json::json!({"hex": "4000fe0a"}));
+        assert_eq!(json["socket"]["peer"], "/run/a.sock");
+        let back: FdFacts = serde_json::from_str(&json.to_string()).unwrap();
+        assert_eq!(back, f);
     }
 
     #[test]

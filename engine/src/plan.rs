@@ -5,7 +5,7 @@
 //! the facts of each fd, flattened with its decision), so a saved check, a facts file and a policy test
 //! are all plans, read back by the same code.
 
-use crate::facts::FdFacts;
+use crate::facts::{ByteString, FdFacts};
 use crate::matcher::{CompiledMatcher, Matcher};
 use crate::needs::ScanOptions;
 use crate::scan::{FdEntry, ProcessHandle, ProcessScan};
@@ -161,7 +161,7 @@ impl<'de> Deserialize<'de> for PlannedFd {
 #[derive(Clone, Debug)]
 pub struct ProcessPlan {
     pub pid: i32,
-    pub comm: String,
+    pub comm: ByteString,
     pub fds: Vec<PlannedFd>,
     /// True when the fds were decided (a check); false for facts alone.
     pub decided: bool,
@@ -206,8 +206,8 @@ impl ProcessPlan {
 #[derive(Serialize)]
 struct ProcessPlanOut<'a> {
     pid: i32,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    comm: &'a str,
+    #[serde(skip_serializing_if = "ByteString::is_empty")]
+    comm: &'a ByteString,
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpointable: Option<bool>,
     fds: &'a [PlannedFd],
@@ -217,7 +217,7 @@ struct ProcessPlanOut<'a> {
 struct ProcessPlanIn {
     pid: i32,
     #[serde(default)]
-    comm: String,
+    comm: ByteString,
     #[serde(default)]
     checkpointable: Option<bool>,
     fds: Vec<PlannedFd>,

@@ -17,7 +17,7 @@ pub mod sockdiag;
 mod sys;
 
 use crate::error::ScanError;
-use crate::facts::{DevNum, FdFacts, FileType, SocketFacts};
+use crate::facts::{ByteString, DevNum, FdFacts, FileType, SocketFacts};
 use crate::needs::ScanOptions;
 use crrules_rules::vocab::Kind;
 use fdinfo::FdInfo;
@@ -103,7 +103,8 @@ fn read_all(fd: &OwnedFd, mut out: Vec<u8>) -> Result<Vec<u8>, Errno> {
 /// What `/proc/PID/stat` says that the scanner needs (`1234 (my prog) S 1 ...`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stat {
-    comm: String,
+    /// The command name, bytes as the process set them (any but NUL: a newline, a `)`, invalid UTF-8).
+    comm: ByteString,
     state: char,
     ppid: i32,
     /// The task's `PF_*` flags (the ninth field).
@@ -120,12 +121,15 @@ impl Stat {
     }
 }
 
-fn parse_stat(text: &str) -> Option<Stat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
+/// Parses the bytes of `/proc/PID/stat`: the comm between the first `(` and the last `)` (it may hold
+/// parentheses itself), then the fields the kernel prints as ASCII numbers and letters.
+fn parse_stat(text: &[u8]) -> Option<Stat> {
+    let open = text.iter().position(|&b| b == b'(')?;
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let comm = ByteString::from(text.get(open + 1..close)?);
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
     // After the comm: state, ppid, pgrp, session, tty_nr, tpgid, flags.
-    let rest: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().take(7).collect();
+    let rest: Vec<&str> = rest.split_ascii_whitespace().take(7).collect();
     let state = rest.first()?.chars().next()?;
     let ppid = rest.get(1)?.parse().ok()?;
     let flags = rest.get(6)?.parse().ok()?;
@@ -179,7 +183,7 @@ pub struct ProcessDir {
     dir: OwnedFd,
     fd_dir: OwnedFd,
     fdinfo_dir: OwnedFd,
-    comm: String,
+    comm: ByteString,
     handle: Option<std::sync::Arc<ProcessHandle>>,
 }
 
@@ -196,7 +200,7 @@ impl ProcessDir {
             },
         )?;
         let stat = read_at(&dir, "stat").map_err(|e| exited_or(pid, "stat", e))?;
-        let stat = parse_stat(&String::from_utf8_lossy(&stat)).ok_or_else(|| ScanError::Io {
+        let stat = parse_stat(&stat).ok_or_else(|| ScanError::Io {
             pid,
             what: "stat".into(),
             source: io::Error::other("unreadable"),
@@ -225,17 +229,14 @@ impl ProcessDir {
     }
 
     /// The command name (`/proc/PID/stat`'s second field), as read at open.
-    pub fn comm(&self) -> &str {
+    pub fn comm(&self) -> &ByteString {
         &self.comm
     }
 
     /// False once the process has started exiting (its fd table is then gone or going), is a zombie, or
     /// was reaped. True after a listing means the listing was of a live fd table.
     pub fn alive(&self) -> bool {
-        read_at(&self.dir, "stat")
-            .ok()
-            .and_then(|s| parse_stat(&String::from_utf8_lossy(&s)))
-            .is_some_and(|s| !s.exiting())
+        read_at(&self.dir, "stat").ok().and_then(|s| parse_stat(&s)).is_some_and(|s| !s.exiting())
     }
 
     /// The open fd numbers, ascending.
@@ -284,6 +285,8 @@ impl ProcessDir {
         let mut buf = [0u8; 4096];
         let n = nix::unistd::read(&file, &mut buf)?;
         // A seq_file hands over the whole text in one read when it fits; only a full buffer may have more.
+        // Lossy is exact here: the fdinfo lines the parser reads are ASCII (numbers, hex, octal flags and
+        // fixed words); only lines it skips (a tun device's `iff:` name) can carry other bytes.
         if n < buf.len() {
             return Ok(FdInfo::parse(&String::from_utf8_lossy(&buf[..n])));
         }
@@ -294,13 +297,15 @@ impl ProcessDir {
     fn read_fd_once(&self, fd: i32, name: &FdName, reads: &ScanOptions) -> Result<Attempt, Errno> {
         let mut st = if reads.stat { Some(self.stat_fd(name)?) } else { None };
         let mut buf = [0u8; 4096];
-        let link = String::from_utf8_lossy(self.read_link(name, &mut buf)?).into_owned();
-        let shape = link::classify(&link);
+        // The link's bytes, exactly: a path need not be UTF-8, and a lossy copy would never equal the second
+        // read below, so the fd would be read again and again and reported as vanished.
+        let link = self.read_link(name, &mut buf)?;
+        let shape = link::classify(link);
         if st.is_none() && matches!(shape, LinkShape::Path(_)) {
             // Read after the link: the link is read again to be sure both describe the same file.
             st = Some(self.stat_fd(name)?);
             let mut again = [0u8; 4096];
-            if self.read_link(name, &mut again)? != link.as_bytes() {
+            if self.read_link(name, &mut again)? != link {
                 return Ok(Attempt::Replaced);
             }
         }
@@ -351,17 +356,17 @@ impl ProcessDir {
             None
         };
 
-        let mut facts = FdFacts::new(fd, kind, String::new());
+        let mut facts = FdFacts::new(fd, kind, ByteString::default());
         match shape {
             LinkShape::Path(p) => {
                 let deleted = unlinked && p.ends_with(link::DELETED_SUFFIX);
                 let path = if deleted { &p[..p.len() - link::DELETED_SUFFIX.len()] } else { p };
                 facts.deleted = deleted && kind != Kind::Memfd;
-                facts.name = link::pseudo_path_anon(p).map(str::to_string);
-                facts.path = Some(path.to_string());
+                facts.name = link::pseudo_path_anon(p).map(ByteString::from);
+                facts.path = Some(ByteString::from(path));
             }
             LinkShape::Anon(n) => facts.name = Some(link::bracketed(n)),
-            LinkShape::Ns { ns, .. } => facts.name = Some(ns.to_string()),
+            LinkShape::Ns { ns, .. } => facts.name = Some(ByteString::from(ns)),
             LinkShape::Pipe(_) | LinkShape::Socket(_) => {}
         }
         facts.ino = link::link_ino(&shape);
@@ -381,13 +386,16 @@ impl ProcessDir {
         if let Some(info) = info {
             info.apply(&mut facts);
         }
-        facts.link = link;
+        facts.link = ByteString::from(link);
         Ok(Attempt::Done(Box::new(facts)))
     }
 
     /// Mount id -> filesystem type, from this process's mountinfo.
     pub fn mounts(&self) -> Result<HashMap<u64, String>, ScanError> {
         let text = read_at(&self.dir, "mountinfo").map_err(|e| exited_or(self.pid, "mountinfo", e))?;
+        // Lossy: mount points and sources may hold any bytes, but only the mount ids and the filesystem
+        // types are taken, and a type is a kernel filesystem's name (ASCII), but for a FUSE subtype, which
+        // the mounter chooses (`fs` is text: such a subtype's bytes that are not UTF-8 become U+FFFD).
         Ok(mountinfo::fs_types(&String::from_utf8_lossy(&text)))
     }
 
@@ -409,6 +417,7 @@ impl ProcessDir {
         let mut buf = [0u8; 64];
         let name: &CStr = c"system.sockprotoname";
         let n = sys::getxattr(&path, name, &mut buf).ok()?;
+        // The kernel's protocol names are ASCII.
         let text = String::from_utf8_lossy(&buf[..n]);
         Some(text.trim_end_matches('\0').to_string())
     }
@@ -460,7 +469,8 @@ pub fn children(pid: i32) -> io::Result<Option<Vec<i32>>> {
 pub fn children_by_ppid() -> io::Result<HashMap<i32, Vec<i32>>> {
     let mut map: HashMap<i32, Vec<i32>> = HashMap::new();
     for pid in all_pids()? {
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Bytes: a comm that is not UTF-8 must not hide the process and its children.
+        let Ok(text) = std::fs::read(format!("/proc/{pid}/stat")) else { continue };
         if let Some(stat) = parse_stat(&text) {
             map.entry(stat.ppid).or_default().push(pid);
         }
@@ -507,13 +517,16 @@ mod tests {
 
     #[test]
     fn stat_lines() {
-        let s = parse_stat("12 (a) b) c) S 1 12 12 0 -1 4194560 5 0").unwrap();
-        assert_eq!((s.comm.as_str(), s.state, s.ppid, s.flags), ("a) b) c", 'S', 1, 4194560));
+        let s = parse_stat(b"12 (a) b) c) S 1 12 12 0 -1 4194560 5 0").unwrap();
+        assert_eq!((&s.comm, s.state, s.ppid, s.flags), (&"a) b) c".into(), 'S', 1, 4194560));
         assert!(!s.exiting());
-        assert!(parse_stat("12 (x) S 1 12 12 0 -1 4194564 5").unwrap().exiting(), "PF_EXITING");
-        assert!(parse_stat("12 (x) Z 7 12 12 0 -1 0").unwrap().exiting());
-        assert_eq!(parse_stat("garbage"), None);
-        assert_eq!(parse_stat("12 (x) Z 7"), None);
+        assert!(parse_stat(b"12 (x) S 1 12 12 0 -1 4194564 5").unwrap().exiting(), "PF_EXITING");
+        assert!(parse_stat(b"12 (x) Z 7 12 12 0 -1 0").unwrap().exiting());
+        assert_eq!(parse_stat(b"garbage"), None);
+        assert_eq!(parse_stat(b"12 (x) Z 7"), None);
+        // A comm is bytes: a newline, a closing parenthesis, bytes that are not UTF-8.
+        let s = parse_stat(b"12 (ok\nPWNED) \xff) S 3 12 12 0 -1 0").unwrap();
+        assert_eq!((s.comm.as_bytes(), s.ppid), (&b"ok\nPWNED) \xff"[..], 3));
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub use crate::error::ScanError;
 pub use crate::needs::{KindMask, ScanOptions};
 pub use crate::proc::ProcessHandle;
 
-use crate::facts::FdFacts;
+use crate::facts::{ByteString, FdFacts};
 use crate::proc::sockdiag::{Dump, SockTable};
 use crate::proc::{self, FdRead, ProcessDir};
 use crrules_rules::vocab::Kind;
@@ -22,7 +22,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct ProcessScan {
     pub pid: i32,
-    pub comm: String,
+    pub comm: crate::facts::ByteString,
     pub fds: Vec<FdEntry>,
     /// The live process itself, held by a pidfd since its `/proc` directory was opened; `None` for saved
     /// facts and on kernels without pidfds.
@@ -31,7 +31,7 @@ pub struct ProcessScan {
 
 impl ProcessScan {
     /// Facts that are not of a live process (saved, or made by hand).
-    pub fn saved(pid: i32, comm: impl Into<String>, fds: Vec<FdEntry>) -> ProcessScan {
+    pub fn saved(pid: i32, comm: impl Into<ByteString>, fds: Vec<FdEntry>) -> ProcessScan {
         ProcessScan { pid, comm: comm.into(), fds, process: None }
     }
 }
@@ -144,7 +144,7 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
     }
-    Ok(ProcessScan { pid, comm: dir.comm().to_string(), fds: entries, process: dir.handle() })
+    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, process: dir.handle() })
 }
 
 fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {

@@ -130,15 +130,21 @@ impl Glob {
         &self.glob
     }
 
-    /// True when `s` matches.
-    pub fn is_match(&self, s: &str) -> bool {
-        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(s)
+    /// True when the bytes of `s` match: a path or name from the kernel need not be UTF-8, and `*`, `?`
+    /// and negated classes match any byte but `/` (the glob's own text is UTF-8).
+    pub fn is_match(&self, s: impl AsRef<[u8]>) -> bool {
+        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(bytes_as_path(s.as_ref()))
     }
 
     /// True when the glob has no metacharacters, so it matches exactly its own text.
     pub fn literal(&self) -> Option<&str> {
         (!self.text.contains(['*', '?', '[', '{', '\\'])).then_some(self.text.as_str())
     }
+}
+
+/// Bytes as a `Path`, losslessly (what a `Path` is on unix), for globset, which matches a path's bytes.
+fn bytes_as_path(bytes: &[u8]) -> &std::path::Path {
+    std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes))
 }
 
 impl PartialEq for Glob {
@@ -332,5 +338,23 @@ mod tests {
         let g = Glob::new("/dev/{null,zero}").unwrap();
         assert!(g.is_match("/dev/zero"));
         assert_eq!(Glob::new("/dev/null").unwrap().literal(), Some("/dev/null"));
+    }
+
+    #[test]
+    fn globs_match_bytes_that_are_not_utf8() {
+        let cases: &[(&str, &[u8], bool)] = &[
+            ("/dev/*", b"/dev/\xffkvm", true),
+            ("/dev/?kvm", b"/dev/\xffkvm", true),
+            ("/dev/[!a]kvm", b"/dev/\xffkvm", true),
+            ("/dev/*", b"/dev/\xff/kvm", false),
+            ("/**/kvm", b"/\xc3/\x80\xff/kvm", true),
+            ("*.log", b"\xfe.log", true),
+            ("/dev/kvm", b"/dev/\xffkvm", false),
+            ("/dev/\u{e9}", "/dev/\u{e9}".as_bytes(), true),
+            ("/dev/\u{e9}", b"/dev/\xe9", false),
+        ];
+        for &(glob, bytes, want) in cases {
+            assert_eq!(Glob::new(glob).unwrap().is_match(bytes), want, "{glob} on {}", bytes.escape_ascii());
+        }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -41,6 +42,11 @@ pub struct Holder {
 
 impl Holder {
     pub fn spawn(args: &[&str]) -> Holder {
+        Holder::spawn_os(&args.iter().map(OsStr::new).collect::<Vec<_>>())
+    }
+
+    /// [`Holder::spawn`] with arguments that need not be UTF-8 (`--open PATH`, `--comm NAME`).
+    pub fn spawn_os(args: &[&OsStr]) -> Holder {
         let path = holder_path();
         let mut child = Command::new(&path)
             .args(args)

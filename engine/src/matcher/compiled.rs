@@ -27,7 +27,7 @@
 use super::Matcher;
 use super::globs::{GlobIndex, GlobScratch};
 use super::index::{IntMap, KeyedLists, Stab};
-use crate::facts::FdFacts;
+use crate::facts::{ByteString, FdFacts};
 use crrules_rules::rule::{CmpOp, Glob, NumSet, Predicate, RuleSet};
 use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
 use std::cell::RefCell;
@@ -356,9 +356,9 @@ impl Key<'_> {
         if self.filled & (1 << f) == 0 {
             self.filled |= 1 << f;
             let text = match field {
-                Field::Path => self.facts.path.as_deref(),
-                Field::Fs => self.facts.fs.as_deref(),
-                Field::Name => self.facts.name.as_deref(),
+                Field::Path => self.facts.path.as_ref().map(ByteString::as_bytes),
+                Field::Fs => self.facts.fs.as_deref().map(str::as_bytes),
+                Field::Name => self.facts.name.as_ref().map(ByteString::as_bytes),
             };
             match text {
                 Some(t) => self.residual[f].matches_into(t, &mut self.matches[f], self.globs),
@@ -559,7 +559,11 @@ impl CompiledMatcher {
         candidates.clear();
         for table in std::iter::once(own).chain(any) {
             table.candidates(facts, candidates);
-            let texts = [facts.path.as_deref(), facts.fs.as_deref(), facts.name.as_deref()];
+            let texts = [
+                facts.path.as_ref().map(ByteString::as_bytes),
+                facts.fs.as_deref().map(str::as_bytes),
+                facts.name.as_ref().map(ByteString::as_bytes),
+            ];
             for (index, text) in table.globs.iter().zip(texts) {
                 if let Some(text) = text {
                     index.rules_into(text, candidates, globs);

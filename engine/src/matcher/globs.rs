@@ -1,5 +1,7 @@
 //! The globs of one field (path, filesystem type or anon-inode name), numbered and indexed so that
-//! matching one string against thousands of globs tests only the few that could match it.
+//! matching one string against thousands of globs tests only the few that could match it. The strings
+//! matched are bytes (a path need not be UTF-8): the literal and prefix lookups compare bytes, and
+//! `globset` matches bytes too.
 //!
 //! A glob with no metacharacter is a literal: a hash map answers it. Every other glob is filed under
 //! the directory part (up to and including the last `/`) of its literal prefix, the text before its
@@ -14,7 +16,9 @@ use super::index::{IntHasher, IntMap, Lists};
 use crrules_rules::rule::Glob;
 use globset::{Candidate, GlobSet, GlobSetBuilder};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::hash::Hasher;
+use std::os::unix::ffi::OsStrExt;
 
 /// Buckets with more globs than this that need a regex are compiled into one `GlobSet`.
 const FEW: usize = 6;
@@ -157,11 +161,11 @@ impl Shape {
         }
     }
 
-    fn matches(&self, rest: &str) -> bool {
+    fn matches(&self, rest: &[u8]) -> bool {
         match self {
             Shape::Anything => true,
-            Shape::EndsWith(suffix) => !rest.contains('/') && rest.ends_with(suffix.as_str()),
-            Shape::StartsWith(prefix) => !rest.contains('/') && rest.starts_with(prefix.as_str()),
+            Shape::EndsWith(suffix) => !rest.contains(&b'/') && rest.ends_with(suffix.as_bytes()),
+            Shape::StartsWith(prefix) => !rest.contains(&b'/') && rest.starts_with(prefix.as_bytes()),
         }
     }
 }
@@ -193,9 +197,9 @@ fn literal_prefix(text: &str) -> (String, bool) {
 }
 
 /// A hash of a string, eight bytes at a time.
-fn text_hash(text: &str) -> u64 {
+fn text_hash(text: &[u8]) -> u64 {
     let mut hasher = IntHasher::default();
-    let mut chunks = text.as_bytes().chunks_exact(8);
+    let mut chunks = text.chunks_exact(8);
     for chunk in &mut chunks {
         hasher.write_u64(chunk.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)));
     }
@@ -225,8 +229,8 @@ impl GlobIndex {
     }
 
     /// The text of an entry.
-    fn text(&self, entry: &Entry) -> &str {
-        self.texts.get(entry.text.range()).unwrap_or("")
+    fn text(&self, entry: &Entry) -> &[u8] {
+        self.texts.as_bytes().get(entry.text.range()).unwrap_or(&[])
     }
 
     /// Files every glob; call once, after the last [`GlobIndex::id`].
@@ -273,7 +277,7 @@ impl GlobIndex {
             let text_span = Span { start: self.texts.len() as u32, len: text.len() as u32 };
             self.texts.push_str(&text);
             let e = self.entries.len() as u32;
-            let next = self.table.insert(text_hash(&text), e).unwrap_or(u32::MAX);
+            let next = self.table.insert(text_hash(text.as_bytes()), e).unwrap_or(u32::MAX);
             self.entries.push(Entry { text: text_span, next, literal, literal_rules, anything_rules, dir });
         }
         self.items = items;
@@ -316,7 +320,7 @@ impl GlobIndex {
     }
 
     /// Fills `into` with the numbers of the globs matching `text`, ascending.
-    pub(super) fn matches_into(&self, text: &str, into: &mut Vec<usize>, scratch: &mut GlobScratch) {
+    pub(super) fn matches_into(&self, text: &[u8], into: &mut Vec<usize>, scratch: &mut GlobScratch) {
         into.clear();
         if self.globs.is_empty() {
             return;
@@ -337,7 +341,7 @@ impl GlobIndex {
     }
 
     /// Appends the rules anchored on the globs matching `text` (unsorted, maybe repeated).
-    pub(super) fn rules_into(&self, text: &str, out: &mut Vec<u32>, scratch: &mut GlobScratch) {
+    pub(super) fn rules_into(&self, text: &[u8], out: &mut Vec<u32>, scratch: &mut GlobScratch) {
         if self.globs.is_empty() {
             return;
         }
@@ -359,11 +363,11 @@ impl GlobIndex {
     }
 
     /// Calls `visit` with each directory entry that is a `/`-terminated prefix of `text`, and its bucket.
-    fn walk<'s>(&'s self, text: &str, mut visit: impl FnMut(&'s Entry, Option<&'s Bucket>)) {
+    fn walk<'s>(&'s self, text: &[u8], mut visit: impl FnMut(&'s Entry, Option<&'s Bucket>)) {
         if self.buckets.is_empty() {
             return;
         }
-        for (i, &b) in text.as_bytes().iter().enumerate().take(self.longest_dir) {
+        for (i, &b) in text.iter().enumerate().take(self.longest_dir) {
             let end = i + 1;
             if b == b'/'
                 && has_length(&self.dir_lengths, end)
@@ -376,11 +380,11 @@ impl GlobIndex {
     }
 
     /// The entry that is exactly `text`, when some literal glob could be.
-    fn find_literal(&self, text: &str) -> Option<&Entry> {
+    fn find_literal(&self, text: &[u8]) -> Option<&Entry> {
         if has_length(&self.literal_lengths, text.len()) { self.find(text) } else { None }
     }
 
-    fn find(&self, text: &str) -> Option<&Entry> {
+    fn find(&self, text: &[u8]) -> Option<&Entry> {
         let hash = text_hash(text);
         // The high half: the hash is a product, its low bits see only the low bits of the text.
         let bit = (hash >> 32) as usize & (self.seen.len() * 64).wrapping_sub(1);
@@ -403,7 +407,7 @@ impl Bucket {
     fn matches_into(
         &self,
         globs: &[Glob],
-        text: &str,
+        text: &[u8],
         at: usize,
         anything: bool,
         into: &mut Vec<usize>,
@@ -417,7 +421,8 @@ impl Bucket {
         match &self.complex {
             Complex::Few(ids) => into.extend(ids.iter().copied().filter(|&id| globs[id].is_match(text))),
             Complex::Set(set, ids) => {
-                set.matches_candidate_into(&Candidate::new(text), set_hits);
+                // A `Path` on unix is its bytes: nothing is lost on the way to globset.
+                set.matches_candidate_into(&Candidate::new(OsStr::from_bytes(text)), set_hits);
                 into.extend(set_hits.iter().map(|&i| ids[i]));
             }
         }
@@ -469,31 +474,38 @@ mod tests {
         }
         index.id(&globs[0]);
         index.build();
-        let subjects = [
-            "/dev/null",
-            "/var/log/x.log",
-            "/var/log/a/1x",
-            "/var/log/a/19",
-            "/a",
-            "/a/b",
-            "[kvm-vm]",
-            "k",
-            "v",
-            "/srv/app1/data",
-            "/srv/x/data",
-            "",
-            "/",
-            "/q/x",
-            "/t/b/c",
-            "/var",
+        let subjects: &[&[u8]] = &[
+            b"/dev/null",
+            b"/var/log/x.log",
+            b"/var/log/a/1x",
+            b"/var/log/a/19",
+            b"/a",
+            b"/a/b",
+            b"[kvm-vm]",
+            b"k",
+            b"v",
+            b"/srv/app1/data",
+            b"/srv/x/data",
+            b"",
+            b"/",
+            b"/q/x",
+            b"/t/b/c",
+            b"/var",
+            // Bytes that are not UTF-8, in every part a lookup looks at.
+            b"/var/log/\xff.log",
+            b"/var/log/a/1\xff",
+            b"/srv/\xfe\xff/data",
+            b"/dev/null\xff",
+            b"\xff/x",
+            b"/var/\xc3/x",
         ];
         let mut hits = Vec::new();
         let mut scratch = GlobScratch::default();
-        for s in subjects {
+        for &s in subjects {
             index.matches_into(s, &mut hits, &mut scratch);
             let want: Vec<usize> =
                 globs.iter().chain(&many).enumerate().filter(|(_, g)| g.is_match(s)).map(|(i, _)| i).collect();
-            assert_eq!(hits, want, "{s:?}");
+            assert_eq!(hits, want, "{}", s.escape_ascii());
             let mut rules = Vec::new();
             index.rules_into(s, &mut rules, &mut scratch);
             rules.sort_unstable();
@@ -502,7 +514,7 @@ mod tests {
                 want.iter().flat_map(|&id| [2 * id as u32, 3 * id as u32].into_iter().skip(id % 2)).collect();
             want_rules.sort_unstable();
             want_rules.dedup();
-            assert_eq!(rules, want_rules, "rules of {s:?}");
+            assert_eq!(rules, want_rules, "rules of {}", s.escape_ascii());
         }
     }
 }

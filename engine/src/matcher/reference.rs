@@ -9,7 +9,7 @@
 //! | predicate | holds when |
 //! |---|---|
 //! | `Dev { major, minor }` | `facts.dev` is `Some(d)`, `major` contains `d.major` and `minor` contains `d.minor` |
-//! | `Path(g)` | `facts.path` is `Some(p)` and `g` matches `p` |
+//! | `Path(g)` | `facts.path` is `Some(p)` and `g` matches `p`'s bytes (which need not be UTF-8) |
 //! | `Fs(g)` | `facts.fs` is `Some(t)` and `g` matches `t` |
 //! | `Deleted` | `facts.deleted` |
 //! | `Flags(bits)` | every bit of `bits` is set in `facts.flags` |
@@ -17,7 +17,7 @@
 //! | `Size(op, n)` | `facts.size` is `Some(s)` and `s op n` |
 //! | `Fd(set)` | `facts.fd >= 0` and `set` contains it |
 //! | `Family(x)`, `SockType(x)`, `State(x)` | `facts.socket` is `Some` and its field is `Some(x)` |
-//! | `Name(g)` | `facts.name` is `Some(n)` and `g` matches `n` |
+//! | `Name(g)` | `facts.name` is `Some(n)` and `g` matches `n`'s bytes |
 //! | `Not(p)` | `p` does not hold |
 //!
 //! [`Kind::covers`]: crrules_rules::vocab::Kind::covers
@@ -34,7 +34,7 @@ pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
         Predicate::Dev { major, minor } => {
             facts.dev.is_some_and(|d| major.contains(d.major) && minor.contains(d.minor))
         }
-        Predicate::Path(g) => facts.path.as_deref().is_some_and(|p| g.is_match(p)),
+        Predicate::Path(g) => facts.path.as_ref().is_some_and(|p| g.is_match(p)),
         Predicate::Fs(g) => facts.fs.as_deref().is_some_and(|t| g.is_match(t)),
         Predicate::Deleted => facts.deleted,
         Predicate::Flags(bits) => facts.flags.contains(*bits),
@@ -44,7 +44,7 @@ pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
         Predicate::Family(x) => facts.socket.as_ref().is_some_and(|s| s.family == Some(*x)),
         Predicate::SockType(x) => facts.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
         Predicate::State(x) => facts.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
-        Predicate::Name(g) => facts.name.as_deref().is_some_and(|n| g.is_match(n)),
+        Predicate::Name(g) => facts.name.as_ref().is_some_and(|n| g.is_match(n)),
         Predicate::Not(p) => !holds(p, facts),
     }
 }

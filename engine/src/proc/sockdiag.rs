@@ -2,7 +2,7 @@
 //! packet) of one network namespace, keyed by socket inode. Never touches the sockets themselves.
 //! The request builders and reply parsers are pure; [`dump`] and [`dump_in_netns`] do the I/O.
 
-use crate::facts::SocketFacts;
+use crate::facts::{ByteString, SocketFacts};
 use crrules_rules::vocab::{SockFamily, SockState, SockType};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType as NixSockType, recv, sendto, socket,
@@ -210,14 +210,15 @@ pub fn parse_diag(body: &[u8]) -> Option<(u64, SocketFacts)> {
     }
 }
 
-/// A unix socket's address: a path, `@name` for the abstract namespace, none when unbound.
-fn unix_name(raw: &[u8]) -> Option<String> {
+/// A unix socket's address, its bytes kept: a path (up to its NUL), `@name` for the abstract namespace
+/// (every byte of the name, NULs included), none when unbound.
+fn unix_name(raw: &[u8]) -> Option<ByteString> {
     match raw.split_first() {
         None => None,
-        Some((0, abstract_name)) => Some(format!("@{}", String::from_utf8_lossy(abstract_name))),
+        Some((0, abstract_name)) => Some(ByteString::new([&b"@"[..], abstract_name].concat())),
         Some(_) => {
             let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-            Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+            Some(ByteString::from(&raw[..end]))
         }
     }
 }
@@ -246,13 +247,13 @@ fn parse_unix(b: &[u8]) -> Option<(u64, SocketFacts)> {
     Some((u64::from(ino), facts))
 }
 
-fn inet_addr(family: u8, b: &[u8], port: u16) -> Option<String> {
+fn inet_addr(family: u8, b: &[u8], port: u16) -> Option<ByteString> {
     if family == AF_INET {
         let ip = Ipv4Addr::from(<[u8; 4]>::try_from(b.get(..4)?).ok()?);
-        Some(format!("{ip}:{port}"))
+        Some(format!("{ip}:{port}").into())
     } else {
         let ip = Ipv6Addr::from(<[u8; 16]>::try_from(b.get(..16)?).ok()?);
-        Some(format!("[{ip}]:{port}"))
+        Some(format!("[{ip}]:{port}").into())
     }
 }
 
@@ -289,8 +290,8 @@ fn parse_netlink(b: &[u8]) -> Option<(u64, SocketFacts)> {
         sock_type: SockType::from_number(u16::from(b[1])),
         protocol: Some(u16::from(*b.get(2)?)),
         state: Some(if *b.get(3)? == 1 { SockState::Established } else { SockState::Unconnected }),
-        local: Some(portid.to_string()),
-        peer: (dst_portid != 0).then(|| dst_portid.to_string()),
+        local: Some(portid.to_string().into()),
+        peer: (dst_portid != 0).then(|| dst_portid.to_string().into()),
         ..SocketFacts::default()
     };
     Some((u64::from(ino), facts))
@@ -311,7 +312,7 @@ fn parse_packet(b: &[u8]) -> Option<(u64, SocketFacts)> {
 
 /// Names unix peers by their address, where the peer socket has one.
 fn name_unix_peers(table: &mut SockTable) {
-    let names: Vec<(u64, String)> = table
+    let names: Vec<(u64, ByteString)> = table
         .by_ino
         .iter()
         .filter_map(|(ino, f)| Some((*ino, f.peer_ino.and_then(|p| table.by_ino.get(&p)?.local.clone())?)))
@@ -469,10 +470,17 @@ mod tests {
         assert_eq!(sa.family, Some(SockFamily::Unix));
         assert_eq!(sa.sock_type, Some(SockType::Stream));
         assert_eq!(sa.state, Some(SockState::Established));
-        assert_eq!(sa.local.as_deref(), Some("@hidden"));
-        assert_eq!(sa.peer.as_deref(), Some("/run/x.sock"));
+        assert_eq!(sa.local.as_ref().unwrap(), "@hidden");
+        assert_eq!(sa.peer.as_ref().unwrap(), "/run/x.sock");
         assert_eq!((sa.peer_ino, sa.rqueue, sa.wqueue), (Some(101), Some(3), Some(4)));
-        assert_eq!(table.by_ino[&101].peer.as_deref(), Some("@hidden"));
+        assert_eq!(table.by_ino[&101].peer.as_ref().unwrap(), "@hidden");
+    }
+
+    #[test]
+    fn unix_addresses_keep_their_bytes() {
+        assert_eq!(unix_name(b""), None);
+        assert_eq!(unix_name(b"/run/\xff.sock\0\0").unwrap().as_bytes(), b"/run/\xff.sock");
+        assert_eq!(unix_name(b"\0a\0\xfe\n").unwrap().as_bytes(), b"@a\0\xfe\n", "an abstract name is every byte");
     }
 
     #[test]
@@ -493,7 +501,7 @@ mod tests {
         let (ino, f) = parse_diag(&m).unwrap();
         assert_eq!(ino, 555);
         assert_eq!(f.state, Some(SockState::Listen));
-        assert_eq!(f.local.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(f.local.as_ref().unwrap(), "127.0.0.1:8080");
         assert_eq!(f.peer, None);
         assert_eq!((f.rqueue, f.wqueue), (Some(1), Some(128)));
         // A truncated message is skipped, not a panic; a reply for another request is ignored.

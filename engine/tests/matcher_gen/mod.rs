@@ -1,9 +1,10 @@
 //! Random policies and fd facts over small, overlapping universes, shared by the matcher's property tests:
 //! mixed kinds with `any`, exact devices, ranges and wildcards, globs over a few path pieces, socket
-//! predicates, flags, sizes, fd sets and nested `not`; facts that land on the same values.
+//! predicates, flags, sizes, fd sets and nested `not`; facts that land on the same values, with paths and
+//! names that are not always UTF-8 (the kernel's are bytes).
 #![allow(dead_code, reason = "each test file uses part of the generators")]
 
-use crrules_engine::facts::{DevNum, FdFacts, OpenFlags, SocketFacts};
+use crrules_engine::facts::{ByteString, DevNum, FdFacts, OpenFlags, SocketFacts};
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule};
 use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
 use proptest::prelude::*;
@@ -13,11 +14,13 @@ pub const FACT_KINDS: &[Kind] =
     &[Kind::File, Kind::Dir, Kind::Chardev, Kind::Blockdev, Kind::Socket, Kind::Anon, Kind::Pipe];
 pub const MAJORS: &[u32] = &[0, 1, 4, 10, 136, 4095];
 pub const MINORS: &[u32] = &[0, 3, 5, 64, 255, 256, 1 << 19, MINOR_LIMIT - 1];
-pub const PIECES: &[&str] = &["a", "b", "dev", "x.log", "null"];
+/// Path components of facts; some are not UTF-8 (a lone `\xff`, a truncated `\xc3`) but still match the
+/// wildcard globs (`*`, `n*`, `*.log`, `?`).
+pub const PIECES: &[&[u8]] = &[b"a", b"b", b"dev", b"x.log", b"null", b"\xff", b"n\xff", b"\xfe.log", b"a\xc3"];
 pub const GLOB_PIECES: &[&str] = &["a", "b", "dev", "x.log", "null", "*", "**", "*.log", "{a,b}", "?", "[ab]", "n*"];
 pub const FS: &[&str] = &["ext4", "tmpfs", "fuse.sshfs", "proc"];
 pub const FS_GLOBS: &[&str] = &["ext4", "tmp*", "fuse.*", "*", "proc"];
-pub const NAMES: &[&str] = &["[eventfd]", "[kvm-vm]", "inotify", "bpf-map"];
+pub const NAMES: &[&[u8]] = &[b"[eventfd]", b"[kvm-vm]", b"inotify", b"bpf-map", b"[kvm\xff]", b"bpf-\x80"];
 pub const NAME_GLOBS: &[&str] = &[r"\[kvm-vm\]", r"\[*\]", "inotify", "*", "bpf-*", "[eventfd]"];
 pub const FLAG_BITS: &[u32] = &[0o1, 0o2, 0o2000, 0o4000, 0o2000000, 0o10000000];
 pub const SIZES: &[u64] = &[0, 1, 100, 4096, 1 << 20, u64::MAX];
@@ -130,7 +133,10 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
         .prop_map(|(family, sock_type, state)| SocketFacts { family, sock_type, state, ..SocketFacts::default() });
     (
         (pick(FACT_KINDS), prop_oneof![10 => 0i32..8, 1 => Just(-1), 1 => Just(100)]),
-        maybe(proptest::collection::vec(pick(PIECES), 1..4).prop_map(|ps| format!("/{}", ps.join("/")))),
+        maybe(
+            proptest::collection::vec(pick(PIECES), 1..4)
+                .prop_map(|ps| ByteString::new([&b"/"[..], &ps.join(&b'/')].concat())),
+        ),
         maybe((near(MAJORS), near(MINORS)).prop_map(|(major, minor)| DevNum { major, minor })),
         (maybe(pick(FS)), maybe(pick(NAMES)), maybe(near_size())),
         (any::<bool>(), proptest::collection::vec(pick(FLAG_BITS), 0..3)),
@@ -141,7 +147,7 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
             f.path = path;
             f.dev = dev;
             f.fs = fs.map(str::to_owned);
-            f.name = name.map(str::to_owned);
+            f.name = name.map(ByteString::from);
             f.size = size;
             f.deleted = deleted;
             f.flags = OpenFlags(flags.into_iter().fold(0, |a, b| a | b));
