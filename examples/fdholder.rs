@@ -11,8 +11,22 @@
 //! holds each PATH open read-only (any bytes too), printing `{"open0": fd, "open1": fd, ...}`.
 //!
 //! Each kind that cannot be opened here is left out of the map, with its error on stderr.
+//!
+//! The default mode also holds the shapes that tell a kind's usual case from its hard one (issue 8):
+//! `mqueue` (a POSIX message queue with one message, its name unlinked), `secretmem` (`memfd_secret`),
+//! `pipe_packet_read`/`pipe_packet_write` (`pipe2(O_DIRECT)`), `timerfd_alarm` (CLOCK_BOOTTIME_ALARM),
+//! `pidfd_thread` (`PIDFD_THREAD` on a parked thread); `tcp_unbound`, `udp_unbound`, `tcp_reset` (the peer
+//! sent RST), `tcp_close_wait` (the peer closed), `tcp_listen_backlog` with `tcp_backlog_client` waiting in
+//! its accept queue; `raw_icmp`, `ping`, `udplite`, `mptcp` (listening), `sctp`, `netlink_pending` (a dump
+//! reply never read); `fifo_deleted` (with data), `dir_deleted`, `file_linked_elsewhere` (opened by a name
+//! since unlinked, the inode still linked by another), `file_deleted_big` (2 MiB, over CRIU's ghost limit),
+//! `posix_lock` (an fcntl write lock); `fanotify_fs` and `fanotify_mount` (a mark on the filesystem, and one
+//! on the mount, of the temp dir); `proc_file`, `tracefs`, `debugfs`, `tty0` and `vt1` (`/dev/tty1`). When tracefs or
+//! debugfs is not mounted at its usual place, the holder first moves into a private mount namespace and
+//! mounts it there, so nothing is left mounted on the host.
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
-// dup2 to a chosen number, unshare, flock): each `unsafe` block is one syscall on values owned here.
+// memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock): each
+// `unsafe` block is one syscall on values owned here.
 #![allow(unsafe_code)]
 
 use nix::fcntl::{OFlag, open};
@@ -195,6 +209,304 @@ fn netns() -> Opened {
     Ok(vec![("netns", open("/proc/self/ns/net", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?)])
 }
 
+// ---- Shapes (issue 8): one attempt per fd, so each that the kernel refuses is left out alone. ----
+
+/// One named attempt: the name, and the fds it gave (or why not).
+type Tried = (&'static str, Opened);
+
+fn one(name: &'static str, r: Result<OwnedFd, String>) -> Tried {
+    (name, r.map(|fd| vec![(name, fd)]))
+}
+
+fn raw(fd: &OwnedFd) -> RawFd {
+    std::os::fd::AsRawFd::as_raw_fd(fd)
+}
+
+/// A syscall's `0 or -1` result as a `Result`.
+fn ok_or_errno(ret: libc::c_int) -> Result<(), String> {
+    if ret < 0 { Err(std::io::Error::last_os_error().to_string()) } else { Ok(()) }
+}
+
+/// When tracefs or debugfs is not mounted at its usual place: moves into a private mount namespace and
+/// mounts it there, so the fds opened on it have a mount in the holder's mountinfo and nothing stays
+/// mounted on the host. Must run before any fd is opened (their mounts must be the new namespace's).
+fn mount_kernel_fs() -> Result<(), String> {
+    use std::ffi::CStr;
+    let empty = |at: &CStr| std::fs::read_dir(at.to_str().unwrap_or("/")).map_or(true, |mut d| d.next().is_none());
+    let missing: Vec<(&CStr, &CStr)> = [(c"tracefs", c"/sys/kernel/tracing"), (c"debugfs", c"/sys/kernel/debug")]
+        .into_iter()
+        .filter(|(_, at)| empty(at))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: unshare(CLONE_NEWNS) only changes this (still single-threaded) process's mount namespace.
+    ok_or_errno(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(|e| format!("unshare: {e}"))?;
+    // SAFETY: mount with static C strings; MS_REC | MS_PRIVATE keeps the mounts below from propagating.
+    ok_or_errno(unsafe {
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+    .map_err(|e| format!("make / private: {e}"))?;
+    let mut errors = Vec::new();
+    for (fs, at) in missing {
+        // SAFETY: mount with static C strings, in this process's private mount namespace.
+        let ret = unsafe { libc::mount(c"nodev".as_ptr(), at.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+        if let Err(e) = ok_or_errno(ret) {
+            errors.push(format!("mount {fs:?} at {at:?}: {e}"));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+}
+
+/// A socket of any domain, type and protocol number (nix names only some protocols), close-on-exec.
+fn any_socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> Result<OwnedFd, String> {
+    // SAFETY: socket(2) takes plain integers and returns a new fd.
+    fd_of(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) }.into())
+}
+
+fn mqueue() -> Result<OwnedFd, String> {
+    let name = std::ffi::CString::new(format!("/crrules-fdholder-{}", std::process::id())).map_err(err)?;
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    // SAFETY: mq_open with a C string owned here, a mode and no attributes (the defaults); returns an fd.
+    let q = fd_of(
+        unsafe { libc::mq_open(name.as_ptr(), flags, 0o600 as libc::mode_t, std::ptr::null::<libc::mq_attr>()) }.into(),
+    )?;
+    let msg = b"queued message";
+    // SAFETY: mq_send reads `msg.len()` bytes of `msg`, which we own, on the queue we own.
+    ok_or_errno(unsafe { libc::mq_send(raw(&q), msg.as_ptr().cast(), msg.len(), 0) })?;
+    // Unlinked: the queue lives on through the fd, and no name outlives a killed holder.
+    // SAFETY: mq_unlink with a C string owned here.
+    ok_or_errno(unsafe { libc::mq_unlink(name.as_ptr()) })?;
+    Ok(q)
+}
+
+fn secretmem() -> Result<OwnedFd, String> {
+    // SAFETY: memfd_secret(flags) takes a plain integer and returns a new fd.
+    let fd = fd_of(unsafe { libc::syscall(libc::SYS_memfd_secret, libc::O_CLOEXEC) })?;
+    nix::unistd::ftruncate(&fd, 4096).map_err(err)?;
+    Ok(fd)
+}
+
+/// A pidfd on a thread of this process that parks forever.
+fn pidfd_thread() -> Result<OwnedFd, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("fdholder-park".into())
+        .spawn(move || {
+            let _ = tx.send(nix::unistd::gettid());
+            loop {
+                std::thread::park();
+            }
+        })
+        .map_err(err)?;
+    let tid = rx.recv().map_err(err)?;
+    // PIDFD_THREAD is O_EXCL (libc does not name it).
+    // SAFETY: pidfd_open(pid, flags) takes plain integers.
+    fd_of(unsafe { libc::syscall(libc::SYS_pidfd_open, tid.as_raw(), libc::O_EXCL) })
+}
+
+/// Kernel objects whose fds look like something else: a message queue and secret memory (files by their
+/// link), a packet-mode pipe, an alarm-clock timer, a thread's pidfd.
+fn ipc_shapes() -> Vec<Tried> {
+    let packet_pipe = || -> Opened {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_DIRECT | OFlag::O_CLOEXEC).map_err(err)?;
+        write(&w, b"one packet").map_err(err)?;
+        Ok(vec![("pipe_packet_read", r), ("pipe_packet_write", w)])
+    };
+    let alarm = || -> Result<OwnedFd, String> {
+        let t = TimerFd::new(ClockId::CLOCK_BOOTTIME_ALARM, TimerFlags::TFD_CLOEXEC).map_err(err)?;
+        t.set(Expiration::Interval(TimeSpec::new(30, 0)), TimerSetTimeFlags::empty()).map_err(err)?;
+        Ok(OwnedFd::from(t))
+    };
+    vec![
+        one("mqueue", mqueue()),
+        one("secretmem", secretmem()),
+        ("packet pipe", packet_pipe()),
+        one("timerfd_alarm", alarm()),
+        one("pidfd_thread", pidfd_thread()),
+    ]
+}
+
+/// Waits (up to a second) until `fd` reports one of `events`, without consuming anything.
+fn wait_for(fd: &OwnedFd, events: nix::poll::PollFlags) -> Result<(), String> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), events)];
+    match poll(&mut fds, PollTimeout::from(1000u16)).map_err(err)? {
+        0 => Err(format!("no {events:?} within a second")),
+        _ => Ok(()),
+    }
+}
+
+/// A loopback listener and a client connected to it, accepted.
+fn connected_pair() -> Result<(OwnedFd, std::net::TcpStream), String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
+    let client = std::net::TcpStream::connect(listener.local_addr().map_err(err)?).map_err(err)?;
+    let (accepted, _) = listener.accept().map_err(err)?;
+    Ok((OwnedFd::from(client), accepted))
+}
+
+/// TCP and UDP sockets in the states past and before the usual ones.
+fn tcp_shapes() -> Vec<Tried> {
+    use nix::poll::PollFlags;
+    let reset = || -> Result<OwnedFd, String> {
+        let (client, accepted) = connected_pair()?;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        nix::sys::socket::setsockopt(&accepted, nix::sys::socket::sockopt::Linger, &linger).map_err(err)?;
+        drop(accepted);
+        wait_for(&client, PollFlags::POLLERR | PollFlags::POLLHUP)?;
+        Ok(client)
+    };
+    let close_wait = || -> Result<OwnedFd, String> {
+        let (client, accepted) = connected_pair()?;
+        drop(accepted);
+        wait_for(&client, PollFlags::POLLIN)?;
+        Ok(client)
+    };
+    let backlog = || -> Opened {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
+        let client = std::net::TcpStream::connect(listener.local_addr().map_err(err)?).map_err(err)?;
+        let listener = OwnedFd::from(listener);
+        wait_for(&listener, PollFlags::POLLIN)?;
+        Ok(vec![("tcp_listen_backlog", listener), ("tcp_backlog_client", OwnedFd::from(client))])
+    };
+    vec![
+        one("tcp_unbound", any_socket(libc::AF_INET, libc::SOCK_STREAM, 0)),
+        one("udp_unbound", any_socket(libc::AF_INET, libc::SOCK_DGRAM, 0)),
+        one("tcp_reset", reset()),
+        one("tcp_close_wait", close_wait()),
+        ("tcp backlog", backlog()),
+    ]
+}
+
+/// Inet protocols beside TCP and UDP, and a netlink socket with a reply waiting.
+fn protocol_sockets() -> Vec<Tried> {
+    let mptcp = || -> Result<OwnedFd, String> {
+        let s = any_socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_MPTCP)?;
+        bind(raw(&s), &nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 0)).map_err(err)?;
+        nix::sys::socket::listen(&s, nix::sys::socket::Backlog::new(4).map_err(err)?).map_err(err)?;
+        Ok(s)
+    };
+    let netlink_pending = || -> Result<OwnedFd, String> {
+        let nl = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
+            .map_err(err)?;
+        bind(raw(&nl), &nix::sys::socket::NetlinkAddr::new(0, 0)).map_err(err)?;
+        // nlmsghdr (len, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, port 0) + a zeroed ifinfomsg: the
+        // kernel writes the first part of the dump into the receive queue before send returns.
+        let mut req = [0u8; 32];
+        req[0..4].copy_from_slice(&32u32.to_ne_bytes());
+        req[4..6].copy_from_slice(&(libc::RTM_GETLINK).to_ne_bytes());
+        req[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+        req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        write(&nl, &req).map_err(err)?;
+        Ok(nl)
+    };
+    vec![
+        one("raw_icmp", any_socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)),
+        one("ping", any_socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_ICMP)),
+        one("udplite", any_socket(libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE)),
+        one("mptcp", mptcp()),
+        one("sctp", any_socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP)),
+        one("netlink_pending", netlink_pending()),
+    ]
+}
+
+/// Files whose names no longer lead to them, a file too big to copy as a ghost, a POSIX lock.
+fn file_shapes(dir: &Path) -> Vec<Tried> {
+    let rw_create = |path: &Path| {
+        open(path, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o600)).map_err(err)
+    };
+    let fifo_deleted = || -> Result<OwnedFd, String> {
+        let path = dir.join("fifo-deleted");
+        mkfifo(&path, Mode::from_bits_truncate(0o600)).map_err(err)?;
+        let fifo = open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+        write(&fifo, b"fifo data").map_err(err)?;
+        unlink(&path).map_err(err)?;
+        Ok(fifo)
+    };
+    let dir_deleted = || -> Result<OwnedFd, String> {
+        let path = dir.join("dir-deleted");
+        std::fs::create_dir(&path).map_err(err)?;
+        let d = open(&path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+        std::fs::remove_dir(&path).map_err(err)?;
+        Ok(d)
+    };
+    let linked_elsewhere = || -> Result<OwnedFd, String> {
+        let (a, b) = (dir.join("linked-a"), dir.join("linked-b"));
+        let f = rw_create(&a)?;
+        write(&f, b"still linked as linked-b").map_err(err)?;
+        std::fs::hard_link(&a, &b).map_err(err)?;
+        unlink(&a).map_err(err)?;
+        Ok(f)
+    };
+    let deleted_big = || -> Result<OwnedFd, String> {
+        let path = dir.join("deleted-big.bin");
+        let mut f = std::fs::File::from(rw_create(&path)?);
+        f.write_all(&vec![9u8; 2 << 20]).map_err(err)?;
+        unlink(&path).map_err(err)?;
+        Ok(OwnedFd::from(f))
+    };
+    let posix_lock = || -> Result<OwnedFd, String> {
+        let f = rw_create(&dir.join("posix.lock"))?;
+        write(&f, &[b'l'; 100]).map_err(err)?;
+        let lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETLK(&lock)).map_err(err)?;
+        Ok(f)
+    };
+    vec![
+        one("fifo_deleted", fifo_deleted()),
+        one("dir_deleted", dir_deleted()),
+        one("file_linked_elsewhere", linked_elsewhere()),
+        one("file_deleted_big", deleted_big()),
+        one("posix_lock", posix_lock()),
+    ]
+}
+
+/// fanotify groups marking the whole filesystem, and the whole mount, of `dir`.
+fn fanotify_marks(dir: &Path) -> Vec<Tried> {
+    let marked = |how: MarkFlags| -> Result<OwnedFd, String> {
+        let fan =
+            Fanotify::init(FanInit::FAN_CLASS_NOTIF | FanInit::FAN_CLOEXEC, EventFFlags::O_RDONLY).map_err(err)?;
+        // Executions only: rare, so the unread queue stays short.
+        fan.mark(MarkFlags::FAN_MARK_ADD | how, MaskFlags::FAN_OPEN_EXEC, nix::fcntl::AT_FDCWD, Some(dir))
+            .map_err(err)?;
+        Ok(OwnedFd::from(fan))
+    };
+    vec![
+        one("fanotify_fs", marked(MarkFlags::FAN_MARK_FILESYSTEM)),
+        one("fanotify_mount", marked(MarkFlags::FAN_MARK_MOUNT)),
+    ]
+}
+
+/// Files of the kernel's own filesystems (proc, tracefs, debugfs) and virtual consoles.
+fn kernel_files() -> Vec<Tried> {
+    let read_only = |path: &str, extra: OFlag| {
+        open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | extra, Mode::empty()).map_err(|e| format!("{path}: {e}"))
+    };
+    // A plain read-only file: opening `trace` itself for reading would pause tracing while it is held.
+    let tracefs = read_only("/sys/kernel/tracing/README", OFlag::empty());
+    let debugfs = read_only("/sys/kernel/debug/sleep_time", OFlag::empty())
+        .or_else(|_| read_only("/sys/kernel/debug/fault_around_bytes", OFlag::empty()));
+    vec![
+        one("proc_file", read_only("/proc/self/status", OFlag::empty())),
+        one("tracefs", tracefs),
+        one("debugfs", debugfs),
+        one("tty0", read_only("/dev/tty0", OFlag::O_NOCTTY)),
+        one("vt1", read_only("/dev/tty1", OFlag::O_NOCTTY)),
+    ]
+}
+
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("crrules-fdholder-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -208,7 +520,13 @@ fn wait_for_eof() {
     while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
 }
 
-fn hold(with_inet: bool) {
+/// Holds one fd of every kind; with `shapes` (the default mode), the issue-8 shapes too.
+fn hold(with_inet: bool, shapes: bool) {
+    if shapes {
+        if let Err(e) = mount_kernel_fs() {
+            eprintln!("fdholder: cannot mount tracefs/debugfs privately: {e}");
+        }
+    }
     let dir = temp_dir();
     let mut held: Vec<(&'static str, OwnedFd)> = Vec::new();
     fn add(held: &mut Vec<(&'static str, OwnedFd)>, what: &str, r: Opened) {
@@ -235,6 +553,13 @@ fn hold(with_inet: bool) {
     let pipe_read = held.iter().find(|(n, _)| *n == "pipe_read").map(|(_, fd)| fd);
     let ev = events(&dir, pipe_read);
     add(&mut held, "events", ev);
+    if shapes {
+        let tried =
+            [ipc_shapes(), tcp_shapes(), protocol_sockets(), file_shapes(&dir), fanotify_marks(&dir), kernel_files()];
+        for (what, r) in tried.into_iter().flatten() {
+            add(&mut held, what, r);
+        }
+    }
     let map: BTreeMap<&str, RawFd> =
         held.iter().map(|(name, fd)| (*name, std::os::fd::AsRawFd::as_raw_fd(fd))).collect();
     let line = serde_json::to_string(&map).unwrap_or_default();
@@ -388,7 +713,7 @@ fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().map(|a| a.to_str().unwrap_or("")) {
-        None => hold(true),
+        None => hold(true, true),
         Some("--comm" | "--open") => hold_given(&args),
         Some("--netns") => {
             // SAFETY: unshare(CLONE_NEWNET) only changes this (still single-threaded) process's namespace.
@@ -396,7 +721,7 @@ fn main() {
                 eprintln!("fdholder: unshare: {}", std::io::Error::last_os_error());
                 std::process::exit(2);
             }
-            hold(false);
+            hold(false, false);
         }
         Some("--churn") => churn(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
