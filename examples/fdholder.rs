@@ -9,6 +9,8 @@
 //! time. `fdholder --many N` holds about N fds of mixed kinds and prints `{"count": N}`.
 //! `fdholder [--comm NAME] [--open PATH]...` names itself NAME (any bytes, through `/proc/self/comm`) and
 //! holds each PATH open read-only (any bytes too), printing `{"open0": fd, "open1": fd, ...}`.
+//! `fdholder --main-exits` holds `/dev/null` as `devnull` from a second thread after its main thread has
+//! exited (the raw `exit` syscall): the process lives on, its leader a zombie.
 //!
 //! Each kind that cannot be opened here is left out of the map, with its error on stderr.
 //!
@@ -709,6 +711,38 @@ fn hold_given(args: &[OsString]) {
     drop(held);
 }
 
+fn main_exits() {
+    let devnull = match open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("fdholder: /dev/null: {e}");
+            std::process::exit(2);
+        }
+    };
+    std::thread::spawn(move || {
+        // Wait until the main thread is gone, then say so.
+        let me = std::process::id();
+        for _ in 0..500 {
+            let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).unwrap_or("");
+            if state == "Z" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let map = BTreeMap::from([("devnull".to_owned(), std::os::fd::AsRawFd::as_raw_fd(&devnull))]);
+        println!("{}", serde_json::to_string(&map).unwrap_or_default());
+        let _ = std::io::stdout().flush();
+        wait_for_eof();
+        std::process::exit(0);
+    });
+    // The raw exit(2) ends only the calling thread, without unwinding (glibc's pthread_exit would unwind
+    // through Rust frames and abort).
+    // SAFETY: ends the main thread; the other thread, which owns everything it uses, keeps the process alive.
+    unsafe { libc::syscall(libc::SYS_exit, 0) };
+    unreachable!("exit(2) returned");
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -724,6 +758,7 @@ fn main() {
             hold(false, false);
         }
         Some("--churn") => churn(),
+        Some("--main-exits") => main_exits(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some(_) => {
             let other = args[0].to_string_lossy();

@@ -243,3 +243,14 @@ fn a_scan_holds_its_process_until_it_exits() {
     holder.kill();
     assert!(!process.is_running(), "the pidfd sees the exit even once the pid is free for reuse");
 }
+
+#[test]
+fn a_process_whose_main_thread_exited_is_read_through_a_live_thread() {
+    let holder = Holder::spawn(&["--main-exits"]);
+    assert_eq!(state_of(holder.pid()), Some('Z'), "the leader is a zombie, the process lives on");
+    let scan = scan_process(holder.pid(), &ScanOptions::default()).expect("a live thread holds the fd table");
+    assert_eq!(scan.comm, "fdholder");
+    let devnull = scan.fds.iter().filter_map(FdEntry::facts).find(|f| f.fd == holder.fd("devnull")).expect("fd");
+    assert_eq!(devnull.dev, Some(DevNum { major: 1, minor: 3 }));
+    assert!(devnull.pos.is_some(), "fdinfo is read through the thread too");
+}

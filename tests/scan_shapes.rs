@@ -27,11 +27,13 @@ enum Fact {
     Path(&'static str),
     FileType(FileType),
     Deleted(bool),
+    /// The path it was opened by is gone, the file linked elsewhere.
+    Unlinked(bool),
     /// All these open flags are set.
     Flags(u32),
     /// None of these open flags is set.
     NoFlags(u32),
-    /// The filesystem type from mountinfo; `None`: the fd's mount is not in the holder's mountinfo.
+    /// The filesystem type, from mountinfo or, for a mount no mountinfo lists, the superblock's magic.
     Fs(Option<&'static str>),
     Dev(u32, u32),
     Size(u64),
@@ -71,14 +73,21 @@ struct Shape {
 const ONLY_INET: Fact = Socket(Some(SockFamily::Inet), None, None, None);
 
 const SHAPES: &[Shape] = &[
-    // A POSIX message queue: a deleted regular file by its link, on a mount outside every mountinfo.
+    // A POSIX message queue: a deleted regular file by its link, on a mount outside every mountinfo, which
+    // its superblock names.
     Shape {
         name: "mqueue",
         held: Held::Always,
         kind: Kind::File,
-        facts: &[Link("/crrules-fdholder-{pid} (deleted)"), FileType(FileType::Regular), Deleted(true), Fs(None)],
+        facts: &[
+            Link("/crrules-fdholder-{pid} (deleted)"),
+            FileType(FileType::Regular),
+            Deleted(true),
+            Fs(Some("mqueue")),
+        ],
     },
-    // memfd_secret: a regular file named `/secretmem (deleted)` whose suffix is not believed (st_nlink 1).
+    // memfd_secret: a regular file named `/secretmem (deleted)` whose suffix is not believed (st_nlink 1):
+    // its filesystem is `secretmem`, and it is not taken for a file linked elsewhere.
     Shape {
         name: "secretmem",
         held: Held::IfAllowed,
@@ -88,7 +97,8 @@ const SHAPES: &[Shape] = &[
             Path("/secretmem (deleted)"),
             FileType(FileType::Regular),
             Deleted(false),
-            Fs(None),
+            Unlinked(false),
+            Fs(Some("secretmem")),
         ],
     },
     // Packet mode is an O_DIRECT on the write end only: the read end looks like any pipe.
@@ -201,13 +211,13 @@ const SHAPES: &[Shape] = &[
             Flags(O_DIRECTORY),
         ],
     },
-    // Unlinked by the name it was opened with, still linked as `linked-b`: the suffix is not believed
-    // (st_nlink 1), so the path keeps it and nothing says the name is gone.
+    // Unlinked by the name it was opened with, still linked as `linked-b` (st_nlink 1): no file is named
+    // `linked-a (deleted)`, so the name is gone and the file lives on elsewhere.
     Shape {
         name: "file_linked_elsewhere",
         held: Held::Always,
         kind: Kind::File,
-        facts: &[Link("{dir}/linked-a (deleted)"), Path("{dir}/linked-a (deleted)"), Deleted(false)],
+        facts: &[Link("{dir}/linked-a (deleted)"), Path("{dir}/linked-a"), Deleted(false), Unlinked(true)],
     },
     Shape {
         name: "file_deleted_big",
@@ -283,6 +293,7 @@ fn check(fact: &Fact, f: &FdFacts, pid: i32, named: &HashMap<&str, &FdFacts>) ->
         Path(want) => f.path.as_ref().map(text) == Some(fill(want, pid, f)),
         FileType(t) => f.file_type == Some(*t),
         Deleted(d) => f.deleted == *d,
+        Unlinked(u) => f.unlinked == *u,
         Flags(bits) => f.flags.contains(*bits),
         NoFlags(bits) => f.flags.0 & bits == 0,
         Fs(fs) => f.fs.as_deref() == *fs,
@@ -358,4 +369,20 @@ fn the_table_names_every_shape_the_holder_can_hold() {
         .filter(|name| !scan_kinds.contains(&format!("\"{name}\"")))
         .collect();
     assert!(unchecked.is_empty(), "no test checks the facts of {unchecked:?}");
+}
+
+/// A live file whose own name ends in ` (deleted)` is neither deleted nor unlinked, and keeps its name.
+#[test]
+fn a_live_name_ending_in_the_deleted_suffix_is_believed() {
+    let dir = std::env::temp_dir().join(format!("crrules-live-suffix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notes (deleted)");
+    std::fs::write(&path, "still here").unwrap();
+    let h = Holder::spawn(&["--open", path.to_str().unwrap()]);
+    let scan = scan_process(h.pid(), &ScanOptions::all()).expect("scan");
+    let f = scan.fds.iter().filter_map(FdEntry::facts).find(|f| f.fd == h.fd("open0")).expect("fd");
+    assert_eq!((f.deleted, f.unlinked), (false, false), "{f:?}");
+    assert_eq!(f.path.as_ref().and_then(|p| p.to_str()), path.to_str());
+    drop(h);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

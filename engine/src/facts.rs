@@ -472,6 +472,10 @@ pub struct FdFacts {
     pub dev: Option<DevNum>,
     /// The file was unlinked (`st_nlink == 0`).
     pub deleted: bool,
+    /// The path the fd was opened by is gone, but the file lives on under another name (`st_nlink > 0`,
+    /// link text ending in ` (deleted)`, and no file of that name): reopening the path cannot work.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub unlinked: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub file_type: Option<FileType>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -532,6 +536,7 @@ impl FdFacts {
             name: None,
             dev: None,
             deleted: false,
+            unlinked: false,
             file_type: None,
             size: None,
             ino: None,

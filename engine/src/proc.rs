@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use sys::FdName;
 
@@ -174,6 +175,23 @@ impl ProcessHandle {
     }
 }
 
+/// A thread of `pid` that is not exiting, as its open `/proc/PID/task/TID` and its stat, if any.
+fn live_thread(dir: &OwnedFd, pid: i32) -> Option<(OwnedFd, Stat)> {
+    let tasks = openat(dir, "task", DIR_FLAGS, Mode::empty()).ok()?;
+    let listing = std::fs::read_dir(format!("/proc/self/fd/{}", tasks.as_raw_fd())).ok()?;
+    for entry in listing.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if tid == pid {
+            continue;
+        }
+        let Ok(task) = openat(&tasks, entry.file_name().as_os_str(), DIR_FLAGS, Mode::empty()) else { continue };
+        if let Some(stat) = read_at(&task, "stat").ok().and_then(|s| parse_stat(&s)).filter(|s| !s.exiting()) {
+            return Some((task, stat));
+        }
+    }
+    None
+}
+
 /// An open `/proc/PID`: every later read is relative to it, so a reused pid can never be confused with
 /// the process that was opened (reads then fail as if it exited). A pidfd taken right after it holds the
 /// same process for the stages after the scan.
@@ -205,9 +223,15 @@ impl ProcessDir {
             what: "stat".into(),
             source: io::Error::other("unreadable"),
         })?;
-        if stat.exiting() {
-            return Err(ScanError::Exited { pid });
-        }
+        // A process whose main thread has exited lives on in its other threads, which share its fd table:
+        // everything is then read through `/proc/PID/task/TID` of a live one.
+        // The process's name stays the leader's (a thread may have named itself otherwise).
+        let (dir, stat) = if stat.exiting() {
+            let (task, task_stat) = live_thread(&dir, pid).ok_or(ScanError::Exited { pid })?;
+            (task, Stat { comm: stat.comm, ..task_stat })
+        } else {
+            (dir, stat)
+        };
         let comm = stat.comm;
         let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| exited_or(pid, "fd directory", e))?;
         let fdinfo_dir =
@@ -359,9 +383,18 @@ impl ProcessDir {
         let mut facts = FdFacts::new(fd, kind, ByteString::default());
         match shape {
             LinkShape::Path(p) => {
-                let deleted = unlinked && p.ends_with(link::DELETED_SUFFIX);
-                let path = if deleted { &p[..p.len() - link::DELETED_SUFFIX.len()] } else { p };
+                // ` (deleted)` ends the link text of a file whose path was removed, and may end a live name.
+                let suffixed = p.ends_with(link::DELETED_SUFFIX);
+                let deleted = unlinked && suffixed;
+                // Linked elsewhere: no file of that name is this one. Files of kernel-internal mounts
+                // (`/secretmem (deleted)`) keep their one link and have no name anywhere.
+                let elsewhere = !unlinked
+                    && suffixed
+                    && st.as_ref().is_some_and(|s| !self.names(p, s))
+                    && !matches!(self.fs_by_magic(fd), Some("secretmem" | "anon_inodefs"));
+                let path = if deleted || elsewhere { &p[..p.len() - link::DELETED_SUFFIX.len()] } else { p };
                 facts.deleted = deleted && kind != Kind::Memfd;
+                facts.unlinked = elsewhere;
                 facts.name = link::pseudo_path_anon(p).map(ByteString::from);
                 facts.path = Some(ByteString::from(path));
             }
@@ -388,6 +421,23 @@ impl ProcessDir {
         }
         facts.link = ByteString::from(link);
         Ok(Attempt::Done(Box::new(facts)))
+    }
+
+    /// True when `path`, resolved in the process's own root, is the file `st` describes.
+    fn names(&self, path: &[u8], st: &FileStat) -> bool {
+        let mut rel = b"root".to_vec();
+        rel.extend_from_slice(path);
+        let rel = std::ffi::OsStr::from_bytes(&rel);
+        fstatat(&self.dir, rel, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|found| (found.st_ino, found.st_dev) == (st.st_ino, st.st_dev))
+    }
+
+    /// The filesystem type of an fd's file from its superblock's magic number, for a file whose mount is in
+    /// no mountinfo (POSIX message queues, `memfd_secret`, detached mounts).
+    pub fn fs_by_magic(&self, fd: i32) -> Option<&'static str> {
+        let path = format!("/proc/self/fd/{}/{}", self.fd_dir.as_raw_fd(), FdName::new(fd).as_str());
+        let magic = nix::sys::statfs::statfs(path.as_str()).ok()?.filesystem_type().0;
+        fs_name_of_magic(magic as u64)
     }
 
     /// Mount id -> filesystem type, from this process's mountinfo.
@@ -421,6 +471,33 @@ impl ProcessDir {
         let text = String::from_utf8_lossy(&buf[..n]);
         Some(text.trim_end_matches('\0').to_string())
     }
+}
+
+/// The filesystem types `statfs` can name that matter for an fd whose mount is in no mountinfo (the values
+/// are the kernel's `*_MAGIC` constants, `include/uapi/linux/magic.h`).
+pub fn fs_name_of_magic(magic: u64) -> Option<&'static str> {
+    Some(match magic {
+        0x1980_0202 => "mqueue",
+        0x5345_434d => "secretmem",
+        0x0102_1994 => "tmpfs",
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x1cd1 => "devpts",
+        0xef53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683e => "btrfs",
+        0x794c_7630 => "overlay",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x6367_7270 => "cgroup2",
+        0x0027_e0eb => "cgroup",
+        0x6573_5546 => "fuse",
+        0x6e73_6673 => "nsfs",
+        0xcafe_4a11 => "bpf",
+        0x9584_58f6 => "hugetlbfs",
+        0x0904_1934 => "anon_inodefs",
+        _ => return None,
+    })
 }
 
 /// Socket facts for a socket that sock_diag did not list: its family from its protocol name, if known.

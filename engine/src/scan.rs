@@ -140,6 +140,10 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
             None => dir.mounts()?,
         };
         add_filesystems(&mounts, &mut entries);
+        // A file on a mount no mountinfo lists (a message queue, secret memory): its superblock says.
+        for f in open_facts(&mut entries).filter(|f| f.fs.is_none() && f.path.is_some()) {
+            f.fs = dir.fs_by_magic(f.fd).map(str::to_owned);
+        }
     }
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
