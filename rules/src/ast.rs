@@ -5,7 +5,7 @@
 //! numbers are kept as their digits so that the validator can say which one is out of range. Text is
 //! borrowed from the file wherever it can be (a tree lives as long as its [`crate::Source`]'s text).
 
-use crate::rule::{CmpOp, Span};
+use crate::source::Span;
 use std::borrow::Cow;
 
 /// A word or number as written, with its byte range in the file.
@@ -132,6 +132,48 @@ pub struct Size<'a> {
     pub number: Word<'a>,
     pub unit: Option<Word<'a>>,
     pub span: Span,
+}
+
+/// The comparison operator of `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+impl CmpOp {
+    /// Every operator, in the order messages list them.
+    pub const ALL: [CmpOp; 5] = [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge, CmpOp::Eq];
+
+    /// `lhs OP rhs`.
+    pub fn holds(self, lhs: u64, rhs: u64) -> bool {
+        match self {
+            CmpOp::Lt => lhs < rhs,
+            CmpOp::Le => lhs <= rhs,
+            CmpOp::Gt => lhs > rhs,
+            CmpOp::Ge => lhs >= rhs,
+            CmpOp::Eq => lhs == rhs,
+        }
+    }
+
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Eq => "==",
+        }
+    }
+
+    /// The operator written `symbol`, if any.
+    pub fn from_symbol(symbol: &str) -> Option<CmpOp> {
+        CmpOp::ALL.into_iter().find(|op| op.as_str() == symbol)
+    }
 }
 
 /// The action of a rule.

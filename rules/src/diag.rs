@@ -2,7 +2,7 @@
 //! miette with the file name, line, column, underlined text and a help. Messages follow one style:
 //! lowercase single sentences, user input in backticks, the fix in `help`.
 
-use crate::rule::Span;
+use crate::source::Span;
 use miette::{LabeledSpan, NamedSource, SourceCode};
 use std::fmt;
 use std::sync::Arc;

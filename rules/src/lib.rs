@@ -17,7 +17,7 @@ pub mod vocab;
 
 pub use diag::{Diagnostic, Severity};
 pub use rule::{Action, Rule, RuleSet};
-pub use source::Source;
+pub use source::{Source, Span};
 
 /// A compiled policy: the rules that validated, in effective order, and every diagnostic found.
 #[derive(Debug, Default)]

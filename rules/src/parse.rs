@@ -6,10 +6,9 @@
 //! The grammar reads a copy of the line whose comment, continuations, tabs and carriage returns are blanked
 //! to spaces byte for byte, so every pest offset is a file offset; tree nodes borrow the file's own text.
 
-use crate::ast;
+use crate::ast::{self, CmpOp};
 use crate::diag::Diagnostic;
-use crate::rule::{CmpOp, Span};
-use crate::source::Source;
+use crate::source::{Source, Span};
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
@@ -286,13 +285,7 @@ impl<'a> Builder<'a, '_> {
             G::access => B::Access(self.word(&it.next()?)),
             G::size => {
                 let op_pair = it.next()?;
-                let op = match op_pair.as_str() {
-                    "<" => CmpOp::Lt,
-                    "<=" => CmpOp::Le,
-                    ">" => CmpOp::Gt,
-                    ">=" => CmpOp::Ge,
-                    _ => CmpOp::Eq,
-                };
+                let op = CmpOp::from_symbol(op_pair.as_str())?;
                 B::Size { op, op_span: self.span(&op_pair), size: self.size(it.next()?)? }
             }
             G::fd => B::Fd(self.numspec(it.next()?)?),

@@ -2,13 +2,14 @@
 //! consume. Every value here is known to make sense (ranges non-empty, numbers in the kernel's range, globs
 //! compiled, predicates applicable to their kind); every rule knows where it came from.
 
+use crate::source::Span;
 use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// A byte range in a source file.
-pub type Span = std::ops::Range<usize>;
+// `size OP BYTES` keeps the operator the syntax tree has.
+pub use crate::ast::CmpOp;
 
 /// A set of unsigned numbers as sorted, disjoint, non-adjacent inclusive ranges (`4:64-255`, `1:{3,5,7-9}`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -149,40 +150,6 @@ impl Eq for Glob {}
 impl std::hash::Hash for Glob {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.text.hash(state)
-    }
-}
-
-/// A comparison operator of `size`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-}
-
-impl CmpOp {
-    /// `lhs OP rhs`.
-    pub fn holds(self, lhs: u64, rhs: u64) -> bool {
-        match self {
-            CmpOp::Lt => lhs < rhs,
-            CmpOp::Le => lhs <= rhs,
-            CmpOp::Gt => lhs > rhs,
-            CmpOp::Ge => lhs >= rhs,
-            CmpOp::Eq => lhs == rhs,
-        }
-    }
-
-    /// The operator as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-            CmpOp::Eq => "==",
-        }
     }
 }
 

@@ -1,7 +1,11 @@
-//! A policy file's text, named as users see it, shared cheaply between the rule set and its diagnostics.
+//! A policy file's text, named as users see it, shared cheaply between the rule set and its diagnostics,
+//! and the byte ranges that every stage uses to point into it.
 
 use crate::diag::Diagnostic;
 use std::sync::Arc;
+
+/// A byte range in a source's text: where a syntax tree node, a rule or a diagnostic's label is.
+pub type Span = std::ops::Range<usize>;
 
 /// One policy file's text.
 #[derive(Clone, Debug)]

@@ -6,7 +6,8 @@
 
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::parse::{self, MAX_NOT_DEPTH, shown};
-use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet, Span};
+use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet};
+use crate::source::Span;
 use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
 use crate::{Source, Validated, ast};
 
