@@ -1,18 +1,15 @@
-//! Syntax tree -> validated rule set: meaning, applicability, ranges, globs; shadowing and duplicates.
+//! Syntax tree -> validated rule: meaning, applicability, ranges, globs.
 //!
 //! Words are resolved here against the vocabulary tables (so every unknown word gets a did-you-mean),
 //! numbers are range-checked, globs compiled, and each predicate and action is checked against the kind
 //! it is written for. A rule with any error is left out of the rule set; every error is reported.
 
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::parse::{self, MAX_NOT_DEPTH, shown};
-use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet};
+use crate::parse::{MAX_NOT_DEPTH, shown};
+use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule};
 use crate::source::Span;
 use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
-use crate::{Source, Validated, ast};
-
-/// The most diagnostics reported for one file; past it, one more error says how many were left out.
-pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+use crate::{Source, ast};
 
 /// The longest glob accepted, in bytes (`PATH_MAX`).
 pub const MAX_GLOB_LEN: usize = 4096;
@@ -26,85 +23,6 @@ const PREDICATE_WORDS: &[&str] =
 
 /// The action keywords, for did-you-mean.
 const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
-
-/// See [`crate::compile`].
-pub fn compile(sources: &[Source]) -> Validated {
-    let mut rules = Vec::new();
-    let mut diagnostics = Vec::new();
-    for source in sources {
-        let (mut file_rules, mut diags) = compile_source(source);
-        rules.append(&mut file_rules);
-        // Syntax errors and semantic errors of one file, in the order of the text they point at.
-        diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
-        if diags.len() > MAX_DIAGNOSTICS_PER_FILE {
-            let left_out = diags.len() - MAX_DIAGNOSTICS_PER_FILE;
-            let at = diags[MAX_DIAGNOSTICS_PER_FILE].primary_span();
-            diags.truncate(MAX_DIAGNOSTICS_PER_FILE);
-            let mut more = Diagnostic::error(
-                "crrules::parse::too_many_errors",
-                format!("{left_out} more problems in this file are not shown"),
-            )
-            .with_source(&source.name, &source.text)
-            .with_help("fix the problems above first; is this really a rule file?");
-            if let Some(at) = at {
-                more = more.with_label(at, "the first problem not shown");
-            }
-            diags.push(more);
-        }
-        diagnostics.append(&mut diags);
-    }
-    Validated { rules: RuleSet { rules }, diagnostics }
-}
-
-/// Below this many logical lines per thread, a file is compiled on the calling thread.
-const LINES_PER_THREAD: usize = 2048;
-
-/// Parses and validates one file. Lines are independent, so a large file is cut into consecutive chunks
-/// compiled on scoped threads (one per core) and put back together in order.
-fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let lines = parse::logical_lines(&source.text);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(lines.len() / LINES_PER_THREAD).max(1);
-    if threads == 1 {
-        return compile_lines(source, &lines);
-    }
-    let chunk = lines.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(threads);
-        let mut chunks = lines.chunks(chunk);
-        // The calling thread does the first chunk itself, after handing out the others.
-        let first = chunks.next().unwrap_or(&[]);
-        for part in chunks {
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || compile_lines(source, part));
-            // Out of threads: do that chunk here instead.
-            handles.push(spawned.map_err(|_| part));
-        }
-        let (mut rules, mut diags) = compile_lines(source, first);
-        for handle in handles {
-            let (mut r, mut d) = match handle {
-                Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(part) => compile_lines(source, part),
-            };
-            rules.append(&mut r);
-            diags.append(&mut d);
-        }
-        (rules, diags)
-    })
-}
-
-/// Parses and validates consecutive logical lines of one file.
-fn compile_lines(source: &Source, lines: &[parse::LogicalLine]) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let mut rules = Vec::with_capacity(lines.len());
-    let mut diags = Vec::new();
-    for line in lines {
-        if let Some(ast) = parse::parse_line(source, line, &mut diags)
-            && let Some(rule) = validate_rule(source, &ast, &mut diags)
-        {
-            rules.push(rule);
-        }
-    }
-    (rules, diags)
-}
 
 /// Validates one parsed rule, pushing its errors; `None` when it has any.
 pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnostic>) -> Option<Rule> {
