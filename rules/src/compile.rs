@@ -2,7 +2,8 @@
 //! ([`crate::validate`]), every diagnostic of every file collected; [`lint`] adds the whole-policy analysis.
 
 use crate::diag::Diagnostic;
-use crate::parse::{self, LogicalLine};
+use crate::lex::{self, LogicalLine};
+use crate::parse;
 use crate::rule::{Rule, RuleSet};
 use crate::source::Source;
 use crate::{analysis, par, validate};
@@ -69,7 +70,7 @@ pub fn lint(sources: &[Source]) -> Validated {
 /// Parses and validates one file. Lines are independent, so a large file is cut into consecutive chunks
 /// compiled on several threads and put back together in order.
 fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let lines = parse::logical_lines(&source.text);
+    let lines: Vec<LogicalLine> = lex::logical_lines(&source.text).collect();
     let mut parts =
         par::chunked(lines.len(), LINES_PER_THREAD, |range| compile_lines(source, &lines[range])).into_iter();
     let (mut rules, mut diags) = parts.next().unwrap_or_default();

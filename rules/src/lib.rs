@@ -9,6 +9,7 @@ pub mod ast;
 pub mod compile;
 pub mod diag;
 pub mod hash;
+pub mod lex;
 mod par;
 pub mod parse;
 pub mod policy;
