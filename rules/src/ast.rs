@@ -6,6 +6,7 @@
 //! borrowed from the file wherever it can be (a tree lives as long as its [`crate::Source`]'s text).
 
 use crate::source::Span;
+use crate::vocab::{ActionWord, PredicateWord};
 use std::borrow::Cow;
 
 /// A word or number as written, with its byte range in the file.
@@ -98,6 +99,27 @@ pub enum AtomBody<'a> {
     Name(Str<'a>),
     /// A word in a predicate's place that is no predicate keyword (`pth`), its arguments skipped.
     Unknown(Word<'a>),
+}
+
+impl AtomBody<'_> {
+    /// The keyword the predicate is written with (`None` for a device number and an unknown word).
+    pub fn keyword(&self) -> Option<PredicateWord> {
+        use AtomBody as B;
+        Some(match self {
+            B::Path(_) => PredicateWord::Path,
+            B::Fs(_) => PredicateWord::Fs,
+            B::Deleted => PredicateWord::Deleted,
+            B::Flags(_) => PredicateWord::Flags,
+            B::Access(_) => PredicateWord::Access,
+            B::Size { .. } => PredicateWord::Size,
+            B::Fd(_) => PredicateWord::Fd,
+            B::Family(_) => PredicateWord::Family,
+            B::Type(_) => PredicateWord::Type,
+            B::State(_) => PredicateWord::State,
+            B::Name(_) => PredicateWord::Name,
+            B::Dev { .. } | B::Unknown(_) => return None,
+        })
+    }
 }
 
 /// A number specification: `*`, or one or more ranges (`3`, `64-255`, `{3,5,7-9}`).
@@ -207,4 +229,21 @@ pub enum ActionBody<'a> {
     Plugin(Str<'a>),
     /// A word in the action's place that is no action keyword (`reopn`), its arguments skipped.
     Unknown,
+}
+
+impl ActionBody<'_> {
+    /// The keyword the action is written with (`None` for an unknown word).
+    pub fn keyword(&self) -> Option<ActionWord> {
+        use ActionBody as A;
+        Some(match self {
+            A::ReopenPath | A::ReopenSubst(_) => ActionWord::Reopen,
+            A::Contents { .. } => ActionWord::Contents,
+            A::Recreate => ActionWord::Recreate,
+            A::Inherit(_) => ActionWord::Inherit,
+            A::Close => ActionWord::Close,
+            A::Reject(_) => ActionWord::Reject,
+            A::Plugin(_) => ActionWord::Plugin,
+            A::Unknown => return None,
+        })
+    }
 }

@@ -139,6 +139,38 @@ impl miette::Diagnostic for Diagnostic {
     }
 }
 
+/// Quotes user text for a message, shortened when long.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::from("`");
+    if s.chars().count() > MAX {
+        out.extend(s.chars().take(MAX));
+        out.push('…');
+    } else {
+        out.push_str(s);
+    }
+    out.push('`');
+    out
+}
+
+/// Items joined for a sentence: `a`, `a or b`, `a, b or c` (`conj` between the last two).
+pub(crate) fn list<T: AsRef<str>>(items: &[T], conj: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} {conj} {}", init.join(", "), last.as_ref())
+        }
+    }
+}
+
+/// Words in backticks, joined by [`list`]: `` `a`, `b` and `c` ``.
+pub(crate) fn quoted<'a>(words: impl IntoIterator<Item = &'a str>, conj: &str) -> String {
+    let words: Vec<String> = words.into_iter().map(|w| format!("`{w}`")).collect();
+    list(&words, conj)
+}
+
 /// The closest word to `word` among `candidates`, when close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);

@@ -6,13 +6,15 @@
 //! line's start is a file offset; tree nodes borrow the file's own text.
 
 use crate::ast::{self, CmpOp};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, list, quoted, shown};
 use crate::lex::{self, LogicalLine};
 use crate::source::{Source, Span};
+use crate::vocab::{Access, ActionWord};
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 mod grammar {
     #[derive(pest_derive::Parser)]
@@ -345,12 +347,20 @@ fn describe(rule: G) -> Option<&'static str> {
         G::string => "a quoted string",
         G::fs_word => "a filesystem type",
         G::flag => "an open flag such as `O_APPEND`",
-        G::access_word => "an access mode (`ro`, `wo` or `rw`)",
+        G::access_word => {
+            static ACCESS: LazyLock<String> =
+                LazyLock::new(|| format!("an access mode ({})", quoted(Access::words(), "or")));
+            &ACCESS
+        }
         G::family_word => "a socket family such as `unix`",
         G::type_word => "a socket type such as `stream`",
         G::state_word => "a socket state such as `listen`",
         G::word => "a word",
-        G::cmp => "a comparison (`<`, `<=`, `>`, `>=` or `==`)",
+        G::cmp => {
+            static CMP: LazyLock<String> =
+                LazyLock::new(|| format!("a comparison ({})", quoted(CmpOp::ALL.map(CmpOp::as_str), "or")));
+            &CMP
+        }
         G::size_lit | G::size_num | G::unit => "a size such as `16MiB`",
         G::action
         | G::reopen
@@ -370,8 +380,17 @@ fn describe(rule: G) -> Option<&'static str> {
     })
 }
 
-/// Words that start an action, for the "missing `=>`" diagnosis.
-const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
+/// Every form an action is written in (`reopen path`, `reopen "PATH"`, `contents`...), for help texts.
+fn action_forms() -> Vec<String> {
+    let mut forms = Vec::new();
+    for action in ActionWord::ALL {
+        match action.arguments() {
+            [] => forms.push(action.name().to_owned()),
+            arguments => forms.extend(arguments.iter().map(|a| format!("{action} {a}"))),
+        }
+    }
+    forms
+}
 
 /// The text found at byte `pos` of a line, for "found ..." (a string literal, a word, or one character).
 fn token_at(line: &str, pos: usize) -> &str {
@@ -388,20 +407,6 @@ fn token_at(line: &str, pos: usize) -> &str {
         rest.find(|c: char| c.is_whitespace() || c == '"' || c == '#').unwrap_or(rest.len()).max(first.len_utf8())
     };
     &rest[..len]
-}
-
-/// Quotes user text for a message, shortened when long.
-pub(crate) fn shown(s: &str) -> String {
-    const MAX: usize = 40;
-    let mut out = String::from("`");
-    if s.chars().count() > MAX {
-        out.extend(s.chars().take(MAX));
-        out.push('…');
-    } else {
-        out.push_str(s);
-    }
-    out.push('`');
-    out
 }
 
 /// A pest failure as a diagnostic: what was expected in plain words, the token found underlined.
@@ -426,13 +431,13 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     let at_end = rest.trim_start_matches(' ').is_empty();
     let token = if at_end { "" } else { token_at(line, pos) };
     let span = base + pos..base + pos + token.len();
-    let list = join_or(&expected);
+    let list = list(&expected, "or");
     let wants_arrow = expected.contains(&"`=>`");
 
     let diag = |code, message: String, label: &str| {
         Diagnostic::error(code, message).with_source(&source.name, &source.text).with_label(span.clone(), label)
     };
-    if wants_arrow && ACTION_WORDS.contains(&token) {
+    if wants_arrow && ActionWord::from_name(token).is_some() {
         return diag(
             "crrules::parse::missing_arrow",
             format!("missing `=>` before the action `{token}`"),
@@ -466,21 +471,12 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     } else if expected.iter().any(|e| e.starts_with("a comparison")) {
         d = d.with_help("`size` takes a comparison and a size, such as `size <= 16MiB`");
     } else if expected.contains(&"an action") {
-        d = d.with_help("actions are `reopen path`, `reopen \"PATH\"`, `contents`, `recreate`, `inherit \"NAME\"`, `close`, `reject \"REASON\"` and `plugin \"NAME\"`");
+        d = d.with_help(format!("actions are {}", quoted(action_forms().iter().map(String::as_str), "and")));
     } else if expected.contains(&"a quoted string") && !token.is_empty() && !token.starts_with('"') {
         let word = rest.split_whitespace().next().unwrap_or(token);
         d = d.with_help(format!("put the text in double quotes: `\"{}\"`", shown(word).trim_matches('`')));
     }
     d
-}
-
-/// `a`, `a or b`, `a, b or c`.
-fn join_or(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
 }
 
 #[cfg(test)]
@@ -497,5 +493,27 @@ mod tests {
         assert_eq!(rule.span, 0..26);
         assert_eq!(rule.kind.text, "chardev");
         assert_eq!(rule.action.body, ast::ActionBody::ReopenPath);
+    }
+
+    /// The keywords in `grammar`'s rule `name` (`pred_kw = _{ kw_path | kw_fs ... }`), as words.
+    fn keywords_of<'g>(grammar: &'g str, name: &str) -> Vec<&'g str> {
+        let start = grammar.find(&format!("\n{name} ")).unwrap_or_else(|| panic!("no rule {name}"));
+        let body = &grammar[start..];
+        let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+        body.split('|').map(|kw| kw.trim().trim_start_matches("kw_")).collect()
+    }
+
+    #[test]
+    fn the_grammar_spells_the_keywords_as_the_vocabulary_does() {
+        use crate::vocab::{self, PredicateWord};
+        let grammar = include_str!("../../grammar/crrules.pest");
+        assert_eq!(keywords_of(grammar, "pred_kw"), PredicateWord::words().collect::<Vec<_>>());
+        assert_eq!(keywords_of(grammar, "action_kw"), ActionWord::words().collect::<Vec<_>>());
+        for word in PredicateWord::words().chain(ActionWord::words()).chain([vocab::NOT, vocab::BECAUSE]) {
+            let name = format!("kw_{word}");
+            let rule = grammar.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()));
+            let rule = rule.unwrap_or_else(|| panic!("the grammar has no rule `{name}`"));
+            assert!(rule.contains(&format!("\"{word}\" ~ !ident_char")), "`{rule}` does not spell `{word}`");
+        }
     }
 }

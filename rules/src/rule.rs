@@ -185,7 +185,9 @@ pub enum Predicate {
 }
 
 impl fmt::Display for Predicate {
+    /// The predicate as written in a rule, keywords from [`crate::vocab`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::vocab::{NOT, PredicateWord as W};
         match self {
             Predicate::Dev { major, minor } => {
                 let side = |s: &NumSet, limit| {
@@ -193,22 +195,22 @@ impl fmt::Display for Predicate {
                 };
                 write!(f, "{}:{}", side(major, crate::vocab::MAJOR_LIMIT), side(minor, crate::vocab::MINOR_LIMIT))
             }
-            Predicate::Path(g) => write!(f, "path {:?}", g.as_str()),
-            Predicate::Fs(g) => write!(f, "fs {}", g.as_str()),
-            Predicate::Deleted => f.write_str("deleted"),
+            Predicate::Path(g) => write!(f, "{} {:?}", W::Path, g.as_str()),
+            Predicate::Fs(g) => write!(f, "{} {}", W::Fs, g.as_str()),
+            Predicate::Deleted => write!(f, "{}", W::Deleted),
             Predicate::Flags(bits) => {
                 let names: Vec<&str> =
                     crate::vocab::open_flag_names(*bits).into_iter().filter(|n| *n != "O_RDONLY").collect();
-                write!(f, "flags {}", names.join(","))
+                write!(f, "{} {}", W::Flags, names.join(","))
             }
-            Predicate::Access(a) => write!(f, "access {a}"),
-            Predicate::Size(op, n) => write!(f, "size {} {n}", op.as_str()),
-            Predicate::Fd(s) => write!(f, "fd {s}"),
-            Predicate::Family(x) => write!(f, "family {x}"),
-            Predicate::SockType(x) => write!(f, "type {x}"),
-            Predicate::State(x) => write!(f, "state {x}"),
-            Predicate::Name(g) => write!(f, "name {:?}", g.as_str()),
-            Predicate::Not(p) => write!(f, "not {p}"),
+            Predicate::Access(a) => write!(f, "{} {a}", W::Access),
+            Predicate::Size(op, n) => write!(f, "{} {} {n}", W::Size, op.as_str()),
+            Predicate::Fd(s) => write!(f, "{} {s}", W::Fd),
+            Predicate::Family(x) => write!(f, "{} {x}", W::Family),
+            Predicate::SockType(x) => write!(f, "{} {x}", W::Type),
+            Predicate::State(x) => write!(f, "{} {x}", W::State),
+            Predicate::Name(g) => write!(f, "{} {:?}", W::Name, g.as_str()),
+            Predicate::Not(p) => write!(f, "{NOT} {p}"),
         }
     }
 }

@@ -4,11 +4,13 @@
 //! numbers are range-checked, globs compiled, and each predicate and action is checked against the kind
 //! it is written for. A rule with any error is left out of the rule set; every error is reported.
 
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::parse::{MAX_NOT_DEPTH, shown};
+use crate::diag::{Diagnostic, did_you_mean, quoted, shown};
+use crate::parse::MAX_NOT_DEPTH;
 use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule};
 use crate::source::Span;
-use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crate::vocab::{
+    self, Access, ActionWord, Kind, MAJOR_LIMIT, MINOR_LIMIT, PredicateWord, SockFamily, SockState, SockType,
+};
 use crate::{Source, ast};
 
 /// The longest glob accepted, in bytes (`PATH_MAX`).
@@ -16,13 +18,6 @@ pub const MAX_GLOB_LEN: usize = 4096;
 
 /// fd numbers are non-negative `int`s.
 pub const FD_LIMIT: u32 = 1 << 31;
-
-/// The predicate keywords, for did-you-mean.
-const PREDICATE_WORDS: &[&str] =
-    &["path", "fs", "deleted", "flags", "access", "size", "fd", "family", "type", "state", "name", "not"];
-
-/// The action keywords, for did-you-mean.
-const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
 
 /// Validates one parsed rule, pushing its errors; `None` when it has any.
 pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnostic>) -> Option<Rule> {
@@ -50,51 +45,34 @@ pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnost
     })
 }
 
-/// The kinds a predicate can be written for (`not P` as `P`).
+/// The kinds a predicate can be written for (`not P` as `P`); `None`: every kind.
 fn predicate_kinds(body: &ast::AtomBody) -> Option<&'static [Kind]> {
     use Kind::*;
-    use ast::AtomBody as B;
-    Some(match body {
-        B::Dev { .. } => &[Chardev, Blockdev],
-        B::Path(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
-        B::Fs(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
-        B::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
-        B::Size { .. } => &[File, Memfd, Blockdev, Any],
-        B::Family(_) | B::Type(_) | B::State(_) => &[Socket],
-        B::Name(_) => &[Anon, Nsfs],
-        B::Flags(_) | B::Access(_) | B::Fd(_) | B::Unknown(_) => return None,
+    use PredicateWord as P;
+    if let ast::AtomBody::Dev { .. } = body {
+        return Some(&[Chardev, Blockdev]);
+    }
+    Some(match body.keyword()? {
+        P::Path => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
+        P::Fs => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
+        P::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
+        P::Size => &[File, Memfd, Blockdev, Any],
+        P::Family | P::Type | P::State => &[Socket],
+        P::Name => &[Anon, Nsfs],
+        P::Flags | P::Access | P::Fd => return None,
     })
 }
 
-/// The kinds an action can apply to (`None`: every kind, `any` included).
-fn action_kinds(body: &ast::ActionBody) -> Option<&'static [Kind]> {
+/// The kinds an action can apply to; `None`: every kind, `any` included.
+fn action_kinds(action: ActionWord) -> Option<&'static [Kind]> {
+    use ActionWord as A;
     use Kind::*;
-    use ast::ActionBody as A;
-    Some(match body {
-        A::ReopenPath | A::ReopenSubst(_) => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
-        A::Contents { .. } => &[File, Memfd],
+    Some(match action {
+        A::Reopen => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
+        A::Contents => &[File, Memfd],
         A::Recreate => &[Pipe, Fifo, Socket, Eventfd, Epoll, Signalfd, Timerfd, Inotify, Fanotify, Memfd, Pidfd],
-        A::Inherit(_) | A::Close | A::Reject(_) | A::Plugin(_) | A::Unknown => return None,
+        A::Inherit | A::Close | A::Reject | A::Plugin => return None,
     })
-}
-
-/// `` `a`, `b` and `c` ``.
-fn and_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    let words: Vec<String> = words.into_iter().map(|w| format!("`{w}`")).collect();
-    match words.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-/// `` `a`, `b` or `c` ``.
-fn or_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    let s = and_list(words);
-    match s.rfind(" and ") {
-        Some(i) => format!("{} or {}", &s[..i], &s[i + 5..]),
-        None => s,
-    }
 }
 
 /// Did-you-mean for words that may be arbitrarily long (a 10 MB line): long words get no suggestion.
@@ -132,7 +110,7 @@ impl Validator<'_> {
         }
         let help = match suggest(word.text, words()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the {plural} are {}", and_list(words())),
+            None => format!("the {plural} are {}", quoted(words(), "and")),
         };
         self.error(
             code,
@@ -178,13 +156,13 @@ impl Validator<'_> {
             let (message, help) = match &atom.body {
                 B::Dev { .. } => (
                     format!("a device number does not apply to `{kind}`"),
-                    format!("device numbers apply to {}", and_list(kind_words)),
+                    format!("device numbers apply to {}", quoted(kind_words, "and")),
                 ),
                 body => {
-                    let word = predicate_word(body);
+                    let word = body.keyword().map_or("?", PredicateWord::name);
                     (
                         format!("`{word}` does not apply to `{kind}`"),
-                        format!("`{word}` applies to {}", and_list(kind_words)),
+                        format!("`{word}` applies to {}", quoted(kind_words, "and")),
                     )
                 }
             };
@@ -258,14 +236,15 @@ impl Validator<'_> {
     fn unknown_predicate(&mut self, w: &ast::Word) {
         let help = if let Some(k) = Kind::from_name(w.text) {
             format!("a rule has one kind; write a second rule for `{k}`, or use `any`")
-        } else if w.text == "because" {
+        } else if w.text == vocab::BECAUSE {
             "`because \"NOTE\"` goes after the action".to_owned()
-        } else if let Some(s) = suggest(w.text, PREDICATE_WORDS.iter().copied()) {
+        } else if let Some(s) = suggest(w.text, PredicateWord::words().chain([vocab::NOT])) {
             format!("did you mean `{s}`?")
         } else {
             format!(
-                "predicates are {}, device numbers like `1:3`, and `not` before any of them",
-                and_list(PREDICATE_WORDS[..11].iter().copied())
+                "predicates are {}, device numbers like `1:3`, and `{}` before any of them",
+                quoted(PredicateWord::words(), "and"),
+                vocab::NOT
             )
         };
         self.error(
@@ -294,7 +273,7 @@ impl Validator<'_> {
         let names = vocab::OPEN_FLAGS.iter().map(|(n, _)| *n);
         let help = match suggest(w.text, names.clone()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the open flags are {}", and_list(names)),
+            None => format!("the open flags are {}", quoted(names, "and")),
         };
         self.error(
             "crrules::parse::unknown_flag",
@@ -370,7 +349,7 @@ impl Validator<'_> {
                         .map(|c| c.to_ascii_uppercase())
                         .and_then(|c| units.clone().find(|u| u.len() == 3 && u.starts_with(c)));
                     let mut help =
-                        format!("sizes take {} (powers of 1024), or no unit for bytes", or_list(units.clone()));
+                        format!("sizes take {} (powers of 1024), or no unit for bytes", quoted(units.clone(), "or"));
                     if let Some(s) = by_prefix.or_else(|| suggest(unit.text, units)) {
                         help = format!("did you mean `{s}`? {help}");
                     }
@@ -438,7 +417,7 @@ impl Validator<'_> {
     fn action(&mut self, kind: Option<Kind>, a: &ast::Action) -> Option<Action> {
         use ast::ActionBody as A;
         let mut applicable = true;
-        if let (Some(kind), Some(kinds)) = (kind, action_kinds(&a.body))
+        if let (Some(kind), Some(kinds)) = (kind, a.body.keyword().and_then(action_kinds))
             && !kinds.contains(&kind)
         {
             applicable = false;
@@ -449,8 +428,9 @@ impl Validator<'_> {
                 a.span.clone(),
                 &format!("not for `{kind}`"),
                 Some(format!(
-                    "`{word}` applies to {}; `inherit`, `close`, `reject` and `plugin` apply to every kind",
-                    and_list(kinds.iter().map(|k| k.name()))
+                    "`{word}` applies to {}; {} apply to every kind",
+                    quoted(kinds.iter().map(|k| k.name()), "and"),
+                    quoted(ActionWord::ALL.iter().filter(|a| action_kinds(**a).is_none()).map(|a| a.name()), "and")
                 )),
             );
         }
@@ -494,9 +474,9 @@ impl Validator<'_> {
             A::Plugin(s) => Action::Plugin { name: self.nonempty(s, "plugin name", "the name of the backend plugin")? },
             A::Unknown => {
                 let w = &a.keyword;
-                let help = match suggest(w.text, ACTION_WORDS.iter().copied()) {
+                let help = match suggest(w.text, ActionWord::words()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the actions are {}", and_list(ACTION_WORDS.iter().copied())),
+                    None => format!("the actions are {}", quoted(ActionWord::words(), "and")),
                 };
                 self.error(
                     "crrules::parse::unknown_action",
@@ -537,26 +517,6 @@ impl Validator<'_> {
             return None;
         }
         self.nonempty(&b.note, "`because` note", "why the rule is what it is, or drop `because`")
-    }
-}
-
-/// The keyword of a predicate, for messages.
-fn predicate_word(body: &ast::AtomBody) -> &'static str {
-    use ast::AtomBody as B;
-    match body {
-        B::Dev { .. } => "MAJ:MIN",
-        B::Path(_) => "path",
-        B::Fs(_) => "fs",
-        B::Deleted => "deleted",
-        B::Flags(_) => "flags",
-        B::Access(_) => "access",
-        B::Size { .. } => "size",
-        B::Fd(_) => "fd",
-        B::Family(_) => "family",
-        B::Type(_) => "type",
-        B::State(_) => "state",
-        B::Name(_) => "name",
-        B::Unknown(_) => "?",
     }
 }
 
