@@ -11,8 +11,8 @@ use crate::{analysis, par, validate};
 /// The most diagnostics reported for one file; past it, one more error says how many were left out.
 pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
 
-/// Below this many logical lines per thread, a file is compiled on the calling thread.
-const LINES_PER_THREAD: usize = 2048;
+/// Below this many bytes per thread (some 2000 rules), a file is compiled on the calling thread.
+const BYTES_PER_THREAD: usize = 128 << 10;
 
 /// A compiled policy: the rules that validated, in effective order, and every diagnostic found.
 #[derive(Debug, Default)]
@@ -35,7 +35,11 @@ pub fn compile(sources: &[Source]) -> Validated {
     let mut diagnostics = Vec::new();
     for source in sources {
         let (mut file_rules, mut diags) = compile_source(source);
-        rules.append(&mut file_rules);
+        if rules.is_empty() {
+            rules = file_rules;
+        } else {
+            rules.append(&mut file_rules);
+        }
         // Syntax errors and semantic errors of one file, in the order of the text they point at.
         diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
         if diags.len() > MAX_DIAGNOSTICS_PER_FILE {
@@ -67,12 +71,13 @@ pub fn lint(sources: &[Source]) -> Validated {
     compiled
 }
 
-/// Parses and validates one file. Lines are independent, so a large file is cut into consecutive chunks
-/// compiled on several threads and put back together in order.
+/// Parses and validates one file. Lines are independent, so a large file is cut into consecutive parts
+/// read on several threads and put back together in order.
 fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let lines: Vec<LogicalLine> = lex::logical_lines(&source.text).collect();
+    let text = &source.text;
     let mut parts =
-        par::chunked(lines.len(), LINES_PER_THREAD, |range| compile_lines(source, &lines[range])).into_iter();
+        par::chunked(text.len(), BYTES_PER_THREAD, |range| compile_lines(source, lex::logical_lines_in(text, range)))
+            .into_iter();
     let (mut rules, mut diags) = parts.next().unwrap_or_default();
     for (mut r, mut d) in parts {
         rules.append(&mut r);
@@ -82,8 +87,8 @@ fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
 }
 
 /// Parses and validates consecutive logical lines of one file.
-fn compile_lines(source: &Source, lines: &[LogicalLine]) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let mut rules = Vec::with_capacity(lines.len());
+fn compile_lines<'a>(source: &'a Source, lines: impl Iterator<Item = LogicalLine<'a>>) -> (Vec<Rule>, Vec<Diagnostic>) {
+    let mut rules = Vec::new();
     let mut diags = Vec::new();
     for line in lines {
         if let Some(ast) = parse::parse_line(source, line, &mut diags)

@@ -34,8 +34,51 @@ pub struct LogicalLine<'a> {
 /// a comment that ends the logical line (a `\` inside a comment does not continue it); a string ends at
 /// the end of its physical line at the latest.
 pub fn logical_lines(text: &str) -> LogicalLines<'_> {
-    LogicalLines { text, at: 0, line: 1, blanks: Vec::new(), joins: Vec::new() }
+    logical_lines_in(text, 0..text.len())
 }
+
+/// [`logical_lines`] that start in `range` (any byte offsets): consecutive ranges give consecutive lines,
+/// so that parts of a large file can be read on several threads.
+pub fn logical_lines_in(text: &str, range: Span) -> LogicalLines<'_> {
+    let at = line_start_at(text, range.start);
+    let line = 1 + text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+    LogicalLines {
+        text,
+        at,
+        end: line_start_at(text, range.end),
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        blanks: Vec::new(),
+        joins: Vec::new(),
+    }
+}
+
+/// Where the first logical line at or after byte `at` starts (the text's end when none does).
+fn line_start_at(text: &str, at: usize) -> usize {
+    if at == 0 || at >= text.len() {
+        return at.min(text.len());
+    }
+    // Physical lines start afresh (no string or comment runs past its line), so reading one logical line
+    // from the start of the physical line holding byte `at - 1` ends at the first logical line start that
+    // is not before `at`.
+    let physical = text.as_bytes()[..at - 1].iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1);
+    let mut lines =
+        LogicalLines { text, at: physical, end: text.len(), line: 1, blanks: Vec::new(), joins: Vec::new() };
+    lines.read();
+    lines.at
+}
+
+/// The bytes the lexer looks at: those that end a token, a line or a string, or start a string or a
+/// comment (every other byte is part of a token).
+const SPECIAL: [bool; 256] = {
+    let bytes = b"\n #\"\\\t\r";
+    let mut special = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        special[bytes[i] as usize] = true;
+        i += 1;
+    }
+    special
+};
 
 /// The iterator of [`logical_lines`].
 #[derive(Debug)]
@@ -44,6 +87,8 @@ pub struct LogicalLines<'a> {
     /// Where the next logical line starts, and its 1-based line.
     at: usize,
     line: u32,
+    /// Where the lines to read end (a logical line's start, or the text's end).
+    end: usize,
     /// The line being read: the byte ranges the grammar reads as blanks (always whole characters), and
     /// its continuations (`\`, blanks, newline, blanks), each to be joined into one space.
     blanks: Vec<Span>,
@@ -54,7 +99,7 @@ impl<'a> Iterator for LogicalLines<'a> {
     type Item = LogicalLine<'a>;
 
     fn next(&mut self) -> Option<LogicalLine<'a>> {
-        while self.at < self.text.len() {
+        while self.at < self.end {
             if let Some(line) = self.read() {
                 return Some(line);
             }
@@ -145,7 +190,8 @@ impl<'a> LogicalLines<'a> {
                 b' ' => i += 1,
                 _ => {
                     first.get_or_insert((i, self.line));
-                    i += 1;
+                    // The rest of the token at once: words, numbers, punctuation.
+                    i += 1 + b[i + 1..].iter().take_while(|&&c| !SPECIAL[usize::from(c)]).count();
                     last = i;
                 }
             }
@@ -237,5 +283,22 @@ mod tests {
         let l = logical_lines("file => close \\").next().unwrap();
         assert_eq!((l.grammar.as_ref(), l.text.as_ref()), ("file => close \\", "file => close"));
         assert_eq!(logical_lines("\\  \n\\").count(), 0);
+    }
+
+    #[test]
+    fn consecutive_ranges_read_consecutive_lines() {
+        let texts = [
+            "file => close\npipe \\\n => recreate # x \\\n\n\n\"open\r\n# only \\\nfifo => close",
+            "  \\  \n \\\r\n\\\nfile \"a \\\" # \\\" \\\n=> close\n\n\t\n\"x\\\n\"\n",
+            "a\\\nb\\\nc\\\n\\",
+        ];
+        for text in texts {
+            let whole: Vec<LogicalLine> = logical_lines(text).collect();
+            for cut in 0..=text.len() {
+                let mut parts: Vec<LogicalLine> = logical_lines_in(text, 0..cut).collect();
+                parts.extend(logical_lines_in(text, cut..text.len()));
+                assert_eq!(parts, whole, "{text:?} cut at {cut}");
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ pub struct Parsed<'a> {
 pub fn parse(source: &Source) -> Parsed<'_> {
     let mut parsed = Parsed::default();
     for logical in lex::logical_lines(&source.text) {
-        if let Some(rule) = parse_line(source, &logical, &mut parsed.diagnostics) {
+        if let Some(rule) = parse_line(source, logical, &mut parsed.diagnostics) {
             parsed.rules.push(rule);
         }
     }
@@ -50,7 +50,7 @@ pub fn parse(source: &Source) -> Parsed<'_> {
 /// Parses one logical line; `None` (with diagnostics pushed) when it does not parse.
 pub fn parse_line<'a>(
     source: &'a Source,
-    logical: &LogicalLine<'a>,
+    logical: LogicalLine<'a>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<ast::Rule<'a>> {
     let text: &str = &source.text;
@@ -76,7 +76,7 @@ pub fn parse_line<'a>(
         }
     };
     let before = diags.len();
-    let rule = Builder { source, base, diags }.rule(pairs.next()?, logical);
+    let rule = Builder { source, base, diags }.rule(pairs.next()?, logical.line, logical.text);
     match rule {
         Some(rule) if diags.len() == before => Some(rule),
         Some(_) => None,
@@ -125,7 +125,8 @@ impl<'a> Builder<'a, '_> {
         ast::Word { text: self.text(span.clone()), span }
     }
 
-    fn rule(&mut self, rule: Pair<'_, G>, logical: &LogicalLine<'a>) -> Option<ast::Rule<'a>> {
+    /// The rule of a logical line that starts on `line` and whose text is `text`.
+    fn rule(&mut self, rule: Pair<'_, G>, line: u32, text: Cow<'a, str>) -> Option<ast::Rule<'a>> {
         let mut inner = rule.into_inner();
         let selector = inner.next()?;
         let arrow = inner.next()?;
@@ -151,16 +152,7 @@ impl<'a> Builder<'a, '_> {
             None => None,
         };
         // The rule runs from the line's first token to its last, which is what the line's text holds.
-        Some(ast::Rule {
-            kind,
-            predicates,
-            arrow,
-            action,
-            because,
-            span,
-            line: logical.line,
-            text: logical.text.clone(),
-        })
+        Some(ast::Rule { kind, predicates, arrow, action, because, span, line, text })
     }
 
     fn predicate(&mut self, p: Pair<'_, G>) -> Option<ast::Predicate<'a>> {
