@@ -171,12 +171,17 @@ pub(crate) fn quoted<'a>(words: impl IntoIterator<Item = &'a str>, conj: &str) -
     list(&words, conj)
 }
 
-/// The closest word to `word` among `candidates`, when close enough to be a likely typo.
+/// The word among `candidates` that `word` was likely meant to be: the closest, when close enough to be a
+/// typo (case ignored). Words longer than 64 bytes get none, so that a 10 MB line costs nothing.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if word.len() > 64 {
+        return None;
+    }
     let limit = (word.chars().count() / 3).max(1);
+    let word = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| (edit_distance(&word, &c.to_ascii_lowercase()), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
@@ -184,7 +189,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Levenshtein distance with adjacent transpositions counted as one edit (`chrdev`/`chardev` is 1,
 /// `O_APEND`/`O_APPEND` is 1, `fiel`/`file` is 1).
-pub fn edit_distance(a: &str, b: &str) -> usize {
+fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev2 = vec![0usize; b.len() + 1];

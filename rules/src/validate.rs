@@ -75,9 +75,9 @@ fn action_kinds(action: ActionWord) -> Option<&'static [Kind]> {
     })
 }
 
-/// Did-you-mean for words that may be arbitrarily long (a 10 MB line): long words get no suggestion.
-fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    (word.len() <= 64).then(|| did_you_mean(word, candidates)).flatten()
+/// The help that names the word likely meant.
+fn you_mean(word: &str) -> String {
+    format!("did you mean `{word}`?")
 }
 
 struct Validator<'a> {
@@ -108,18 +108,24 @@ impl Validator<'_> {
         if let Some(v) = from_name(word.text) {
             return Some(v);
         }
-        let help = match suggest(word.text, words()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the {plural} are {}", quoted(words(), "and")),
-        };
-        self.error(
-            code,
-            format!("unknown {what} {}", shown(word.text)),
-            word.span.clone(),
-            &format!("not a {what}"),
-            Some(help),
-        );
+        let meant = did_you_mean(word.text, words());
+        let otherwise = format!("the {plural} are {}", quoted(words(), "and"));
+        self.unknown(word, code, (what, &format!("not a {what}")), meant, otherwise);
         None
+    }
+
+    /// Reports `word` as an unknown WHAT (`unknown socket family `unx``), labelled `label`, with a help
+    /// naming the word `meant` when there is one, else `otherwise`.
+    fn unknown(
+        &mut self,
+        word: &ast::Word,
+        code: &'static str,
+        (what, label): (&str, &str),
+        meant: Option<&str>,
+        otherwise: String,
+    ) {
+        let help = meant.map_or(otherwise, you_mean);
+        self.error(code, format!("unknown {what} {}", shown(word.text)), word.span.clone(), label, Some(help));
     }
 
     fn kind(&mut self, word: &ast::Word) -> Option<Kind> {
@@ -234,26 +240,20 @@ impl Validator<'_> {
     }
 
     fn unknown_predicate(&mut self, w: &ast::Word) {
-        let help = if let Some(k) = Kind::from_name(w.text) {
-            format!("a rule has one kind; write a second rule for `{k}`, or use `any`")
+        let (meant, otherwise) = if let Some(k) = Kind::from_name(w.text) {
+            (None, format!("a rule has one kind; write a second rule for `{k}`, or use `any`"))
         } else if w.text == vocab::BECAUSE {
-            "`because \"NOTE\"` goes after the action".to_owned()
-        } else if let Some(s) = suggest(w.text, PredicateWord::words().chain([vocab::NOT])) {
-            format!("did you mean `{s}`?")
+            (None, "`because \"NOTE\"` goes after the action".to_owned())
         } else {
-            format!(
+            let meant = did_you_mean(w.text, PredicateWord::words().chain([vocab::NOT]));
+            let otherwise = format!(
                 "predicates are {}, device numbers like `1:3`, and `{}` before any of them",
                 quoted(PredicateWord::words(), "and"),
                 vocab::NOT
-            )
+            );
+            (meant, otherwise)
         };
-        self.error(
-            "crrules::parse::unknown_predicate",
-            format!("unknown predicate {}", shown(w.text)),
-            w.span.clone(),
-            "not a predicate",
-            Some(help),
-        );
+        self.unknown(w, "crrules::parse::unknown_predicate", ("predicate", "not a predicate"), meant, otherwise);
     }
 
     fn flag(&mut self, w: &ast::Word) -> Option<u32> {
@@ -271,17 +271,9 @@ impl Validator<'_> {
             return None;
         }
         let names = vocab::OPEN_FLAGS.iter().map(|(n, _)| *n);
-        let help = match suggest(w.text, names.clone()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the open flags are {}", quoted(names, "and")),
-        };
-        self.error(
-            "crrules::parse::unknown_flag",
-            format!("unknown open flag {}", shown(w.text)),
-            w.span.clone(),
-            "not an open flag",
-            Some(help),
-        );
+        let otherwise = format!("the open flags are {}", quoted(names.clone(), "and"));
+        let meant = did_you_mean(w.text, names);
+        self.unknown(w, "crrules::parse::unknown_flag", ("open flag", "not an open flag"), meant, otherwise);
         None
     }
 
@@ -348,18 +340,14 @@ impl Validator<'_> {
                         .next()
                         .map(|c| c.to_ascii_uppercase())
                         .and_then(|c| units.clone().find(|u| u.len() == 3 && u.starts_with(c)));
-                    let mut help =
+                    let sizes =
                         format!("sizes take {} (powers of 1024), or no unit for bytes", quoted(units.clone(), "or"));
-                    if let Some(s) = by_prefix.or_else(|| suggest(unit.text, units)) {
-                        help = format!("did you mean `{s}`? {help}");
-                    }
-                    self.error(
-                        "crrules::parse::unknown_unit",
-                        format!("unknown size unit {}", shown(unit.text)),
-                        unit.span.clone(),
-                        "not a size unit",
-                        Some(help),
-                    );
+                    // The units are few: they are listed after a did-you-mean too.
+                    let help = match by_prefix.or_else(|| did_you_mean(unit.text, units)) {
+                        Some(meant) => format!("{} {sizes}", you_mean(meant)),
+                        None => sizes,
+                    };
+                    self.unknown(unit, "crrules::parse::unknown_unit", ("size unit", "not a size unit"), None, help);
                     return None;
                 }
             },
@@ -473,17 +461,14 @@ impl Validator<'_> {
             },
             A::Plugin(s) => Action::Plugin { name: self.nonempty(s, "plugin name", "the name of the backend plugin")? },
             A::Unknown => {
-                let w = &a.keyword;
-                let help = match suggest(w.text, ActionWord::words()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the actions are {}", quoted(ActionWord::words(), "and")),
-                };
-                self.error(
+                let meant = did_you_mean(a.keyword.text, ActionWord::words());
+                let otherwise = format!("the actions are {}", quoted(ActionWord::words(), "and"));
+                self.unknown(
+                    &a.keyword,
                     "crrules::parse::unknown_action",
-                    format!("unknown action {}", shown(w.text)),
-                    w.span.clone(),
-                    "not an action",
-                    Some(help),
+                    ("action", "not an action"),
+                    meant,
+                    otherwise,
                 );
                 return None;
             }
