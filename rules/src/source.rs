@@ -43,10 +43,4 @@ impl Source {
             }
         }
     }
-
-    /// The 1-based line of a byte offset.
-    pub fn line_of(&self, offset: usize) -> u32 {
-        let offset = offset.min(self.text.len());
-        1 + self.text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() as u32
-    }
 }

@@ -168,32 +168,6 @@ words! {
     }
 }
 
-impl SockFamily {
-    /// The `AF_*` number of this family (0 for `other`).
-    pub const fn af(self) -> u16 {
-        match self {
-            SockFamily::Unix => 1,
-            SockFamily::Inet => 2,
-            SockFamily::Inet6 => 10,
-            SockFamily::Netlink => 16,
-            SockFamily::Packet => 17,
-            SockFamily::Tipc => 30,
-            SockFamily::Bluetooth => 31,
-            SockFamily::Can => 29,
-            SockFamily::Alg => 38,
-            SockFamily::Vsock => 40,
-            SockFamily::Xdp => 44,
-            SockFamily::Mctp => 45,
-            SockFamily::Other => 0,
-        }
-    }
-
-    /// The family for an `AF_*` number; unknown numbers are `other`.
-    pub fn from_af(af: u16) -> SockFamily {
-        SockFamily::ALL.iter().copied().find(|f| f.af() == af && *f != SockFamily::Other).unwrap_or(SockFamily::Other)
-    }
-}
-
 words! {
     /// Socket type (`SOCK_*`).
     SockType {
@@ -364,8 +338,6 @@ mod tests {
         for k in Kind::ALL {
             assert_eq!(Kind::from_name(k.name()), Some(*k));
         }
-        assert_eq!(SockFamily::from_af(10), SockFamily::Inet6);
-        assert_eq!(SockFamily::from_af(999), SockFamily::Other);
         assert_eq!(Access::from_flags(0o2002), Access::Rw);
     }
 }
