@@ -42,14 +42,7 @@ pub fn logical_lines(text: &str) -> LogicalLines<'_> {
 pub fn logical_lines_in(text: &str, range: Span) -> LogicalLines<'_> {
     let at = line_start_at(text, range.start);
     let line = 1 + text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
-    LogicalLines {
-        text,
-        at,
-        end: line_start_at(text, range.end),
-        line: u32::try_from(line).unwrap_or(u32::MAX),
-        blanks: Vec::new(),
-        joins: Vec::new(),
-    }
+    LogicalLines::new(text, at..line_start_at(text, range.end), u32::try_from(line).unwrap_or(u32::MAX))
 }
 
 /// Where the first logical line at or after byte `at` starts (the text's end when none does).
@@ -61,8 +54,7 @@ fn line_start_at(text: &str, at: usize) -> usize {
     // from the start of the physical line holding byte `at - 1` ends at the first logical line start that
     // is not before `at`.
     let physical = text.as_bytes()[..at - 1].iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1);
-    let mut lines =
-        LogicalLines { text, at: physical, end: text.len(), line: 1, blanks: Vec::new(), joins: Vec::new() };
+    let mut lines = LogicalLines::new(text, physical..text.len(), 1);
     lines.read();
     lines.at
 }
@@ -109,6 +101,12 @@ impl<'a> Iterator for LogicalLines<'a> {
 }
 
 impl<'a> LogicalLines<'a> {
+    /// The logical lines of `text` in `range`, which starts a logical line on the 1-based line `line` and
+    /// ends at a logical line's start or the text's end.
+    fn new(text: &'a str, range: Span, line: u32) -> LogicalLines<'a> {
+        LogicalLines { text, at: range.start, end: range.end, line, blanks: Vec::new(), joins: Vec::new() }
+    }
+
     /// Reads the logical line at `self.at`; `None` when it holds only blanks and comments.
     fn read(&mut self) -> Option<LogicalLine<'a>> {
         let b = self.text.as_bytes();
