@@ -140,6 +140,7 @@ impl<'a> LogicalLines<'a> {
                     let quote = i;
                     i += 1;
                     loop {
+                        i += b[i..].iter().take_while(|&&c| !matches!(c, b'"' | b'\\' | b'\n')).count();
                         if i >= n || b[i] == b'\n' {
                             let mut e = i;
                             if e > quote + 1 && b[e - 1] == b'\r' {
