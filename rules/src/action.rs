@@ -2,6 +2,7 @@
 //! every input uses (`crrules rules`, `check`, policy tests, images): `{"action": KEYWORD}` plus the
 //! action's argument under a key of its own (`substitute`, `limit`, `inherit`, `plugin`, `reason`).
 
+use crate::vocab::ActionWord;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -29,10 +30,11 @@ pub enum Action {
 impl Action {
     /// The action's keyword (`reopen`, `contents`...), as the JSON form's `action` field.
     pub fn keyword(&self) -> &'static str {
-        self.word().keyword()
+        self.word().name()
     }
 
-    fn word(&self) -> ActionWord {
+    /// The action's keyword.
+    pub fn word(&self) -> ActionWord {
         match self {
             Action::ReopenPath | Action::ReopenSubst { .. } => ActionWord::Reopen,
             Action::Contents { .. } => ActionWord::Contents,
@@ -67,54 +69,22 @@ impl fmt::Display for Action {
     }
 }
 
-/// An action's keyword in the JSON form. Serialised as a string in every format (RON included, where a
-/// derived enum would become a bare identifier).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ActionWord {
-    Reopen,
-    Contents,
-    Recreate,
-    Inherit,
-    Close,
-    Reject,
-    Plugin,
-}
+/// The action's keyword as a value of the JSON form: the word itself, in every format (RON included).
+mod word_serde {
+    use crate::vocab::ActionWord;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl ActionWord {
-    const ALL: [ActionWord; 7] = [
-        ActionWord::Reopen,
-        ActionWord::Contents,
-        ActionWord::Recreate,
-        ActionWord::Inherit,
-        ActionWord::Close,
-        ActionWord::Reject,
-        ActionWord::Plugin,
-    ];
-
-    fn keyword(self) -> &'static str {
-        match self {
-            ActionWord::Reopen => "reopen",
-            ActionWord::Contents => "contents",
-            ActionWord::Recreate => "recreate",
-            ActionWord::Inherit => "inherit",
-            ActionWord::Close => "close",
-            ActionWord::Reject => "reject",
-            ActionWord::Plugin => "plugin",
+    pub fn serialize<S: Serializer>(word: &Option<ActionWord>, s: S) -> Result<S::Ok, S::Error> {
+        match word {
+            Some(w) => s.serialize_str(w.name()),
+            None => s.serialize_none(),
         }
     }
-}
 
-impl Serialize for ActionWord {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.keyword())
-    }
-}
-
-impl<'de> Deserialize<'de> for ActionWord {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ActionWord, D::Error> {
-        let word = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        ActionWord::ALL.into_iter().find(|w| w.keyword() == word).ok_or_else(|| {
-            let known: Vec<&str> = ActionWord::ALL.iter().map(|w| w.keyword()).collect();
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ActionWord>, D::Error> {
+        let Some(word) = Option::<std::borrow::Cow<'de, str>>::deserialize(d)? else { return Ok(None) };
+        ActionWord::from_name(&word).map(Some).ok_or_else(|| {
+            let known: Vec<&str> = ActionWord::words().collect();
             serde::de::Error::custom(format!("unknown action `{word}`, expected one of {}", known.join(", ")))
         })
     }
@@ -124,6 +94,7 @@ impl<'de> Deserialize<'de> for ActionWord {
 /// puts a rule's `because` note there, so one flat object describes a decision whatever its action.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionFields {
+    #[serde(default, with = "word_serde")]
     pub action: Option<ActionWord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitute: Option<String>,
@@ -165,12 +136,12 @@ impl ActionFields {
                 ("plugin", self.plugin.is_some()),
             ];
             match given.iter().find(|(key, set)| *set && !allowed.contains(key)) {
-                Some((key, _)) => Err(format!("`{key}` does not belong to the action `{}`", word.keyword())),
+                Some((key, _)) => Err(format!("`{key}` does not belong to the action `{word}`")),
                 None => Ok(()),
             }
         };
         let need = |value: &Option<String>, key: &str| {
-            value.clone().ok_or_else(|| format!("the action `{}` needs `{key}`", word.keyword()))
+            value.clone().ok_or_else(|| format!("the action `{word}` needs `{key}`"))
         };
         Ok(match word {
             ActionWord::Reopen => {

@@ -5,7 +5,8 @@
 //! numbers are kept as their digits so that the validator can say which one is out of range. Text is
 //! borrowed from the file wherever it can be (a tree lives as long as its [`crate::Source`]'s text).
 
-use crate::rule::{CmpOp, Span};
+use crate::source::Span;
+use crate::vocab::{ActionWord, PredicateWord};
 use std::borrow::Cow;
 
 /// A word or number as written, with its byte range in the file.
@@ -100,6 +101,27 @@ pub enum AtomBody<'a> {
     Unknown(Word<'a>),
 }
 
+impl AtomBody<'_> {
+    /// The keyword the predicate is written with (`None` for a device number and an unknown word).
+    pub fn keyword(&self) -> Option<PredicateWord> {
+        use AtomBody as B;
+        Some(match self {
+            B::Path(_) => PredicateWord::Path,
+            B::Fs(_) => PredicateWord::Fs,
+            B::Deleted => PredicateWord::Deleted,
+            B::Flags(_) => PredicateWord::Flags,
+            B::Access(_) => PredicateWord::Access,
+            B::Size { .. } => PredicateWord::Size,
+            B::Fd(_) => PredicateWord::Fd,
+            B::Family(_) => PredicateWord::Family,
+            B::Type(_) => PredicateWord::Type,
+            B::State(_) => PredicateWord::State,
+            B::Name(_) => PredicateWord::Name,
+            B::Dev { .. } | B::Unknown(_) => return None,
+        })
+    }
+}
+
 /// A number specification: `*`, or one or more ranges (`3`, `64-255`, `{3,5,7-9}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NumSpec<'a> {
@@ -134,6 +156,48 @@ pub struct Size<'a> {
     pub span: Span,
 }
 
+/// The comparison operator of `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+}
+
+impl CmpOp {
+    /// Every operator, in the order messages list them.
+    pub const ALL: [CmpOp; 5] = [CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge, CmpOp::Eq];
+
+    /// `lhs OP rhs`.
+    pub fn holds(self, lhs: u64, rhs: u64) -> bool {
+        match self {
+            CmpOp::Lt => lhs < rhs,
+            CmpOp::Le => lhs <= rhs,
+            CmpOp::Gt => lhs > rhs,
+            CmpOp::Ge => lhs >= rhs,
+            CmpOp::Eq => lhs == rhs,
+        }
+    }
+
+    /// The operator as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Eq => "==",
+        }
+    }
+
+    /// The operator written `symbol`, if any.
+    pub fn from_symbol(symbol: &str) -> Option<CmpOp> {
+        CmpOp::ALL.into_iter().find(|op| op.as_str() == symbol)
+    }
+}
+
 /// The action of a rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Action<'a> {
@@ -165,4 +229,21 @@ pub enum ActionBody<'a> {
     Plugin(Str<'a>),
     /// A word in the action's place that is no action keyword (`reopn`), its arguments skipped.
     Unknown,
+}
+
+impl ActionBody<'_> {
+    /// The keyword the action is written with (`None` for an unknown word).
+    pub fn keyword(&self) -> Option<ActionWord> {
+        use ActionBody as A;
+        Some(match self {
+            A::ReopenPath | A::ReopenSubst(_) => ActionWord::Reopen,
+            A::Contents { .. } => ActionWord::Contents,
+            A::Recreate => ActionWord::Recreate,
+            A::Inherit(_) => ActionWord::Inherit,
+            A::Close => ActionWord::Close,
+            A::Reject(_) => ActionWord::Reject,
+            A::Plugin(_) => ActionWord::Plugin,
+            A::Unknown => return None,
+        })
+    }
 }

@@ -2,7 +2,7 @@
 //! miette with the file name, line, column, underlined text and a help. Messages follow one style:
 //! lowercase single sentences, user input in backticks, the fix in `help`.
 
-use crate::rule::Span;
+use crate::source::Span;
 use miette::{LabeledSpan, NamedSource, SourceCode};
 use std::fmt;
 use std::sync::Arc;
@@ -139,12 +139,49 @@ impl miette::Diagnostic for Diagnostic {
     }
 }
 
-/// The closest word to `word` among `candidates`, when close enough to be a likely typo.
+/// Quotes user text for a message, shortened when long.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 40;
+    let mut out = String::from("`");
+    if s.chars().count() > MAX {
+        out.extend(s.chars().take(MAX));
+        out.push('…');
+    } else {
+        out.push_str(s);
+    }
+    out.push('`');
+    out
+}
+
+/// Items joined for a sentence: `a`, `a or b`, `a, b or c` (`conj` between the last two).
+pub(crate) fn list<T: AsRef<str>>(items: &[T], conj: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_owned(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} {conj} {}", init.join(", "), last.as_ref())
+        }
+    }
+}
+
+/// Words in backticks, joined by [`list`]: `` `a`, `b` and `c` ``.
+pub(crate) fn quoted<'a>(words: impl IntoIterator<Item = &'a str>, conj: &str) -> String {
+    let words: Vec<String> = words.into_iter().map(|w| format!("`{w}`")).collect();
+    list(&words, conj)
+}
+
+/// The word among `candidates` that `word` was likely meant to be: the closest, when close enough to be a
+/// typo (case ignored). Words longer than 64 bytes get none, so that a 10 MB line costs nothing.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if word.len() > 64 {
+        return None;
+    }
     let limit = (word.chars().count() / 3).max(1);
+    let word = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| (edit_distance(&word, &c.to_ascii_lowercase()), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
@@ -152,7 +189,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Levenshtein distance with adjacent transpositions counted as one edit (`chrdev`/`chardev` is 1,
 /// `O_APEND`/`O_APPEND` is 1, `fiel`/`file` is 1).
-pub fn edit_distance(a: &str, b: &str) -> usize {
+fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev2 = vec![0usize; b.len() + 1];

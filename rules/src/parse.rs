@@ -1,19 +1,20 @@
-//! Text -> syntax tree, through the pest grammar in `grammar/crrules.pest`.
+//! Logical lines -> syntax trees, through the pest grammar in `grammar/crrules.pest`.
 //!
-//! A file is first split into logical lines by hand ([`logical_lines`]: `\` continuations joined, blank and
-//! comment-only lines dropped, strings that run off the end of their line found), then each logical line is
-//! parsed on its own, so one bad line never hides the next: every syntax error of a file is reported.
-//! The grammar reads a copy of the line whose comment, continuations, tabs and carriage returns are blanked
-//! to spaces byte for byte, so every pest offset is a file offset; tree nodes borrow the file's own text.
+//! Each logical line of a file ([`crate::lex`]) is parsed on its own, so one bad line never hides the next:
+//! every syntax error of a file is reported. The grammar reads the line's text with its comment,
+//! continuations, tabs and carriage returns blanked to spaces byte for byte, so every pest offset plus the
+//! line's start is a file offset; tree nodes borrow the file's own text.
 
-use crate::ast;
-use crate::diag::Diagnostic;
-use crate::rule::{CmpOp, Span};
-use crate::source::Source;
+use crate::ast::{self, CmpOp};
+use crate::diag::{Diagnostic, list, quoted, shown};
+use crate::lex::{self, LogicalLine};
+use crate::source::{Source, Span};
+use crate::vocab::{Access, ActionWord};
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 mod grammar {
     #[derive(pest_derive::Parser)]
@@ -27,100 +28,6 @@ use grammar::{Rule as G, RuleParser};
 /// validated predicate is a nested box) recurses without bound.
 pub const MAX_NOT_DEPTH: usize = 32;
 
-/// One logical line of a file: the byte range of one rule, continuation lines included.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogicalLine {
-    /// From the logical line's first byte to the end of its last physical line (newline excluded).
-    pub span: Span,
-    /// The 1-based line where the logical line starts.
-    pub line: u32,
-    /// A string literal that is still open at the end of its line (opening quote to line end).
-    pub unterminated: Option<Span>,
-}
-
-/// Splits `text` into logical lines that hold something besides blanks and comments.
-///
-/// A `\` followed only by blanks up to the end of its line joins the next line; `#` outside a string starts
-/// a comment that ends the logical line (a `\` inside a comment does not continue it); a string ends at
-/// the end of its physical line at the latest.
-pub fn logical_lines(text: &str) -> Vec<LogicalLine> {
-    let b = text.as_bytes();
-    let n = b.len();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut line = 1u32;
-    while i < n {
-        let (start, start_line) = (i, line);
-        let mut content = false;
-        let mut unterminated = None;
-        let end = loop {
-            if i >= n {
-                break n;
-            }
-            match b[i] {
-                b'\n' => {
-                    let end = i;
-                    i += 1;
-                    line = line.saturating_add(1);
-                    break end;
-                }
-                b'#' => {
-                    while i < n && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'"' => {
-                    content = true;
-                    let quote = i;
-                    i += 1;
-                    loop {
-                        if i >= n || b[i] == b'\n' {
-                            let mut e = i;
-                            if e > quote + 1 && b[e - 1] == b'\r' {
-                                e -= 1;
-                            }
-                            unterminated.get_or_insert(quote..e);
-                            break;
-                        }
-                        match b[i] {
-                            b'"' => {
-                                i += 1;
-                                break;
-                            }
-                            b'\\' if i + 1 < n && b[i + 1] != b'\n' => i += 2,
-                            _ => i += 1,
-                        }
-                    }
-                }
-                b'\\' => {
-                    let mut j = i + 1;
-                    while j < n && matches!(b[j], b' ' | b'\t' | b'\r') {
-                        j += 1;
-                    }
-                    if j >= n {
-                        i = j;
-                    } else if b[j] == b'\n' {
-                        i = j + 1;
-                        line = line.saturating_add(1);
-                    } else {
-                        content = true;
-                        i += 1;
-                    }
-                }
-                b' ' | b'\t' | b'\r' => i += 1,
-                _ => {
-                    content = true;
-                    i += 1;
-                }
-            }
-        };
-        if content {
-            out.push(LogicalLine { span: start..end, line: start_line, unterminated });
-        }
-    }
-    out
-}
-
 /// The syntax trees of one file and the syntax errors found on the way.
 #[derive(Debug, Default)]
 pub struct Parsed<'a> {
@@ -132,8 +39,8 @@ pub struct Parsed<'a> {
 /// Parses every logical line of `source`.
 pub fn parse(source: &Source) -> Parsed<'_> {
     let mut parsed = Parsed::default();
-    for logical in logical_lines(&source.text) {
-        if let Some(rule) = parse_line(source, &logical, &mut parsed.diagnostics) {
+    for logical in lex::logical_lines(&source.text) {
+        if let Some(rule) = parse_line(source, logical, &mut parsed.diagnostics) {
             parsed.rules.push(rule);
         }
     }
@@ -141,10 +48,13 @@ pub fn parse(source: &Source) -> Parsed<'_> {
 }
 
 /// Parses one logical line; `None` (with diagnostics pushed) when it does not parse.
-pub fn parse_line<'a>(source: &'a Source, logical: &LogicalLine, diags: &mut Vec<Diagnostic>) -> Option<ast::Rule<'a>> {
+pub fn parse_line<'a>(
+    source: &'a Source,
+    logical: LogicalLine<'a>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ast::Rule<'a>> {
     let text: &str = &source.text;
     let base = logical.span.start;
-    let line_text = text.get(logical.span.clone())?;
     if let Some(open) = &logical.unterminated {
         let mut help = "close it with `\"`; a string cannot span lines, write `\\n` for a newline".to_owned();
         if text.get(open.clone()).is_some_and(|s| s.contains("\\\"")) {
@@ -158,16 +68,15 @@ pub fn parse_line<'a>(source: &'a Source, logical: &LogicalLine, diags: &mut Vec
         );
         return None;
     }
-    let blanked = blank_line(line_text);
-    let mut pairs = match RuleParser::parse(G::rule_line, &blanked) {
+    let mut pairs = match RuleParser::parse(G::rule_line, &logical.grammar) {
         Ok(pairs) => pairs,
         Err(err) => {
-            diags.push(syntax_error(source, &blanked, base, &err));
+            diags.push(syntax_error(source, &logical.grammar, base, &err));
             return None;
         }
     };
     let before = diags.len();
-    let rule = Builder { source, base, diags }.rule(pairs.next()?, logical);
+    let rule = Builder { source, base, diags }.rule(pairs.next()?, logical.line, logical.text);
     match rule {
         Some(rule) if diags.len() == before => Some(rule),
         Some(_) => None,
@@ -216,7 +125,8 @@ impl<'a> Builder<'a, '_> {
         ast::Word { text: self.text(span.clone()), span }
     }
 
-    fn rule(&mut self, rule: Pair<'_, G>, logical: &LogicalLine) -> Option<ast::Rule<'a>> {
+    /// The rule of a logical line that starts on `line` and whose text is `text`.
+    fn rule(&mut self, rule: Pair<'_, G>, line: u32, text: Cow<'a, str>) -> Option<ast::Rule<'a>> {
         let mut inner = rule.into_inner();
         let selector = inner.next()?;
         let arrow = inner.next()?;
@@ -241,9 +151,8 @@ impl<'a> Builder<'a, '_> {
             }
             None => None,
         };
-        let raw = self.text(span.clone());
-        let line = logical.line.saturating_add(count_newlines(self.source.text.get(logical.span.start..start)?));
-        Some(ast::Rule { kind, predicates, arrow, action, because, span, line, text: join_continuations(raw) })
+        // The rule runs from the line's first token to its last, which is what the line's text holds.
+        Some(ast::Rule { kind, predicates, arrow, action, because, span, line, text })
     }
 
     fn predicate(&mut self, p: Pair<'_, G>) -> Option<ast::Predicate<'a>> {
@@ -286,13 +195,7 @@ impl<'a> Builder<'a, '_> {
             G::access => B::Access(self.word(&it.next()?)),
             G::size => {
                 let op_pair = it.next()?;
-                let op = match op_pair.as_str() {
-                    "<" => CmpOp::Lt,
-                    "<=" => CmpOp::Le,
-                    ">" => CmpOp::Gt,
-                    ">=" => CmpOp::Ge,
-                    _ => CmpOp::Eq,
-                };
+                let op = CmpOp::from_symbol(op_pair.as_str())?;
                 B::Size { op, op_span: self.span(&op_pair), size: self.size(it.next()?)? }
             }
             G::fd => B::Fd(self.numspec(it.next()?)?),
@@ -411,94 +314,6 @@ impl<'a> Builder<'a, '_> {
     }
 }
 
-/// A logical line as the grammar reads it: outside strings, tabs, carriage returns, `\`-newline
-/// continuations and the trailing comment become spaces, byte for byte (offsets do not move).
-fn blank_line(line: &str) -> Cow<'_, str> {
-    if !line.contains(['\t', '\r', '\n', '#']) {
-        return Cow::Borrowed(line);
-    }
-    let mut b = line.as_bytes().to_vec();
-    let mut i = 0;
-    let mut in_string = false;
-    while i < b.len() {
-        match b[i] {
-            b'"' => in_string = !in_string,
-            b'\\' if in_string => i += 1,
-            b'\\' => {
-                let mut j = i + 1;
-                while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
-                    j += 1;
-                }
-                if j < b.len() && b[j] == b'\n' {
-                    b[i..=j].fill(b' ');
-                    i = j;
-                }
-            }
-            b'\t' | b'\r' | b'\n' if !in_string => b[i] = b' ',
-            b'#' if !in_string => {
-                b[i..].fill(b' ');
-                break;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    // Only whole characters (ASCII bytes, or every byte of the comment) were replaced by spaces.
-    Cow::Owned(String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
-fn count_newlines(s: &str) -> u32 {
-    u32::try_from(s.bytes().filter(|&b| b == b'\n').count()).unwrap_or(u32::MAX)
-}
-
-/// A rule's text with each `\`-newline continuation (and the blanks around it) turned into one space.
-fn join_continuations(raw: &str) -> Cow<'_, str> {
-    if !raw.contains('\n') {
-        return Cow::Borrowed(raw);
-    }
-    let b = raw.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    let mut i = 0;
-    let mut in_string = false;
-    while i < b.len() {
-        let c = b[i];
-        if in_string {
-            out.push(c);
-            if c == b'\\' && i + 1 < b.len() {
-                out.push(b[i + 1]);
-                i += 2;
-                continue;
-            }
-            in_string = c != b'"';
-            i += 1;
-            continue;
-        }
-        if c == b'\\' {
-            let mut j = i + 1;
-            while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
-                j += 1;
-            }
-            if j < b.len() && b[j] == b'\n' {
-                j += 1;
-                while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r') {
-                    j += 1;
-                }
-                while out.last().is_some_and(|&l| l == b' ' || l == b'\t') {
-                    out.pop();
-                }
-                out.push(b' ');
-                i = j;
-                continue;
-            }
-        }
-        in_string = c == b'"';
-        out.push(c);
-        i += 1;
-    }
-    // Only ASCII bytes were removed or inserted, between whole characters.
-    Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-}
-
 /// What a grammar rule is called in "expected ..." messages, if it should be named at all.
 fn describe(rule: G) -> Option<&'static str> {
     Some(match rule {
@@ -524,12 +339,20 @@ fn describe(rule: G) -> Option<&'static str> {
         G::string => "a quoted string",
         G::fs_word => "a filesystem type",
         G::flag => "an open flag such as `O_APPEND`",
-        G::access_word => "an access mode (`ro`, `wo` or `rw`)",
+        G::access_word => {
+            static ACCESS: LazyLock<String> =
+                LazyLock::new(|| format!("an access mode ({})", quoted(Access::words(), "or")));
+            &ACCESS
+        }
         G::family_word => "a socket family such as `unix`",
         G::type_word => "a socket type such as `stream`",
         G::state_word => "a socket state such as `listen`",
         G::word => "a word",
-        G::cmp => "a comparison (`<`, `<=`, `>`, `>=` or `==`)",
+        G::cmp => {
+            static CMP: LazyLock<String> =
+                LazyLock::new(|| format!("a comparison ({})", quoted(CmpOp::ALL.map(CmpOp::as_str), "or")));
+            &CMP
+        }
         G::size_lit | G::size_num | G::unit => "a size such as `16MiB`",
         G::action
         | G::reopen
@@ -549,8 +372,17 @@ fn describe(rule: G) -> Option<&'static str> {
     })
 }
 
-/// Words that start an action, for the "missing `=>`" diagnosis.
-const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
+/// Every form an action is written in (`reopen path`, `reopen "PATH"`, `contents`...), for help texts.
+fn action_forms() -> Vec<String> {
+    let mut forms = Vec::new();
+    for action in ActionWord::ALL {
+        match action.arguments() {
+            [] => forms.push(action.name().to_owned()),
+            arguments => forms.extend(arguments.iter().map(|a| format!("{action} {a}"))),
+        }
+    }
+    forms
+}
 
 /// The text found at byte `pos` of a line, for "found ..." (a string literal, a word, or one character).
 fn token_at(line: &str, pos: usize) -> &str {
@@ -567,20 +399,6 @@ fn token_at(line: &str, pos: usize) -> &str {
         rest.find(|c: char| c.is_whitespace() || c == '"' || c == '#').unwrap_or(rest.len()).max(first.len_utf8())
     };
     &rest[..len]
-}
-
-/// Quotes user text for a message, shortened when long.
-pub(crate) fn shown(s: &str) -> String {
-    const MAX: usize = 40;
-    let mut out = String::from("`");
-    if s.chars().count() > MAX {
-        out.extend(s.chars().take(MAX));
-        out.push('…');
-    } else {
-        out.push_str(s);
-    }
-    out.push('`');
-    out
 }
 
 /// A pest failure as a diagnostic: what was expected in plain words, the token found underlined.
@@ -605,13 +423,13 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     let at_end = rest.trim_start_matches(' ').is_empty();
     let token = if at_end { "" } else { token_at(line, pos) };
     let span = base + pos..base + pos + token.len();
-    let list = join_or(&expected);
+    let list = list(&expected, "or");
     let wants_arrow = expected.contains(&"`=>`");
 
     let diag = |code, message: String, label: &str| {
         Diagnostic::error(code, message).with_source(&source.name, &source.text).with_label(span.clone(), label)
     };
-    if wants_arrow && ACTION_WORDS.contains(&token) {
+    if wants_arrow && ActionWord::from_name(token).is_some() {
         return diag(
             "crrules::parse::missing_arrow",
             format!("missing `=>` before the action `{token}`"),
@@ -645,7 +463,7 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     } else if expected.iter().any(|e| e.starts_with("a comparison")) {
         d = d.with_help("`size` takes a comparison and a size, such as `size <= 16MiB`");
     } else if expected.contains(&"an action") {
-        d = d.with_help("actions are `reopen path`, `reopen \"PATH\"`, `contents`, `recreate`, `inherit \"NAME\"`, `close`, `reject \"REASON\"` and `plugin \"NAME\"`");
+        d = d.with_help(format!("actions are {}", quoted(action_forms().iter().map(String::as_str), "and")));
     } else if expected.contains(&"a quoted string") && !token.is_empty() && !token.starts_with('"') {
         let word = rest.split_whitespace().next().unwrap_or(token);
         d = d.with_help(format!("put the text in double quotes: `\"{}\"`", shown(word).trim_matches('`')));
@@ -653,51 +471,9 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     d
 }
 
-/// `a`, `a or b`, `a, b or c`.
-fn join_or(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(text: &str) -> Vec<(String, u32)> {
-        logical_lines(text).into_iter().map(|l| (text[l.span].to_owned(), l.line)).collect()
-    }
-
-    #[test]
-    fn logical_lines_join_continuations_and_skip_comments() {
-        let text = "# head\n\nfile => close # tail \\\npipe \\\n  => recreate\r\n  \n\"open\n";
-        let got = lines(text);
-        assert_eq!(
-            got,
-            vec![
-                ("file => close # tail \\".to_owned(), 3),
-                ("pipe \\\n  => recreate\r".to_owned(), 4),
-                ("\"open".to_owned(), 7)
-            ]
-        );
-        let l = logical_lines(text);
-        assert_eq!(l[2].unterminated, Some(l[2].span.clone()));
-        assert_eq!(l[0].unterminated, None);
-    }
-
-    #[test]
-    fn hash_and_backslash_inside_strings_are_text() {
-        let got = lines("file path \"/a#b\\\"c\" => close\nx");
-        assert_eq!(got[0].0, "file path \"/a#b\\\"c\" => close");
-        assert_eq!(got.len(), 2);
-    }
-
-    #[test]
-    fn joined_text_has_single_spaces_and_keeps_strings() {
-        assert_eq!(join_continuations("file \\\n   path \"a\\\\\" \\  \r\n => close"), "file path \"a\\\\\" => close");
-    }
 
     #[test]
     fn parses_the_design_example() {
@@ -709,5 +485,27 @@ mod tests {
         assert_eq!(rule.span, 0..26);
         assert_eq!(rule.kind.text, "chardev");
         assert_eq!(rule.action.body, ast::ActionBody::ReopenPath);
+    }
+
+    /// The keywords in `grammar`'s rule `name` (`pred_kw = _{ kw_path | kw_fs ... }`), as words.
+    fn keywords_of<'g>(grammar: &'g str, name: &str) -> Vec<&'g str> {
+        let start = grammar.find(&format!("\n{name} ")).unwrap_or_else(|| panic!("no rule {name}"));
+        let body = &grammar[start..];
+        let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+        body.split('|').map(|kw| kw.trim().trim_start_matches("kw_")).collect()
+    }
+
+    #[test]
+    fn the_grammar_spells_the_keywords_as_the_vocabulary_does() {
+        use crate::vocab::{self, PredicateWord};
+        let grammar = include_str!("../../grammar/crrules.pest");
+        assert_eq!(keywords_of(grammar, "pred_kw"), PredicateWord::words().collect::<Vec<_>>());
+        assert_eq!(keywords_of(grammar, "action_kw"), ActionWord::words().collect::<Vec<_>>());
+        for word in PredicateWord::words().chain(ActionWord::words()).chain([vocab::NOT, vocab::BECAUSE]) {
+            let name = format!("kw_{word}");
+            let rule = grammar.lines().find(|l| l.split_whitespace().next() == Some(name.as_str()));
+            let rule = rule.unwrap_or_else(|| panic!("the grammar has no rule `{name}`"));
+            assert!(rule.contains(&format!("\"{word}\" ~ !ident_char")), "`{rule}` does not spell `{word}`");
+        }
     }
 }

@@ -2,14 +2,15 @@
 //! consume. Every value here is known to make sense (ranges non-empty, numbers in the kernel's range, globs
 //! compiled, predicates applicable to their kind); every rule knows where it came from.
 
+use crate::source::Span;
 use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
 use std::fmt;
 use std::sync::Arc;
 
 pub use crate::action::Action;
 
-/// A byte range in a source file.
-pub type Span = std::ops::Range<usize>;
+// `size OP BYTES` keeps the operator the syntax tree has.
+pub use crate::ast::CmpOp;
 
 /// A set of unsigned numbers as sorted, disjoint, non-adjacent inclusive ranges (`4:64-255`, `1:{3,5,7-9}`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,11 +65,6 @@ impl NumSet {
             [(lo, hi)] if lo == hi => Some(*lo),
             _ => None,
         }
-    }
-
-    /// True when every number of `other` is in `self`.
-    pub fn is_superset(&self, other: &NumSet) -> bool {
-        other.ranges.iter().all(|&(lo, hi)| self.ranges.iter().any(|&(a, b)| a <= lo && hi <= b))
     }
 
     /// True when the set holds every number below `limit`.
@@ -159,40 +155,6 @@ impl std::hash::Hash for Glob {
     }
 }
 
-/// A comparison operator of `size`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-}
-
-impl CmpOp {
-    /// `lhs OP rhs`.
-    pub fn holds(self, lhs: u64, rhs: u64) -> bool {
-        match self {
-            CmpOp::Lt => lhs < rhs,
-            CmpOp::Le => lhs <= rhs,
-            CmpOp::Gt => lhs > rhs,
-            CmpOp::Ge => lhs >= rhs,
-            CmpOp::Eq => lhs == rhs,
-        }
-    }
-
-    /// The operator as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-            CmpOp::Eq => "==",
-        }
-    }
-}
-
 /// One condition of a selector. All of a rule's predicates must hold.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Predicate {
@@ -225,7 +187,9 @@ pub enum Predicate {
 }
 
 impl fmt::Display for Predicate {
+    /// The predicate as written in a rule, keywords from [`crate::vocab`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::vocab::{NOT, PredicateWord as W};
         match self {
             Predicate::Dev { major, minor } => {
                 let side = |s: &NumSet, limit| {
@@ -233,22 +197,22 @@ impl fmt::Display for Predicate {
                 };
                 write!(f, "{}:{}", side(major, crate::vocab::MAJOR_LIMIT), side(minor, crate::vocab::MINOR_LIMIT))
             }
-            Predicate::Path(g) => write!(f, "path {:?}", g.as_str()),
-            Predicate::Fs(g) => write!(f, "fs {}", g.as_str()),
-            Predicate::Deleted => f.write_str("deleted"),
+            Predicate::Path(g) => write!(f, "{} {:?}", W::Path, g.as_str()),
+            Predicate::Fs(g) => write!(f, "{} {}", W::Fs, g.as_str()),
+            Predicate::Deleted => write!(f, "{}", W::Deleted),
             Predicate::Flags(bits) => {
                 let names: Vec<&str> =
                     crate::vocab::open_flag_names(*bits).into_iter().filter(|n| *n != "O_RDONLY").collect();
-                write!(f, "flags {}", names.join(","))
+                write!(f, "{} {}", W::Flags, names.join(","))
             }
-            Predicate::Access(a) => write!(f, "access {a}"),
-            Predicate::Size(op, n) => write!(f, "size {} {n}", op.as_str()),
-            Predicate::Fd(s) => write!(f, "fd {s}"),
-            Predicate::Family(x) => write!(f, "family {x}"),
-            Predicate::SockType(x) => write!(f, "type {x}"),
-            Predicate::State(x) => write!(f, "state {x}"),
-            Predicate::Name(g) => write!(f, "name {:?}", g.as_str()),
-            Predicate::Not(p) => write!(f, "not {p}"),
+            Predicate::Access(a) => write!(f, "{} {a}", W::Access),
+            Predicate::Size(op, n) => write!(f, "{} {} {n}", W::Size, op.as_str()),
+            Predicate::Fd(s) => write!(f, "{} {s}", W::Fd),
+            Predicate::Family(x) => write!(f, "{} {x}", W::Family),
+            Predicate::SockType(x) => write!(f, "{} {x}", W::Type),
+            Predicate::State(x) => write!(f, "{} {x}", W::State),
+            Predicate::Name(g) => write!(f, "{} {:?}", W::Name, g.as_str()),
+            Predicate::Not(p) => write!(f, "{NOT} {p}"),
         }
     }
 }
@@ -324,8 +288,6 @@ mod tests {
         assert_eq!(s.ranges(), &[(3, 5), (7, 9)]);
         assert!(s.contains(4) && s.contains(9) && !s.contains(6) && !s.contains(2) && !s.contains(10));
         assert_eq!(s.to_string(), "{3-5,7-9}");
-        assert!(NumSet::all(4096).is_superset(&s));
-        assert!(!s.is_superset(&NumSet::single(6)));
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! A policy file's text, named as users see it, shared cheaply between the rule set and its diagnostics.
+//! A policy file's text, named as users see it, shared cheaply between the rule set and its diagnostics,
+//! and the byte ranges that every stage uses to point into it.
 
 use crate::diag::Diagnostic;
 use std::sync::Arc;
+
+/// A byte range in a source's text: where a syntax tree node, a rule or a diagnostic's label is.
+pub type Span = std::ops::Range<usize>;
 
 /// One policy file's text.
 #[derive(Clone, Debug)]
@@ -38,11 +42,5 @@ impl Source {
                 .with_help("rule files are UTF-8 text; check that this is the file you meant"))
             }
         }
-    }
-
-    /// The 1-based line of a byte offset.
-    pub fn line_of(&self, offset: usize) -> u32 {
-        let offset = offset.min(self.text.len());
-        1 + self.text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() as u32
     }
 }

@@ -1,109 +1,23 @@
-//! Syntax tree -> validated rule set: meaning, applicability, ranges, globs; shadowing and duplicates.
+//! Syntax tree -> validated rule: meaning, applicability, ranges, globs.
 //!
 //! Words are resolved here against the vocabulary tables (so every unknown word gets a did-you-mean),
 //! numbers are range-checked, globs compiled, and each predicate and action is checked against the kind
 //! it is written for. A rule with any error is left out of the rule set; every error is reported.
 
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::parse::{self, MAX_NOT_DEPTH, shown};
-use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule, RuleSet, Span};
-use crate::vocab::{self, Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
-use crate::{Source, Validated, ast};
-
-/// The most diagnostics reported for one file; past it, one more error says how many were left out.
-pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+use crate::diag::{Diagnostic, did_you_mean, quoted, shown};
+use crate::parse::MAX_NOT_DEPTH;
+use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule};
+use crate::source::Span;
+use crate::vocab::{
+    self, Access, ActionWord, Kind, MAJOR_LIMIT, MINOR_LIMIT, PredicateWord, SockFamily, SockState, SockType,
+};
+use crate::{Source, ast};
 
 /// The longest glob accepted, in bytes (`PATH_MAX`).
 pub const MAX_GLOB_LEN: usize = 4096;
 
 /// fd numbers are non-negative `int`s.
 pub const FD_LIMIT: u32 = 1 << 31;
-
-/// The predicate keywords, for did-you-mean.
-const PREDICATE_WORDS: &[&str] =
-    &["path", "fs", "deleted", "flags", "access", "size", "fd", "family", "type", "state", "name", "not"];
-
-/// The action keywords, for did-you-mean.
-const ACTION_WORDS: &[&str] = &["reopen", "contents", "recreate", "inherit", "close", "reject", "plugin"];
-
-/// See [`crate::compile`].
-pub fn compile(sources: &[Source]) -> Validated {
-    let mut rules = Vec::new();
-    let mut diagnostics = Vec::new();
-    for source in sources {
-        let (mut file_rules, mut diags) = compile_source(source);
-        rules.append(&mut file_rules);
-        // Syntax errors and semantic errors of one file, in the order of the text they point at.
-        diags.sort_by_key(|d| d.primary_span().map_or(0, |s| s.start));
-        if diags.len() > MAX_DIAGNOSTICS_PER_FILE {
-            let left_out = diags.len() - MAX_DIAGNOSTICS_PER_FILE;
-            let at = diags[MAX_DIAGNOSTICS_PER_FILE].primary_span();
-            diags.truncate(MAX_DIAGNOSTICS_PER_FILE);
-            let mut more = Diagnostic::error(
-                "crrules::parse::too_many_errors",
-                format!("{left_out} more problems in this file are not shown"),
-            )
-            .with_source(&source.name, &source.text)
-            .with_help("fix the problems above first; is this really a rule file?");
-            if let Some(at) = at {
-                more = more.with_label(at, "the first problem not shown");
-            }
-            diags.push(more);
-        }
-        diagnostics.append(&mut diags);
-    }
-    Validated { rules: RuleSet { rules }, diagnostics }
-}
-
-/// Below this many logical lines per thread, a file is compiled on the calling thread.
-const LINES_PER_THREAD: usize = 2048;
-
-/// Parses and validates one file. Lines are independent, so a large file is cut into consecutive chunks
-/// compiled on scoped threads (one per core) and put back together in order.
-fn compile_source(source: &Source) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let lines = parse::logical_lines(&source.text);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(lines.len() / LINES_PER_THREAD).max(1);
-    if threads == 1 {
-        return compile_lines(source, &lines);
-    }
-    let chunk = lines.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::with_capacity(threads);
-        let mut chunks = lines.chunks(chunk);
-        // The calling thread does the first chunk itself, after handing out the others.
-        let first = chunks.next().unwrap_or(&[]);
-        for part in chunks {
-            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || compile_lines(source, part));
-            // Out of threads: do that chunk here instead.
-            handles.push(spawned.map_err(|_| part));
-        }
-        let (mut rules, mut diags) = compile_lines(source, first);
-        for handle in handles {
-            let (mut r, mut d) = match handle {
-                Ok(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(part) => compile_lines(source, part),
-            };
-            rules.append(&mut r);
-            diags.append(&mut d);
-        }
-        (rules, diags)
-    })
-}
-
-/// Parses and validates consecutive logical lines of one file.
-fn compile_lines(source: &Source, lines: &[parse::LogicalLine]) -> (Vec<Rule>, Vec<Diagnostic>) {
-    let mut rules = Vec::with_capacity(lines.len());
-    let mut diags = Vec::new();
-    for line in lines {
-        if let Some(ast) = parse::parse_line(source, line, &mut diags)
-            && let Some(rule) = validate_rule(source, &ast, &mut diags)
-        {
-            rules.push(rule);
-        }
-    }
-    (rules, diags)
-}
 
 /// Validates one parsed rule, pushing its errors; `None` when it has any.
 pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnostic>) -> Option<Rule> {
@@ -131,56 +45,39 @@ pub fn validate_rule(source: &Source, rule: &ast::Rule, diags: &mut Vec<Diagnost
     })
 }
 
-/// The kinds a predicate can be written for (`not P` as `P`).
+/// The kinds a predicate can be written for (`not P` as `P`); `None`: every kind.
 fn predicate_kinds(body: &ast::AtomBody) -> Option<&'static [Kind]> {
     use Kind::*;
-    use ast::AtomBody as B;
-    Some(match body {
-        B::Dev { .. } => &[Chardev, Blockdev],
-        B::Path(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
-        B::Fs(_) => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
-        B::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
-        B::Size { .. } => &[File, Memfd, Blockdev, Any],
-        B::Family(_) | B::Type(_) | B::State(_) => &[Socket],
-        B::Name(_) => &[Anon, Nsfs],
-        B::Flags(_) | B::Access(_) | B::Fd(_) | B::Unknown(_) => return None,
+    use PredicateWord as P;
+    if let ast::AtomBody::Dev { .. } = body {
+        return Some(&[Chardev, Blockdev]);
+    }
+    Some(match body.keyword()? {
+        P::Path => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
+        P::Fs => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
+        P::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
+        P::Size => &[File, Memfd, Blockdev, Any],
+        P::Family | P::Type | P::State => &[Socket],
+        P::Name => &[Anon, Nsfs],
+        P::Flags | P::Access | P::Fd => return None,
     })
 }
 
-/// The kinds an action can apply to (`None`: every kind, `any` included).
-fn action_kinds(body: &ast::ActionBody) -> Option<&'static [Kind]> {
+/// The kinds an action can apply to; `None`: every kind, `any` included.
+fn action_kinds(action: ActionWord) -> Option<&'static [Kind]> {
+    use ActionWord as A;
     use Kind::*;
-    use ast::ActionBody as A;
-    Some(match body {
-        A::ReopenPath | A::ReopenSubst(_) => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
-        A::Contents { .. } => &[File, Memfd],
+    Some(match action {
+        A::Reopen => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
+        A::Contents => &[File, Memfd],
         A::Recreate => &[Pipe, Fifo, Socket, Eventfd, Epoll, Signalfd, Timerfd, Inotify, Fanotify, Memfd, Pidfd],
-        A::Inherit(_) | A::Close | A::Reject(_) | A::Plugin(_) | A::Unknown => return None,
+        A::Inherit | A::Close | A::Reject | A::Plugin => return None,
     })
 }
 
-/// `` `a`, `b` and `c` ``.
-fn and_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    let words: Vec<String> = words.into_iter().map(|w| format!("`{w}`")).collect();
-    match words.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-/// `` `a`, `b` or `c` ``.
-fn or_list<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
-    let s = and_list(words);
-    match s.rfind(" and ") {
-        Some(i) => format!("{} or {}", &s[..i], &s[i + 5..]),
-        None => s,
-    }
-}
-
-/// Did-you-mean for words that may be arbitrarily long (a 10 MB line): long words get no suggestion.
-fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    (word.len() <= 64).then(|| did_you_mean(word, candidates)).flatten()
+/// The help that names the word likely meant.
+fn you_mean(word: &str) -> String {
+    format!("did you mean `{word}`?")
 }
 
 struct Validator<'a> {
@@ -211,18 +108,24 @@ impl Validator<'_> {
         if let Some(v) = from_name(word.text) {
             return Some(v);
         }
-        let help = match suggest(word.text, words()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the {plural} are {}", and_list(words())),
-        };
-        self.error(
-            code,
-            format!("unknown {what} {}", shown(word.text)),
-            word.span.clone(),
-            &format!("not a {what}"),
-            Some(help),
-        );
+        let meant = did_you_mean(word.text, words());
+        let otherwise = format!("the {plural} are {}", quoted(words(), "and"));
+        self.unknown(word, code, (what, &format!("not a {what}")), meant, otherwise);
         None
+    }
+
+    /// Reports `word` as an unknown WHAT (`unknown socket family `unx``), labelled `label`, with a help
+    /// naming the word `meant` when there is one, else `otherwise`.
+    fn unknown(
+        &mut self,
+        word: &ast::Word,
+        code: &'static str,
+        (what, label): (&str, &str),
+        meant: Option<&str>,
+        otherwise: String,
+    ) {
+        let help = meant.map_or(otherwise, you_mean);
+        self.error(code, format!("unknown {what} {}", shown(word.text)), word.span.clone(), label, Some(help));
     }
 
     fn kind(&mut self, word: &ast::Word) -> Option<Kind> {
@@ -259,13 +162,13 @@ impl Validator<'_> {
             let (message, help) = match &atom.body {
                 B::Dev { .. } => (
                     format!("a device number does not apply to `{kind}`"),
-                    format!("device numbers apply to {}", and_list(kind_words)),
+                    format!("device numbers apply to {}", quoted(kind_words, "and")),
                 ),
                 body => {
-                    let word = predicate_word(body);
+                    let word = body.keyword().map_or("?", PredicateWord::name);
                     (
                         format!("`{word}` does not apply to `{kind}`"),
-                        format!("`{word}` applies to {}", and_list(kind_words)),
+                        format!("`{word}` applies to {}", quoted(kind_words, "and")),
                     )
                 }
             };
@@ -337,25 +240,20 @@ impl Validator<'_> {
     }
 
     fn unknown_predicate(&mut self, w: &ast::Word) {
-        let help = if let Some(k) = Kind::from_name(w.text) {
-            format!("a rule has one kind; write a second rule for `{k}`, or use `any`")
-        } else if w.text == "because" {
-            "`because \"NOTE\"` goes after the action".to_owned()
-        } else if let Some(s) = suggest(w.text, PREDICATE_WORDS.iter().copied()) {
-            format!("did you mean `{s}`?")
+        let (meant, otherwise) = if let Some(k) = Kind::from_name(w.text) {
+            (None, format!("a rule has one kind; write a second rule for `{k}`, or use `any`"))
+        } else if w.text == vocab::BECAUSE {
+            (None, "`because \"NOTE\"` goes after the action".to_owned())
         } else {
-            format!(
-                "predicates are {}, device numbers like `1:3`, and `not` before any of them",
-                and_list(PREDICATE_WORDS[..11].iter().copied())
-            )
+            let meant = did_you_mean(w.text, PredicateWord::words().chain([vocab::NOT]));
+            let otherwise = format!(
+                "predicates are {}, device numbers like `1:3`, and `{}` before any of them",
+                quoted(PredicateWord::words(), "and"),
+                vocab::NOT
+            );
+            (meant, otherwise)
         };
-        self.error(
-            "crrules::parse::unknown_predicate",
-            format!("unknown predicate {}", shown(w.text)),
-            w.span.clone(),
-            "not a predicate",
-            Some(help),
-        );
+        self.unknown(w, "crrules::parse::unknown_predicate", ("predicate", "not a predicate"), meant, otherwise);
     }
 
     fn flag(&mut self, w: &ast::Word) -> Option<u32> {
@@ -373,17 +271,9 @@ impl Validator<'_> {
             return None;
         }
         let names = vocab::OPEN_FLAGS.iter().map(|(n, _)| *n);
-        let help = match suggest(w.text, names.clone()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the open flags are {}", and_list(names)),
-        };
-        self.error(
-            "crrules::parse::unknown_flag",
-            format!("unknown open flag {}", shown(w.text)),
-            w.span.clone(),
-            "not an open flag",
-            Some(help),
-        );
+        let otherwise = format!("the open flags are {}", quoted(names.clone(), "and"));
+        let meant = did_you_mean(w.text, names);
+        self.unknown(w, "crrules::parse::unknown_flag", ("open flag", "not an open flag"), meant, otherwise);
         None
     }
 
@@ -450,18 +340,14 @@ impl Validator<'_> {
                         .next()
                         .map(|c| c.to_ascii_uppercase())
                         .and_then(|c| units.clone().find(|u| u.len() == 3 && u.starts_with(c)));
-                    let mut help =
-                        format!("sizes take {} (powers of 1024), or no unit for bytes", or_list(units.clone()));
-                    if let Some(s) = by_prefix.or_else(|| suggest(unit.text, units)) {
-                        help = format!("did you mean `{s}`? {help}");
-                    }
-                    self.error(
-                        "crrules::parse::unknown_unit",
-                        format!("unknown size unit {}", shown(unit.text)),
-                        unit.span.clone(),
-                        "not a size unit",
-                        Some(help),
-                    );
+                    let sizes =
+                        format!("sizes take {} (powers of 1024), or no unit for bytes", quoted(units.clone(), "or"));
+                    // The units are few: they are listed after a did-you-mean too.
+                    let help = match by_prefix.or_else(|| did_you_mean(unit.text, units)) {
+                        Some(meant) => format!("{} {sizes}", you_mean(meant)),
+                        None => sizes,
+                    };
+                    self.unknown(unit, "crrules::parse::unknown_unit", ("size unit", "not a size unit"), None, help);
                     return None;
                 }
             },
@@ -519,7 +405,7 @@ impl Validator<'_> {
     fn action(&mut self, kind: Option<Kind>, a: &ast::Action) -> Option<Action> {
         use ast::ActionBody as A;
         let mut applicable = true;
-        if let (Some(kind), Some(kinds)) = (kind, action_kinds(&a.body))
+        if let (Some(kind), Some(kinds)) = (kind, a.body.keyword().and_then(action_kinds))
             && !kinds.contains(&kind)
         {
             applicable = false;
@@ -530,8 +416,9 @@ impl Validator<'_> {
                 a.span.clone(),
                 &format!("not for `{kind}`"),
                 Some(format!(
-                    "`{word}` applies to {}; `inherit`, `close`, `reject` and `plugin` apply to every kind",
-                    and_list(kinds.iter().map(|k| k.name()))
+                    "`{word}` applies to {}; {} apply to every kind",
+                    quoted(kinds.iter().map(|k| k.name()), "and"),
+                    quoted(ActionWord::ALL.iter().filter(|a| action_kinds(**a).is_none()).map(|a| a.name()), "and")
                 )),
             );
         }
@@ -574,17 +461,14 @@ impl Validator<'_> {
             },
             A::Plugin(s) => Action::Plugin { name: self.nonempty(s, "plugin name", "the name of the backend plugin")? },
             A::Unknown => {
-                let w = &a.keyword;
-                let help = match suggest(w.text, ACTION_WORDS.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!("the actions are {}", and_list(ACTION_WORDS.iter().copied())),
-                };
-                self.error(
+                let meant = did_you_mean(a.keyword.text, ActionWord::words());
+                let otherwise = format!("the actions are {}", quoted(ActionWord::words(), "and"));
+                self.unknown(
+                    &a.keyword,
                     "crrules::parse::unknown_action",
-                    format!("unknown action {}", shown(w.text)),
-                    w.span.clone(),
-                    "not an action",
-                    Some(help),
+                    ("action", "not an action"),
+                    meant,
+                    otherwise,
                 );
                 return None;
             }
@@ -618,26 +502,6 @@ impl Validator<'_> {
             return None;
         }
         self.nonempty(&b.note, "`because` note", "why the rule is what it is, or drop `because`")
-    }
-}
-
-/// The keyword of a predicate, for messages.
-fn predicate_word(body: &ast::AtomBody) -> &'static str {
-    use ast::AtomBody as B;
-    match body {
-        B::Dev { .. } => "MAJ:MIN",
-        B::Path(_) => "path",
-        B::Fs(_) => "fs",
-        B::Deleted => "deleted",
-        B::Flags(_) => "flags",
-        B::Access(_) => "access",
-        B::Size { .. } => "size",
-        B::Fd(_) => "fd",
-        B::Family(_) => "family",
-        B::Type(_) => "type",
-        B::State(_) => "state",
-        B::Name(_) => "name",
-        B::Unknown(_) => "?",
     }
 }
 

@@ -1,12 +1,14 @@
-//! The words of the language that name kernel things: fd kinds, socket families, types and states, and
-//! open flags. One table each, shared by the parser (spelling, did-you-mean), the validator (what applies
-//! to what) and the engine (what the scanner reports), so a word means the same thing everywhere.
+//! The words of the language, each listed once: its keywords (those that open a predicate or an action,
+//! `not`, `because`) and the words that name kernel things (fd kinds, socket families, types and states,
+//! open flags, size units). One table each, shared by the parser (spelling, did-you-mean), the validator
+//! (what applies to what, help texts) and the engine (what the scanner reports), so a word means the same
+//! thing everywhere. The grammar spells the keywords too; a test keeps it in step with the tables here.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Defines a `Copy` enum whose variants are spelled in the language by the given words, with `ALL`,
-/// `name()`, `from_name()` and serde through that name.
+/// `name()`, `from_name()`, `words()` and `Display` through that name.
 macro_rules! words {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -38,7 +40,12 @@ macro_rules! words {
                 f.write_str(self.name())
             }
         }
+    };
+}
 
+/// Serde for word enums whose values are facts (the engine's JSON output and facts files): through the word.
+macro_rules! serde_by_name {
+    ($($name:ident),+) => {$(
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.name())
@@ -53,8 +60,57 @@ macro_rules! words {
                 })
             }
         }
-    };
+    )+};
 }
+
+words! {
+    /// The keywords that open a predicate. A device number (`1:3`) is the one predicate without one.
+    PredicateWord {
+        Path = "path",
+        Fs = "fs",
+        Deleted = "deleted",
+        Flags = "flags",
+        Access = "access",
+        Size = "size",
+        Fd = "fd",
+        Family = "family",
+        Type = "type",
+        State = "state",
+        Name = "name",
+    }
+}
+
+/// `not P`: the predicate `P` does not hold.
+pub const NOT: &str = "not";
+
+words! {
+    /// The keywords that open an action.
+    ActionWord {
+        Reopen = "reopen",
+        Contents = "contents",
+        Recreate = "recreate",
+        Inherit = "inherit",
+        Close = "close",
+        Reject = "reject",
+        Plugin = "plugin",
+    }
+}
+
+impl ActionWord {
+    /// What follows the keyword in each form the action is written in, for help texts (none: the keyword
+    /// alone; `contents limit SIZE` is left to its own help).
+    pub const fn arguments(self) -> &'static [&'static str] {
+        match self {
+            ActionWord::Reopen => &["path", "\"PATH\""],
+            ActionWord::Inherit | ActionWord::Plugin => &["\"NAME\""],
+            ActionWord::Reject => &["\"REASON\""],
+            ActionWord::Contents | ActionWord::Recreate | ActionWord::Close => &[],
+        }
+    }
+}
+
+/// `because "NOTE"`, after the action: why the rule is what it is.
+pub const BECAUSE: &str = "because";
 
 words! {
     /// What an open fd refers to, as the language names it.
@@ -109,32 +165,6 @@ words! {
         Xdp = "xdp",
         Mctp = "mctp",
         Other = "other",
-    }
-}
-
-impl SockFamily {
-    /// The `AF_*` number of this family (0 for `other`).
-    pub const fn af(self) -> u16 {
-        match self {
-            SockFamily::Unix => 1,
-            SockFamily::Inet => 2,
-            SockFamily::Inet6 => 10,
-            SockFamily::Netlink => 16,
-            SockFamily::Packet => 17,
-            SockFamily::Tipc => 30,
-            SockFamily::Bluetooth => 31,
-            SockFamily::Can => 29,
-            SockFamily::Alg => 38,
-            SockFamily::Vsock => 40,
-            SockFamily::Xdp => 44,
-            SockFamily::Mctp => 45,
-            SockFamily::Other => 0,
-        }
-    }
-
-    /// The family for an `AF_*` number; unknown numbers are `other`.
-    pub fn from_af(af: u16) -> SockFamily {
-        SockFamily::ALL.iter().copied().find(|f| f.af() == af && *f != SockFamily::Other).unwrap_or(SockFamily::Other)
     }
 }
 
@@ -231,6 +261,8 @@ impl Access {
     }
 }
 
+serde_by_name!(Kind, SockFamily, SockType, SockState, Access);
+
 /// Open flags the language can name, with their x86-64/aarch64 generic values (as `fdinfo` prints them,
 /// in octal). `O_RDONLY` is zero and cannot be tested as a flag: use `access ro`.
 pub const OPEN_FLAGS: &[(&str, u32)] = &[
@@ -306,8 +338,6 @@ mod tests {
         for k in Kind::ALL {
             assert_eq!(Kind::from_name(k.name()), Some(*k));
         }
-        assert_eq!(SockFamily::from_af(10), SockFamily::Inet6);
-        assert_eq!(SockFamily::from_af(999), SockFamily::Other);
         assert_eq!(Access::from_flags(0o2002), Access::Rw);
     }
 }

@@ -7,6 +7,7 @@ use super::space::{Cell, Oracle, rule_cells};
 use crate::diag::{Diagnostic, Severity};
 use crate::rule::{Action, Rule, RuleSet};
 use crate::source::Source;
+use crate::vocab::ActionWord;
 
 /// The most distribution rules one site rule is compared with.
 const MAX_COMPARED: usize = 4096;
@@ -65,7 +66,7 @@ fn subtract<'g>(region: Vec<Cell<'g>>, taken: &[Cell<'g>], oracle: &mut Oracle) 
 /// An action as a message quotes it: a reject without its (long) reason.
 fn short(action: &Action) -> String {
     match action {
-        Action::Reject { .. } => "reject".to_owned(),
+        Action::Reject { .. } => ActionWord::Reject.to_string(),
         other => other.to_string(),
     }
 }

@@ -64,7 +64,7 @@ pub struct Coverage {
 /// The most pieces the uncovered part of a kind may break into before the status is left at partial.
 const MAX_PIECES: usize = 256;
 
-/// See [`super::coverage`].
+/// See [`super::coverage()`].
 pub fn coverage(rules: &RuleSet) -> Coverage {
     let mut oracle = Oracle;
     let cells: Vec<Option<Vec<Cell<'_>>>> = rules.rules().iter().map(|r| rule_cells(r, &mut oracle)).collect();

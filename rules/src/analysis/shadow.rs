@@ -10,6 +10,7 @@
 use super::space::{Cell, DIMS, Oracle, is_catch_all, literal_text, rule_cells};
 use crate::diag::{Diagnostic, Severity};
 use crate::hash::{QuickHasher, QuickMap};
+use crate::par;
 use crate::rule::{Predicate, Rule, RuleSet};
 use crate::source::Source;
 use crate::vocab::{Kind, SockFamily};
@@ -171,40 +172,12 @@ enum Finding {
 /// Below this many rules, the analysis runs on the calling thread only.
 const RULES_PER_THREAD: usize = 2048;
 
-/// `f` of each index below `n`, in order, computed on scoped threads (one chunk each) when `n` is large.
-fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let threads = cores.min(n / RULES_PER_THREAD).max(1);
-    if threads == 1 {
-        return (0..n).map(f).collect();
-    }
-    let chunk = n.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads)
-            .map(|t| {
-                let range = (t * chunk).min(n)..((t + 1) * chunk).min(n);
-                std::thread::Builder::new().spawn_scoped(scope, move || range.clone().map(f).collect::<Vec<T>>()).ok()
-            })
-            .collect();
-        let mut out: Vec<T> = (0..chunk.min(n)).map(f).collect();
-        for (t, handle) in handles.into_iter().enumerate() {
-            let range = ((t + 1) * chunk).min(n)..((t + 2) * chunk).min(n);
-            // A thread that could not start or that failed: do its chunk here.
-            match handle.map(|h| h.join()) {
-                Some(Ok(part)) => out.extend(part),
-                _ => out.extend(range.map(f)),
-            }
-        }
-        out
-    })
-}
-
 /// See [`super::shadowing`]. Each rule's boxes are built, then each rule is checked against the earlier
 /// ones, both in parallel; the index of earlier rules is built in between, in order.
 pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
     let rules = &rules.rules()[..rules.len().min(u32::MAX as usize)];
-    let mut cells: Vec<Option<Vec<Cell<'_>>>> = par_map(rules.len(), |j| rule_cells(&rules[j], &mut Oracle));
+    let mut cells: Vec<Option<Vec<Cell<'_>>>> =
+        par::map(rules.len(), RULES_PER_THREAD, |j| rule_cells(&rules[j], &mut Oracle));
     // Duplicates, in order; they take no further part.
     let mut findings: Vec<Option<Finding>> = (0..rules.len()).map(|_| None).collect();
     let mut seen: QuickMap<u64, Vec<u32>> = QuickMap::default();
@@ -241,7 +214,7 @@ pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
         group.keyed.entry(k).or_default().push(j);
     }
     let (cells, groups) = (&cells, &groups);
-    let covered = par_map(rules.len(), |j| {
+    let covered = par::map(rules.len(), RULES_PER_THREAD, |j| {
         let mine = cells[j].as_deref()?;
         if mine.is_empty() {
             return Some(Finding::Contradiction);

@@ -11,7 +11,8 @@
 //! exist, never fewer: "covered" in this model is covered in fact, while some rules that are covered
 //! in fact go unnoticed. That is the direction a linter must err in.
 
-use crate::rule::{CmpOp, Glob, NumSet, Predicate, Rule};
+use crate::ast::CmpOp;
+use crate::rule::{Glob, NumSet, Predicate, Rule};
 use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
 use std::borrow::Cow;
 
