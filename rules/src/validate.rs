@@ -110,7 +110,8 @@ impl Validator<'_> {
         }
         let meant = did_you_mean(word.text, words());
         let otherwise = format!("the {plural} are {}", quoted(words(), "and"));
-        self.unknown(word, code, (what, &format!("not a {what}")), meant, otherwise);
+        let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        self.unknown(word, code, (what, &format!("not {article} {what}")), meant, otherwise);
         None
     }
 
