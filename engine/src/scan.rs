@@ -140,9 +140,13 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
             None => dir.mounts()?,
         };
         add_filesystems(&mounts, &mut entries);
-        // A file on a mount no mountinfo lists (a message queue, secret memory): its superblock says.
-        for f in open_facts(&mut entries).filter(|f| f.fs.is_none() && f.path.is_some()) {
-            f.fs = dir.fs_by_magic(f.fd).map(str::to_owned);
+        // A file on a mount no mountinfo lists (a message queue, secret memory): its superblock says. Only
+        // fds whose fdinfo was read name a mount at all.
+        // One superblock, one `statfs`: every memfd of a process shares one.
+        let mut by_dev: HashMap<Option<crate::facts::DevNum>, Option<&'static str>> = HashMap::new();
+        for f in open_facts(&mut entries).filter(|f| f.fs.is_none() && f.mnt_id.is_some() && f.path.is_some()) {
+            let fs = *by_dev.entry(f.st_dev).or_insert_with(|| dir.fs_by_magic(f.fd));
+            f.fs = fs.map(str::to_owned);
         }
     }
     if opts.sockets {
