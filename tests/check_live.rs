@@ -58,6 +58,60 @@ const EXPECTED: &[(&str, &str, &str, &str)] = &[
     ("netns", "nsfs", "inherit", "20-files.rules"),
 ];
 
+/// The hard shapes of each kind (issue 8): the default policy's action, the policy file of the deciding rule,
+/// and words its reason must hold, so a reason that stops naming the loss or the requirement fails.
+const HARD: &[(&str, &str, &str, &str)] = &[
+    ("mqueue", "reject", "20-files.rules", "message queues"),
+    ("secretmem", "reject", "20-files.rules", "memfd_secret"),
+    ("pipe_packet_read", "reject", "30-ipc.rules", "packet-mode"),
+    ("pipe_packet_write", "reject", "30-ipc.rules", "packet-mode"),
+    ("timerfd_alarm", "reject", "30-ipc.rules", "alarm clocks"),
+    ("pidfd_thread", "reject", "30-ipc.rules", "PIDFD_THREAD"),
+    ("tcp_unbound", "recreate", "30-ipc.rules", "unbound"),
+    ("udp_unbound", "recreate", "30-ipc.rules", "dropped"),
+    ("tcp_reset", "recreate", "30-ipc.rules", "reset"),
+    ("tcp_close_wait", "recreate", "30-ipc.rules", "--tcp-established"),
+    ("tcp_listen_backlog", "reject", "30-ipc.rules", "waiting to be accepted"),
+    ("tcp_backlog_client", "recreate", "30-ipc.rules", "--tcp-established"),
+    ("raw_icmp", "recreate", "30-ipc.rules", "dropped"),
+    ("udplite", "recreate", "30-ipc.rules", "dropped"),
+    ("mptcp", "reject", "30-ipc.rules", "MPTCP"),
+    ("netlink_pending", "reject", "30-ipc.rules", "waiting to be read"),
+    ("fifo_deleted", "recreate", "20-files.rules", "deleted"),
+    ("dir_deleted", "recreate", "20-files.rules", "deleted"),
+    ("file_linked_elsewhere", "contents", "20-files.rules", "--link-remap"),
+    ("file_deleted_big", "contents", "20-files.rules", "--ghost-limit"),
+    ("posix_lock", "reopen", "20-files.rules", "--file-locks"),
+    ("dir", "reopen", "20-files.rules", "O_DIRECTORY"),
+    ("fanotify_fs", "reject", "30-ipc.rules", "filesystem marks"),
+    ("fanotify_mount", "recreate", "30-ipc.rules", "marks are re-added"),
+    ("proc_file", "reopen", "20-files.rules", "names a pid"),
+    ("tracefs", "reject", "20-files.rules", "tracefs"),
+    ("debugfs", "reject", "20-files.rules", "debugfs"),
+    ("tty0", "reject", "10-devices.rules", "/dev/tty0"),
+    ("vt1", "reopen", "10-devices.rules", "virtual consoles"),
+    ("pty_master", "inherit", "10-devices.rules", "16 KiB"),
+];
+
+#[test]
+fn every_hard_shape_is_decided_with_a_true_reason() {
+    let holder = Holder::spawn(&[]);
+    let root = TempDir::new("check-hard");
+    let (_, json, err) = check_json(holder.pid(), &root);
+    let mut wrong = Vec::new();
+    for &(name, action, file, words) in HARD {
+        // Shapes this machine cannot make are left out by the holder (scan_shapes says which must exist).
+        let Some(&fd) = holder.fds.get(name) else { continue };
+        let f = fd_object(&json, fd);
+        let rule = f["rule"].as_str().unwrap_or("-");
+        let reason = f["reason"].as_str().unwrap_or("");
+        if f["action"] != action || !rule.starts_with(&format!("<builtin>/{file}:")) || !reason.contains(words) {
+            wrong.push(format!("{name}: want {action} by {file} saying `{words}`, got {f}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{err}\n{}", wrong.join("\n"));
+}
+
 #[test]
 fn every_kind_is_classified_and_decided_by_the_default_policy() {
     let holder = Holder::spawn(&[]);

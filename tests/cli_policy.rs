@@ -177,10 +177,34 @@ fn coverage_shows_what_falls_through_compactly() {
 #[test]
 fn the_default_policy_passes_its_own_policy_tests() {
     // Facts of every fd kind (a live fdholder, saved) and of devices and objects no test machine has (a
-    // serial line, /dev/kvm, GPUs, a block device, KVM and BPF inodes), with the action each must get.
+    // serial line, /dev/kvm, GPUs, a block device, KVM and BPF inodes, TCP states a test cannot hold still),
+    // with the decision each must get.
     let root = TempDir::new("default-tests");
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/tests");
     let (code, out, err) = run(&["test", "--root", root.str(), tests]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("56 decision(s) as expected, 0 changed"), "{out}");
+    assert!(out.contains("108 decision(s) as expected, 0 changed"), "{out}");
+}
+
+#[test]
+fn every_default_rule_decides_a_fd_of_the_policy_tests() {
+    let root = TempDir::new("coverage-root");
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/tests/default.test.jsonl");
+    let (code, out, err) = run(&["check", "--root", root.str(), "--facts", tests, "--format", "json"]);
+    assert!(code == 0 || code == 1, "{err}");
+    let used: std::collections::HashSet<String> = out
+        .lines()
+        .flat_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fds"].as_array().unwrap().clone())
+        .filter_map(|f| f["rule"].as_str().map(str::to_owned))
+        .collect();
+    let (_, rules, _) = run(&["rules", "--root", root.str(), "--format", "json"]);
+    let rules: serde_json::Value = serde_json::from_str(&rules).unwrap();
+    let unused: Vec<String> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !used.contains(r["rule"].as_str().unwrap()))
+        .map(|r| format!("{}  {}", r["rule"], r["text"]))
+        .collect();
+    assert!(unused.is_empty(), "default rules no policy test exercises:\n{}", unused.join("\n"));
 }

@@ -36,7 +36,7 @@ fn row(file: &str, action: &str, reason: &str) -> (String, String, String) {
 #[test]
 fn site_files_layer_over_the_builtin_policy_file_by_file() {
     let holder = Holder::spawn(&[]);
-    let fds = ["devnull", "pipe_read", "file_at_offset"];
+    let fds = ["devnull", "pipe_read", "append"];
     // A site file beside the built-in policy: it decides first, and every other fd keeps its built-in rule.
     let site = TempDir::new("layer-site");
     site.write("etc/crrules/rules.d/05-site.rules", "chardev 1:3 => close because \"site says so\"\n");

@@ -111,18 +111,24 @@ fn every_kind_is_reported_with_its_facts() {
         (tcp.family, tcp.sock_type, tcp.state),
         (Some(SockFamily::Inet), Some(SockType::Stream), Some(SockState::Listen))
     );
-    assert_eq!(tcp.protocol, Some(6));
+    assert_eq!(tcp.protocol_number, Some(6));
     assert!(
         tcp.local.as_ref().and_then(ByteString::to_str).unwrap().starts_with("127.0.0.1:") && tcp.peer.is_none(),
         "{tcp:?}"
     );
 
     let udp = s.get("udp6").socket.as_ref().expect("socket facts");
-    assert_eq!((udp.family, udp.sock_type, udp.protocol), (Some(SockFamily::Inet6), Some(SockType::Dgram), Some(17)));
+    assert_eq!(
+        (udp.family, udp.sock_type, udp.protocol_number),
+        (Some(SockFamily::Inet6), Some(SockType::Dgram), Some(17))
+    );
     assert!(udp.local.as_ref().and_then(ByteString::to_str).unwrap().starts_with("[::1]:"), "{udp:?}");
 
     let nl = s.get("netlink").socket.as_ref().expect("socket facts");
-    assert_eq!((nl.family, nl.sock_type, nl.protocol), (Some(SockFamily::Netlink), Some(SockType::Raw), Some(0)));
+    assert_eq!(
+        (nl.family, nl.sock_type, nl.protocol_number),
+        (Some(SockFamily::Netlink), Some(SockType::Raw), Some(0))
+    );
     assert!(nl.local.as_ref().and_then(ByteString::to_str).is_some_and(|port| port != "0"), "bound: {nl:?}");
     // sock_diag lists only bound netlink sockets: the protocol name still gives the family.
     let unbound = s.get("netlink_unbound").socket.as_ref().expect("socket facts");
@@ -229,7 +235,7 @@ fn sockets_of_another_network_namespace() {
     let sa = ua.socket.as_ref().expect("socket facts");
     assert_eq!((sa.family, sa.sock_type, sa.peer_ino), (Some(SockFamily::Unix), Some(SockType::Stream), ub.ino));
     let nl = s.get("netlink").socket.as_ref().expect("socket facts");
-    assert_eq!((nl.family, nl.protocol), (Some(SockFamily::Netlink), Some(0)));
+    assert_eq!((nl.family, nl.protocol_number), (Some(SockFamily::Netlink), Some(0)));
     assert!(!h.fds.contains_key("tcp_listen"));
 }
 

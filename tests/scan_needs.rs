@@ -38,10 +38,12 @@ fn narrowed_scan_decides_like_the_full_scan() {
     let holder = Holder::spawn(&[]);
     let rules = default_policy();
     let narrow = ScanOptions::for_policy(&rules);
-    // The default policy tests the filesystem of files and the family/type/state of sockets, nothing else
-    // that fdinfo or sock_diag tells.
-    assert!(narrow.fdinfo.contains(Kind::File));
-    assert!(!narrow.fdinfo.contains(Kind::Pipe) && !narrow.fdinfo.contains(Kind::Eventfd));
+    // The default policy tests the filesystem and locks of files, packet mode of pipes, the clock of
+    // timers, thread pidfds, fanotify marks and what sockets are: nothing fdinfo tells of other kinds.
+    for kind in [Kind::File, Kind::Pipe, Kind::Timerfd, Kind::Pidfd, Kind::Fanotify] {
+        assert!(narrow.fdinfo.contains(kind), "{kind}");
+    }
+    assert!(!narrow.fdinfo.contains(Kind::Eventfd) && !narrow.fdinfo.contains(Kind::Socket));
     assert!(narrow.sockets && narrow.mounts && !narrow.stat);
     assert_eq!(decisions(&rules, &narrow, holder.pid()), decisions(&rules, &ScanOptions::all(), holder.pid()));
 

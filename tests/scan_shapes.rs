@@ -7,7 +7,7 @@ mod scan_common;
 use crrules_engine::facts::{ByteString, DevNum, FdFacts, FileType};
 use crrules_engine::plan::ProcessPlan;
 use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
-use crrules_rules::vocab::{Kind, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{Kind, SockFamily, SockProto, SockState, SockType};
 use scan_common::Holder;
 use std::collections::HashMap;
 
@@ -48,6 +48,12 @@ enum Fact {
     Socket(Option<SockFamily>, Option<SockType>, Option<SockState>, Option<u16>),
     /// The socket's receive queue (`None`: not reported).
     Rqueue(Option<u32>),
+    /// Something waits in the socket's receive queue (a reported queue above zero).
+    Queued(bool),
+    /// The socket's protocol, from its kernel name.
+    Proto(SockProto),
+    /// A packet-mode pipe (either end).
+    Packet(bool),
     /// The socket's peer address is the local address of the holder's fd of this name.
     PeerIsLocalOf(&'static str),
 }
@@ -69,8 +75,10 @@ struct Shape {
     facts: &'static [Fact],
 }
 
-/// Socket facts of a socket sock_diag does not list: the family from its protocol name, nothing else.
-const ONLY_INET: Fact = Socket(Some(SockFamily::Inet), None, None, None);
+/// A socket sock_diag does not list: family and type from its protocol name, no state, no number.
+const fn named(sock_type: SockType) -> Fact {
+    Socket(Some(SockFamily::Inet), Some(sock_type), None, None)
+}
 
 const SHAPES: &[Shape] = &[
     // A POSIX message queue: a deleted regular file by its link, on a mount outside every mountinfo, which
@@ -78,7 +86,7 @@ const SHAPES: &[Shape] = &[
     Shape {
         name: "mqueue",
         held: Held::Always,
-        kind: Kind::File,
+        kind: Kind::Mqueue,
         facts: &[
             Link("/crrules-fdholder-{pid} (deleted)"),
             FileType(FileType::Regular),
@@ -106,13 +114,13 @@ const SHAPES: &[Shape] = &[
         name: "pipe_packet_write",
         held: Held::Always,
         kind: Kind::Pipe,
-        facts: &[Link("pipe:[{ino}]"), FileType(FileType::Fifo), Flags(O_DIRECT)],
+        facts: &[Link("pipe:[{ino}]"), FileType(FileType::Fifo), Flags(O_DIRECT), Packet(true)],
     },
     Shape {
         name: "pipe_packet_read",
         held: Held::Always,
         kind: Kind::Pipe,
-        facts: &[Link("pipe:[{ino}]"), FileType(FileType::Fifo), NoFlags(O_DIRECT)],
+        facts: &[Link("pipe:[{ino}]"), FileType(FileType::Fifo), NoFlags(O_DIRECT), Packet(true)],
     },
     // CLOCK_BOOTTIME_ALARM.
     Shape {
@@ -129,11 +137,26 @@ const SHAPES: &[Shape] = &[
         facts: &[Link("anon_inode:[pidfd]"), Flags(O_EXCL), PidOfOwnThread],
     },
     Shape { name: "pidfd", held: Held::Always, kind: Kind::Pidfd, facts: &[NoFlags(O_EXCL)] },
-    // Inet sockets sock_diag does not list (never bound, or reset and unhashed): only the family, from the
-    // protocol name; nothing tells an unbound TCP socket from a reset one yet.
-    Shape { name: "tcp_unbound", held: Held::Always, kind: Kind::Socket, facts: &[Link("socket:[{ino}]"), ONLY_INET] },
-    Shape { name: "udp_unbound", held: Held::Always, kind: Kind::Socket, facts: &[ONLY_INET] },
-    Shape { name: "tcp_reset", held: Held::Always, kind: Kind::Socket, facts: &[ONLY_INET] },
+    // Inet sockets sock_diag does not list (never bound, or reset and unhashed): family, type and protocol
+    // from the protocol name; nothing tells an unbound TCP socket from a reset one.
+    Shape {
+        name: "tcp_unbound",
+        held: Held::Always,
+        kind: Kind::Socket,
+        facts: &[Link("socket:[{ino}]"), named(SockType::Stream), Proto(SockProto::Tcp)],
+    },
+    Shape {
+        name: "udp_unbound",
+        held: Held::Always,
+        kind: Kind::Socket,
+        facts: &[named(SockType::Dgram), Proto(SockProto::Udp)],
+    },
+    Shape {
+        name: "tcp_reset",
+        held: Held::Always,
+        kind: Kind::Socket,
+        facts: &[named(SockType::Stream), Proto(SockProto::Tcp)],
+    },
     // The peer's FIN counts as one byte of the receive queue.
     Shape {
         name: "tcp_close_wait",
@@ -141,6 +164,7 @@ const SHAPES: &[Shape] = &[
         kind: Kind::Socket,
         facts: &[
             Socket(Some(SockFamily::Inet), Some(SockType::Stream), Some(SockState::CloseWait), Some(6)),
+            Proto(SockProto::Tcp),
             Rqueue(Some(1)),
         ],
     },
@@ -152,9 +176,10 @@ const SHAPES: &[Shape] = &[
         facts: &[
             Socket(Some(SockFamily::Inet), Some(SockType::Stream), Some(SockState::Listen), Some(6)),
             Rqueue(Some(1)),
+            Queued(true),
         ],
     },
-    Shape { name: "tcp_listen", held: Held::Always, kind: Kind::Socket, facts: &[Rqueue(Some(0))] },
+    Shape { name: "tcp_listen", held: Held::Always, kind: Kind::Socket, facts: &[Rqueue(Some(0)), Queued(false)] },
     Shape {
         name: "tcp_backlog_client",
         held: Held::Always,
@@ -164,28 +189,43 @@ const SHAPES: &[Shape] = &[
             PeerIsLocalOf("tcp_listen_backlog"),
         ],
     },
-    // Protocols the scanner does not ask sock_diag about: only the family, from the protocol name.
-    Shape { name: "raw_icmp", held: Held::IfAllowed, kind: Kind::Socket, facts: &[ONLY_INET] },
-    Shape { name: "udplite", held: Held::IfAllowed, kind: Kind::Socket, facts: &[ONLY_INET] },
-    // Not seen here (ping_group_range, no SCTP module): only the kind is asserted.
-    Shape { name: "ping", held: Held::IfAllowed, kind: Kind::Socket, facts: &[Link("socket:[{ino}]")] },
-    Shape { name: "sctp", held: Held::IfAllowed, kind: Kind::Socket, facts: &[Link("socket:[{ino}]")] },
-    // An MPTCP listener is listed by the TCP dump (its first subflow carries the socket's inode): it looks
-    // exactly like a TCP listener, protocol 6.
+    // Protocols the scanner does not ask sock_diag about: family, type and protocol from the name.
     Shape {
-        name: "mptcp",
+        name: "raw_icmp",
         held: Held::IfAllowed,
         kind: Kind::Socket,
-        facts: &[Socket(Some(SockFamily::Inet), Some(SockType::Stream), Some(SockState::Listen), Some(6))],
+        facts: &[named(SockType::Raw), Proto(SockProto::Raw)],
     },
-    // The dump reply waiting to be read is not reported: nothing tells it from the plain `netlink` yet.
+    Shape {
+        name: "udplite",
+        held: Held::IfAllowed,
+        kind: Kind::Socket,
+        facts: &[named(SockType::Dgram), Proto(SockProto::Udplite)],
+    },
+    // Not seen here (ping_group_range, no SCTP module): only the kind and protocol are asserted.
+    Shape {
+        name: "ping",
+        held: Held::IfAllowed,
+        kind: Kind::Socket,
+        facts: &[Link("socket:[{ino}]"), Proto(SockProto::Icmp)],
+    },
+    Shape {
+        name: "sctp",
+        held: Held::IfAllowed,
+        kind: Kind::Socket,
+        facts: &[Link("socket:[{ino}]"), Proto(SockProto::Sctp)],
+    },
+    // An MPTCP socket is MPTCP, whatever TCP subflow sock_diag lists under its inode.
+    Shape { name: "mptcp", held: Held::IfAllowed, kind: Kind::Socket, facts: &[Proto(SockProto::Mptcp)] },
+    // The dump reply waiting to be read: sock_diag's memory counters say so.
     Shape {
         name: "netlink_pending",
         held: Held::Always,
         kind: Kind::Socket,
         facts: &[
             Socket(Some(SockFamily::Netlink), Some(SockType::Raw), Some(SockState::Unconnected), Some(0)),
-            Rqueue(None),
+            Proto(SockProto::Netlink),
+            Queued(true),
         ],
     },
     Shape {
@@ -308,9 +348,13 @@ fn check(fact: &Fact, f: &FdFacts, pid: i32, named: &HashMap<&str, &FdFacts>) ->
         PidOfOwnThread => f
             .pidfd_pid
             .is_some_and(|tid| tid != pid && std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()),
-        Socket(family, sock_type, state, protocol) => sock
-            .is_some_and(|s| (s.family, s.sock_type, s.state, s.protocol) == (*family, *sock_type, *state, *protocol)),
+        Socket(family, sock_type, state, protocol) => sock.is_some_and(|s| {
+            (s.family, s.sock_type, s.state, s.protocol_number) == (*family, *sock_type, *state, *protocol)
+        }),
         Rqueue(q) => sock.is_some_and(|s| s.rqueue == *q),
+        Queued(q) => sock.is_some_and(|s| s.rqueue.is_some_and(|n| n > 0) == *q),
+        Proto(p) => sock.is_some_and(|s| s.protocol == Some(*p)),
+        Packet(p) => f.packet == *p,
         PeerIsLocalOf(other) => {
             let local = named.get(other).and_then(|o| o.socket.as_ref()?.local.clone());
             local.is_some() && sock.and_then(|s| s.peer.clone()) == local

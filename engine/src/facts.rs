@@ -3,7 +3,7 @@
 //! is part of the interface (documented in the README). Paths, link texts, names and socket addresses are
 //! [`ByteString`]s: Linux gives them as bytes, which need not be UTF-8.
 
-use crrules_rules::vocab::{Kind, SockFamily, SockState, SockType, open_flag, open_flag_names};
+use crrules_rules::vocab::{Kind, SockFamily, SockProto, SockState, SockType, open_flag, open_flag_names};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -360,8 +360,13 @@ pub struct SocketFacts {
     pub family: Option<SockFamily>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
     pub sock_type: Option<SockType>,
+    /// The protocol, from the kernel's name for it (an MPTCP socket is `mptcp`, whatever subflow
+    /// sock_diag lists under it).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub protocol: Option<u16>,
+    pub protocol: Option<SockProto>,
+    /// The protocol number sock_diag gives (`IPPROTO_*`, the netlink family, the packet ethertype).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub protocol_number: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub state: Option<SockState>,
     /// The local address: `IP:PORT` (`[IP]:PORT` for IPv6), a netlink port id, or a unix socket's path or
@@ -476,6 +481,10 @@ pub struct FdFacts {
     /// link text ending in ` (deleted)`, and no file of that name): reopening the path cannot work.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub unlinked: bool,
+    /// A pipe in packet mode: `O_DIRECT` is set on an end of it that the process holds (the kernel sets it
+    /// on the write end only).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub packet: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub file_type: Option<FileType>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -537,6 +546,7 @@ impl FdFacts {
             dev: None,
             deleted: false,
             unlinked: false,
+            packet: false,
             file_type: None,
             size: None,
             ino: None,

@@ -128,8 +128,17 @@ impl Want {
                 self.mounts = true;
             }
             Predicate::Flags(_) | Predicate::Access(_) => self.fdinfo = true,
-            Predicate::Family(_) | Predicate::SockType(_) | Predicate::State(_) => self.sockets = true,
-            Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) => {}
+            Predicate::Family(_)
+            | Predicate::SockType(_)
+            | Predicate::State(_)
+            | Predicate::Protocol(_)
+            | Predicate::Queued => self.sockets = true,
+            // `packet` is `O_DIRECT` on an end of the pipe; the others are fdinfo fields.
+            Predicate::Packet | Predicate::Clock(_) | Predicate::Thread | Predicate::Marks(_) | Predicate::Locked => {
+                self.fdinfo = true
+            }
+            // What the link and `stat` say, which every path fd has.
+            Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) | Predicate::Unlinked => {}
             Predicate::Not(inner) => self.add(inner),
         }
     }

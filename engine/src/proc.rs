@@ -335,7 +335,17 @@ impl ProcessDir {
         }
         let file_type = st.as_ref().map(|s| FileType::from_mode(s.st_mode));
         let unlinked = st.as_ref().is_some_and(|s| s.st_nlink == 0);
+        // A file of a kernel-internal mount (a message queue, secret memory) has a path of one component
+        // under that mount's root, on an anonymous device, and no mountinfo lists the mount: its
+        // superblock says which it is.
+        let internal_fs = match (&shape, &st) {
+            (LinkShape::Path(p), Some(s)) if DevNum::from_dev_t(s.st_dev).major == 0 && link::is_root_entry(p) => {
+                self.fs_by_magic(fd).filter(|fs| INTERNAL_FS.contains(fs))
+            }
+            _ => None,
+        };
         let kind = match shape {
+            LinkShape::Path(_) if internal_fs == Some("mqueue") => Kind::Mqueue,
             LinkShape::Path(p) if link::is_memfd_path(p) && unlinked => Kind::Memfd,
             LinkShape::Path(p) if link::pseudo_path_anon(p).is_some() => Kind::Anon,
             LinkShape::Path(_) => link::path_kind(file_type.unwrap_or(FileType::Regular)),
@@ -388,10 +398,8 @@ impl ProcessDir {
                 let deleted = unlinked && suffixed;
                 // Linked elsewhere: no file of that name is this one. Files of kernel-internal mounts
                 // (`/secretmem (deleted)`) keep their one link and have no name anywhere.
-                let elsewhere = !unlinked
-                    && suffixed
-                    && st.as_ref().is_some_and(|s| !self.names(p, s))
-                    && !matches!(self.fs_by_magic(fd), Some("secretmem" | "anon_inodefs"));
+                let elsewhere =
+                    !unlinked && suffixed && internal_fs.is_none() && st.as_ref().is_some_and(|s| !self.names(p, s));
                 let path = if deleted || elsewhere { &p[..p.len() - link::DELETED_SUFFIX.len()] } else { p };
                 facts.deleted = deleted && kind != Kind::Memfd;
                 facts.unlinked = elsewhere;
@@ -418,6 +426,15 @@ impl ProcessDir {
         }
         if let Some(info) = info {
             info.apply(&mut facts);
+        }
+        facts.fs = internal_fs.map(str::to_owned);
+        // A socket's protocol name costs one lookup and never touches the socket; sock_diag adds the rest.
+        if kind == Kind::Socket && reads.sockets {
+            facts.socket = Some(match self.sockprotoname(fd) {
+                Ok(name) => sockdiag::facts_of_protoname(&name),
+                Err(e) if is_gone(e) => return Err(e),
+                Err(_) => SocketFacts::default(),
+            });
         }
         facts.link = ByteString::from(link);
         Ok(Attempt::Done(Box::new(facts)))
@@ -461,17 +478,20 @@ impl ProcessDir {
 
     /// A socket fd's protocol name (`UNIX-STREAM`, `TCP`, `NETLINK`), from `getxattr(system.sockprotoname)`
     /// through the fd link; the socket itself is not touched.
-    pub fn sockprotoname(&self, fd: i32) -> Option<String> {
-        let path =
-            CString::new(format!("/proc/self/fd/{}/{}", self.fd_dir.as_raw_fd(), FdName::new(fd).as_str())).ok()?;
+    pub fn sockprotoname(&self, fd: i32) -> Result<String, Errno> {
+        let path = CString::new(format!("/proc/self/fd/{}/{}", self.fd_dir.as_raw_fd(), FdName::new(fd).as_str()))
+            .map_err(|_| Errno::EINVAL)?;
         let mut buf = [0u8; 64];
         let name: &CStr = c"system.sockprotoname";
-        let n = sys::getxattr(&path, name, &mut buf).ok()?;
+        let n = sys::getxattr(&path, name, &mut buf).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
         // The kernel's protocol names are ASCII.
         let text = String::from_utf8_lossy(&buf[..n]);
-        Some(text.trim_end_matches('\0').to_string())
+        Ok(text.trim_end_matches('\0').to_string())
     }
 }
+
+/// The kernel-internal filesystems whose files are told apart by their superblock.
+const INTERNAL_FS: [&str; 2] = ["mqueue", "secretmem"];
 
 /// The filesystem types `statfs` can name that matter for an fd whose mount is in no mountinfo (the values
 /// are the kernel's `*_MAGIC` constants, `include/uapi/linux/magic.h`).
@@ -498,11 +518,6 @@ pub fn fs_name_of_magic(magic: u64) -> Option<&'static str> {
         0x0904_1934 => "anon_inodefs",
         _ => return None,
     })
-}
-
-/// Socket facts for a socket that sock_diag did not list: its family from its protocol name, if known.
-pub fn fallback_socket_facts(protoname: Option<&str>) -> SocketFacts {
-    SocketFacts { family: protoname.map(sockdiag::family_of_protoname), ..SocketFacts::default() }
 }
 
 /// The scanner's effective user id.

@@ -8,10 +8,10 @@ pub use crate::error::ScanError;
 pub use crate::needs::{KindMask, ScanOptions};
 pub use crate::proc::ProcessHandle;
 
-use crate::facts::{ByteString, FdFacts};
-use crate::proc::sockdiag::{Dump, SockTable};
+use crate::facts::{ByteString, FdFacts, SocketFacts};
+use crate::proc::sockdiag::{self, Dump, SockTable};
 use crate::proc::{self, FdRead, ProcessDir};
-use crrules_rules::vocab::Kind;
+use crrules_rules::vocab::{Kind, SockProto};
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
@@ -152,6 +152,9 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
     }
+    if opts.fdinfo.contains(Kind::Pipe) {
+        mark_packet_pipes(&mut entries);
+    }
     Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, process: dir.handle() })
 }
 
@@ -181,39 +184,67 @@ fn add_filesystems(mounts: &HashMap<u64, String>, entries: &mut [FdEntry]) {
     }
 }
 
-/// Up to this many sockets, each one's protocol name is read first so that only the sock_diag dumps that
-/// can list them are made; above it, every dump is made (one dump costs less than this many lookups).
-const SELECTIVE_DUMP_LIMIT: usize = 64;
-
+/// Adds what sock_diag knows to each socket's facts (its protocol name was read with the fd): type,
+/// state, addresses, peer, queues. Only the dumps that can list the process's sockets are made, unless
+/// they were all made beside the fd reads. A socket no dump lists (unbound, reset, or of a protocol
+/// sock_diag is not asked about) keeps what its name says; one that is no longer open is a vanished fd.
 fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>) {
-    let sockets: Vec<&mut FdFacts> = open_facts(entries).filter(|f| f.kind == Kind::Socket).collect();
-    if sockets.is_empty() {
+    let wanted = |e: &FdEntry| e.facts().is_some_and(|f| f.kind == Kind::Socket);
+    if !entries.iter().any(wanted) {
         return;
     }
-    let names: Option<Vec<Option<String>>> = (early.is_none() && sockets.len() <= SELECTIVE_DUMP_LIMIT)
-        .then(|| sockets.iter().map(|f| dir.sockprotoname(f.fd)).collect());
-    // Without a table (another namespace we may not join) every socket gets the fallback.
+    // Without a table (another namespace we may not join) every socket keeps what its name says.
     let table = match early {
         Some(table) => table.unwrap_or_default(),
         None => {
-            let mut which: Vec<Dump> = match &names {
-                Some(names) => names.iter().flatten().filter_map(|n| Dump::for_protoname(n)).collect(),
-                None => Dump::ALL.to_vec(),
-            };
+            let mut which: Vec<Dump> = open_facts(entries)
+                .filter(|f| f.kind == Kind::Socket)
+                .filter_map(|f| f.socket.as_ref().and_then(sockdiag::dump_for))
+                .collect();
             which.sort_unstable();
             which.dedup();
             dir.socket_table(&which).unwrap_or_default()
         }
     };
-    for (i, f) in sockets.into_iter().enumerate() {
-        let found = f.ino.and_then(|ino| table.by_ino.get(&ino)).cloned();
-        f.socket = Some(found.unwrap_or_else(|| {
-            let name = match &names {
-                Some(names) => names[i].clone(),
-                None => dir.sockprotoname(f.fd),
-            };
-            proc::fallback_socket_facts(name.as_deref())
-        }));
+    for entry in entries.iter_mut().filter(|e| wanted(e)) {
+        let FdEntry::Open(f) = entry else { continue };
+        let named = f.socket.take().unwrap_or_default();
+        match f.ino.and_then(|ino| table.by_ino.get(&ino)) {
+            Some(listed) => f.socket = Some(merge(named, listed.clone())),
+            // Closed since it was read: say so rather than decide a socket that is gone.
+            None if matches!(dir.sockprotoname(f.fd), Err(e) if e == nix::errno::Errno::ENOENT) => {
+                *entry = FdEntry::Vanished { fd: f.fd };
+            }
+            None => f.socket = Some(named),
+        }
+    }
+}
+
+/// sock_diag's facts, but the protocol the socket's own name gives (an MPTCP socket is listed as its
+/// TCP subflow).
+fn merge(named: SocketFacts, listed: SocketFacts) -> SocketFacts {
+    let protocol = named.protocol.filter(|p| *p != SockProto::Other).or(listed.protocol);
+    SocketFacts {
+        protocol,
+        family: listed.family.or(named.family),
+        sock_type: listed.sock_type.or(named.sock_type),
+        ..listed
+    }
+}
+
+/// Marks both ends of a packet-mode pipe: the kernel sets `O_DIRECT` on the write end only, and the ends
+/// share an inode.
+fn mark_packet_pipes(entries: &mut [FdEntry]) {
+    const O_DIRECT: u32 = 0o40000;
+    let packet: Vec<u64> = open_facts(entries)
+        .filter(|f| f.kind == Kind::Pipe && f.flags.contains(O_DIRECT))
+        .filter_map(|f| f.ino)
+        .collect();
+    if packet.is_empty() {
+        return;
+    }
+    for f in open_facts(entries).filter(|f| f.kind == Kind::Pipe) {
+        f.packet = f.ino.is_some_and(|ino| packet.contains(&ino));
     }
 }
 

@@ -97,6 +97,22 @@ pub enum AtomBody<'a> {
     State(Word<'a>),
     /// `name "GLOB"`.
     Name(Str<'a>),
+    /// `protocol WORD`.
+    Protocol(Word<'a>),
+    /// `queued`.
+    Queued,
+    /// `unlinked`.
+    Unlinked,
+    /// `packet`.
+    Packet,
+    /// `clock WORD`.
+    Clock(Word<'a>),
+    /// `thread`.
+    Thread,
+    /// `marks WORD`.
+    Marks(Word<'a>),
+    /// `locked`.
+    Locked,
     /// A word in a predicate's place that is no predicate keyword (`pth`), its arguments skipped.
     Unknown(Word<'a>),
 }
@@ -117,6 +133,14 @@ impl AtomBody<'_> {
             B::Type(_) => PredicateWord::Type,
             B::State(_) => PredicateWord::State,
             B::Name(_) => PredicateWord::Name,
+            B::Protocol(_) => PredicateWord::Protocol,
+            B::Queued => PredicateWord::Queued,
+            B::Unlinked => PredicateWord::Unlinked,
+            B::Packet => PredicateWord::Packet,
+            B::Clock(_) => PredicateWord::Clock,
+            B::Thread => PredicateWord::Thread,
+            B::Marks(_) => PredicateWord::Marks,
+            B::Locked => PredicateWord::Locked,
             B::Dev { .. } | B::Unknown(_) => return None,
         })
     }

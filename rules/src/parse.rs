@@ -203,6 +203,14 @@ impl<'a> Builder<'a, '_> {
             G::sock_type => B::Type(self.word(&it.next()?)),
             G::state => B::State(self.word(&it.next()?)),
             G::name => B::Name(self.string(it.next()?)),
+            G::protocol => B::Protocol(self.word(&it.next()?)),
+            G::queued => B::Queued,
+            G::unlinked => B::Unlinked,
+            G::packet => B::Packet,
+            G::clock => B::Clock(self.word(&it.next()?)),
+            G::thread => B::Thread,
+            G::marks => B::Marks(self.word(&it.next()?)),
+            G::locked => B::Locked,
             G::unknown_pred => B::Unknown(self.word(&it.next()?)),
             _ => return None,
         };
@@ -332,6 +340,14 @@ fn describe(rule: G) -> Option<&'static str> {
         | G::sock_type
         | G::state
         | G::name
+        | G::protocol
+        | G::queued
+        | G::unlinked
+        | G::packet
+        | G::clock
+        | G::thread
+        | G::marks
+        | G::locked
         | G::unknown_pred
         | G::bad_pred
         | G::not_kw => "a predicate",
@@ -347,6 +363,9 @@ fn describe(rule: G) -> Option<&'static str> {
         G::family_word => "a socket family such as `unix`",
         G::type_word => "a socket type such as `stream`",
         G::state_word => "a socket state such as `listen`",
+        G::protocol_word => "a socket protocol such as `tcp`",
+        G::clock_word => "a clock such as `boottime_alarm`",
+        G::mark_word => "a mark target such as `filesystem`",
         G::word => "a word",
         G::cmp => {
             static CMP: LazyLock<String> =

@@ -3,7 +3,7 @@
 //! compiled, predicates applicable to their kind); every rule knows where it came from.
 
 use crate::source::Span;
-use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
+use crate::vocab::{Access, Clock, Kind, MarkTarget, SockFamily, SockProto, SockState, SockType};
 use std::fmt;
 use std::sync::Arc;
 
@@ -180,6 +180,22 @@ pub enum Predicate {
     SockType(SockType),
     /// `state listen`.
     State(SockState),
+    /// `protocol tcp`: the socket's protocol, from the kernel's name for it.
+    Protocol(SockProto),
+    /// `queued`: the socket has data or connections waiting to be read or accepted.
+    Queued,
+    /// `unlinked`: the path the fd was opened by is gone, the file lives on under another name.
+    Unlinked,
+    /// `packet`: a pipe in packet mode (`O_DIRECT` on an end the process holds).
+    Packet,
+    /// `clock boottime_alarm`: a timer's clock.
+    Clock(Clock),
+    /// `thread`: a pidfd for one thread (`PIDFD_THREAD`).
+    Thread,
+    /// `marks filesystem`: a fanotify group with a mark on that kind of object.
+    Marks(MarkTarget),
+    /// `locked`: a file lock (POSIX, flock, OFD, lease) is held through the fd's open file.
+    Locked,
     /// `name GLOB`: an anonymous inode's name, brackets included (`[kvm-vm]`).
     Name(Glob),
     /// `not P`.
@@ -211,6 +227,14 @@ impl fmt::Display for Predicate {
             Predicate::Family(x) => write!(f, "{} {x}", W::Family),
             Predicate::SockType(x) => write!(f, "{} {x}", W::Type),
             Predicate::State(x) => write!(f, "{} {x}", W::State),
+            Predicate::Protocol(x) => write!(f, "{} {x}", W::Protocol),
+            Predicate::Queued => write!(f, "{}", W::Queued),
+            Predicate::Unlinked => write!(f, "{}", W::Unlinked),
+            Predicate::Packet => write!(f, "{}", W::Packet),
+            Predicate::Clock(x) => write!(f, "{} {x}", W::Clock),
+            Predicate::Thread => write!(f, "{}", W::Thread),
+            Predicate::Marks(x) => write!(f, "{} {x}", W::Marks),
+            Predicate::Locked => write!(f, "{}", W::Locked),
             Predicate::Name(g) => write!(f, "{} {:?}", W::Name, g.as_str()),
             Predicate::Not(p) => write!(f, "{NOT} {p}"),
         }

@@ -9,7 +9,8 @@ use crate::parse::MAX_NOT_DEPTH;
 use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule};
 use crate::source::Span;
 use crate::vocab::{
-    self, Access, ActionWord, Kind, MAJOR_LIMIT, MINOR_LIMIT, PredicateWord, SockFamily, SockState, SockType,
+    self, Access, ActionWord, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, PredicateWord, SockFamily, SockProto,
+    SockState, SockType,
 };
 use crate::{Source, ast};
 
@@ -53,13 +54,17 @@ fn predicate_kinds(body: &ast::AtomBody) -> Option<&'static [Kind]> {
         return Some(&[Chardev, Blockdev]);
     }
     Some(match body.keyword()? {
-        P::Path => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Nsfs, Any],
-        P::Fs => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Any],
-        P::Deleted => &[File, Dir, Chardev, Blockdev, Fifo, Any],
+        P::Path => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Mqueue, Nsfs, Any],
+        P::Fs => &[File, Dir, Chardev, Blockdev, Fifo, Memfd, Mqueue, Any],
+        P::Deleted | P::Unlinked => &[File, Dir, Chardev, Blockdev, Fifo, Any],
         P::Size => &[File, Memfd, Blockdev, Any],
-        P::Family | P::Type | P::State => &[Socket],
+        P::Family | P::Type | P::State | P::Protocol | P::Queued => &[Socket],
         P::Name => &[Anon, Nsfs],
-        P::Flags | P::Access | P::Fd => return None,
+        P::Packet => &[Pipe],
+        P::Clock => &[Timerfd],
+        P::Thread => &[Pidfd],
+        P::Marks => &[Fanotify],
+        P::Flags | P::Access | P::Fd | P::Locked => return None,
     })
 }
 
@@ -70,7 +75,7 @@ fn action_kinds(action: ActionWord) -> Option<&'static [Kind]> {
     Some(match action {
         A::Reopen => &[File, Dir, Chardev, Blockdev, Fifo, Nsfs],
         A::Contents => &[File, Memfd],
-        A::Recreate => &[Pipe, Fifo, Socket, Eventfd, Epoll, Signalfd, Timerfd, Inotify, Fanotify, Memfd, Pidfd],
+        A::Recreate => &[Pipe, Fifo, Dir, Socket, Eventfd, Epoll, Signalfd, Timerfd, Inotify, Fanotify, Memfd, Pidfd],
         A::Inherit | A::Close | A::Reject | A::Plugin => return None,
     })
 }
@@ -232,6 +237,32 @@ impl Validator<'_> {
                 ("socket state", "socket states"),
             )?),
             B::Name(s) => Predicate::Name(self.glob(s, &name_glob(&s.value))?),
+            B::Protocol(w) => Predicate::Protocol(self.word(
+                w,
+                SockProto::from_name,
+                SockProto::words,
+                "crrules::parse::unknown_protocol",
+                ("socket protocol", "socket protocols"),
+            )?),
+            B::Queued => Predicate::Queued,
+            B::Unlinked => Predicate::Unlinked,
+            B::Packet => Predicate::Packet,
+            B::Clock(w) => Predicate::Clock(self.word(
+                w,
+                Clock::from_name,
+                Clock::words,
+                "crrules::parse::unknown_clock",
+                ("clock", "clocks"),
+            )?),
+            B::Thread => Predicate::Thread,
+            B::Locked => Predicate::Locked,
+            B::Marks(w) => Predicate::Marks(self.word(
+                w,
+                MarkTarget::from_name,
+                MarkTarget::words,
+                "crrules::parse::unknown_mark",
+                ("mark target", "mark targets"),
+            )?),
             B::Unknown(w) => {
                 self.unknown_predicate(w);
                 return None;

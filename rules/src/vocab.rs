@@ -76,7 +76,15 @@ words! {
         Family = "family",
         Type = "type",
         State = "state",
+        Protocol = "protocol",
+        Queued = "queued",
         Name = "name",
+        Unlinked = "unlinked",
+        Packet = "packet",
+        Clock = "clock",
+        Thread = "thread",
+        Marks = "marks",
+        Locked = "locked",
     }
 }
 
@@ -129,6 +137,8 @@ words! {
         Inotify = "inotify",
         Fanotify = "fanotify",
         Memfd = "memfd",
+        /// A POSIX message queue (`mq_open`).
+        Mqueue = "mqueue",
         Pidfd = "pidfd",
         IoUring = "io_uring",
         PerfEvent = "perf_event",
@@ -242,6 +252,91 @@ impl SockState {
 }
 
 words! {
+    /// A socket's protocol, from the kernel's name for it (`getxattr(system.sockprotoname)`: `TCP`,
+    /// `UDPv6`, `MPTCP`...), the same for IPv4 and IPv6.
+    SockProto {
+        Tcp = "tcp",
+        Udp = "udp",
+        Udplite = "udplite",
+        Raw = "raw",
+        /// Ping sockets (`SOCK_DGRAM`, `IPPROTO_ICMP`).
+        Icmp = "icmp",
+        Mptcp = "mptcp",
+        Sctp = "sctp",
+        Dccp = "dccp",
+        L2tp = "l2tp",
+        Unix = "unix",
+        Netlink = "netlink",
+        Packet = "packet",
+        Vsock = "vsock",
+        Other = "other",
+    }
+}
+
+impl SockProto {
+    /// The protocol the kernel's protocol name names (`TCPv6` -> `tcp`, `UDP-Lite` -> `udplite`, `PING` ->
+    /// `icmp`, `UNIX-STREAM` -> `unix`).
+    pub fn from_kernel_name(name: &str) -> SockProto {
+        let upper = name.trim_end_matches('\0').to_ascii_uppercase();
+        let base = upper.strip_suffix("V6").unwrap_or(&upper);
+        match base {
+            "TCP" => SockProto::Tcp,
+            "UDP" => SockProto::Udp,
+            "UDP-LITE" | "UDPLITE" => SockProto::Udplite,
+            "RAW" => SockProto::Raw,
+            "PING" => SockProto::Icmp,
+            "MPTCP" => SockProto::Mptcp,
+            "SCTP" => SockProto::Sctp,
+            "DCCP" => SockProto::Dccp,
+            "L2TP/IP" => SockProto::L2tp,
+            "NETLINK" => SockProto::Netlink,
+            "PACKET" => SockProto::Packet,
+            "AF_VSOCK" | "VSOCK" => SockProto::Vsock,
+            b if b.starts_with("UNIX") => SockProto::Unix,
+            _ => SockProto::Other,
+        }
+    }
+}
+
+words! {
+    /// A timer's clock (`clockid_t`), as timerfd's fdinfo gives it.
+    Clock {
+        Realtime = "realtime",
+        Monotonic = "monotonic",
+        Boottime = "boottime",
+        /// Wakes the system from suspend (needs `CAP_WAKE_ALARM`).
+        RealtimeAlarm = "realtime_alarm",
+        BoottimeAlarm = "boottime_alarm",
+        Other = "other",
+    }
+}
+
+impl Clock {
+    /// The clock of a `clockid_t` number.
+    pub const fn from_id(id: i32) -> Clock {
+        match id {
+            0 => Clock::Realtime,
+            1 => Clock::Monotonic,
+            7 => Clock::Boottime,
+            8 => Clock::RealtimeAlarm,
+            9 => Clock::BoottimeAlarm,
+            _ => Clock::Other,
+        }
+    }
+}
+
+words! {
+    /// What a fanotify mark watches.
+    MarkTarget {
+        Inode = "inode",
+        Mount = "mount",
+        Filesystem = "filesystem",
+        /// A mount namespace (`FAN_MARK_MNTNS`).
+        Mntns = "mntns",
+    }
+}
+
+words! {
     /// How an fd was opened for access (`O_ACCMODE`), plus `path` for `O_PATH`.
     Access {
         Ro = "ro",
@@ -261,7 +356,7 @@ impl Access {
     }
 }
 
-serde_by_name!(Kind, SockFamily, SockType, SockState, Access);
+serde_by_name!(Kind, SockFamily, SockType, SockState, SockProto, Access);
 
 /// Open flags the language can name, with their x86-64/aarch64 generic values (as `fdinfo` prints them,
 /// in octal). `O_RDONLY` is zero and cannot be tested as a flag: use `access ro`.

@@ -67,7 +67,10 @@ struct Check {
 
 #[derive(Debug)]
 enum Test {
-    Dev { major: Nums, minor: Nums },
+    Dev {
+        major: Nums,
+        minor: Nums,
+    },
     Path(usize),
     Fs(usize),
     Name(usize),
@@ -79,6 +82,8 @@ enum Test {
     Family(SockFamily),
     SockType(SockType),
     State(SockState),
+    /// A predicate no index serves and that needs no preparation: tested as the reference does.
+    Plain(Predicate),
 }
 
 /// A number set, inline when it is one range.
@@ -385,6 +390,14 @@ impl Check {
             Predicate::Family(x) => Test::Family(*x),
             Predicate::SockType(x) => Test::SockType(*x),
             Predicate::State(x) => Test::State(*x),
+            Predicate::Protocol(_)
+            | Predicate::Queued
+            | Predicate::Unlinked
+            | Predicate::Packet
+            | Predicate::Clock(_)
+            | Predicate::Thread
+            | Predicate::Marks(_)
+            | Predicate::Locked => Test::Plain(p.clone()),
             Predicate::Not(inner) => {
                 let Check { negated, test } = Check::compile(inner, globs);
                 return Check { negated: !negated, test };
@@ -409,6 +422,7 @@ impl Check {
             Test::Family(x) => f.socket.as_ref().is_some_and(|s| s.family == Some(*x)),
             Test::SockType(x) => f.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
             Test::State(x) => f.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
+            Test::Plain(p) => super::reference::holds(p, f),
         };
         holds != self.negated
     }

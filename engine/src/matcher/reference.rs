@@ -18,15 +18,27 @@
 //! | `Fd(set)` | `facts.fd >= 0` and `set` contains it |
 //! | `Family(x)`, `SockType(x)`, `State(x)` | `facts.socket` is `Some` and its field is `Some(x)` |
 //! | `Name(g)` | `facts.name` is `Some(n)` and `g` matches `n`'s bytes |
+//! | `Protocol(x)` | `facts.socket` is `Some` and its `protocol` is `Some(x)` |
+//! | `Queued` | `facts.socket` is `Some` and its `rqueue` is `Some(n)` with `n > 0` |
+//! | `Unlinked` | `facts.unlinked` |
+//! | `Packet` | `facts.packet` |
+//! | `Clock(c)` | `facts.timerfd` is `Some(t)` and [`Clock::from_id`] of `t.clockid` is `c` |
+//! | `Thread` | `facts.kind` is `pidfd` and `O_EXCL` (`PIDFD_THREAD`) is set in `facts.flags` |
+//! | `Marks(m)` | `facts.fanotify` is `Some(g)` and one of `g.marks` has the target `m` |
+//! | `Locked` | `facts.locks` is not empty |
 //! | `Not(p)` | `p` does not hold |
 //!
 //! [`Kind::covers`]: crrules_rules::vocab::Kind::covers
 //! [`Access::from_flags`]: crrules_rules::vocab::Access::from_flags
+//! [`Clock::from_id`]: crrules_rules::vocab::Clock::from_id
 
 use super::Matcher;
 use crate::facts::FdFacts;
 use crrules_rules::rule::{Predicate, Rule, RuleSet};
-use crrules_rules::vocab::Access;
+use crrules_rules::vocab::{Access, Clock, Kind};
+
+/// `PIDFD_THREAD`, which is `O_EXCL`.
+const PIDFD_THREAD: u32 = 0o200;
 
 /// True when `predicate` holds for `facts` (see the module documentation for each predicate).
 pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
@@ -45,6 +57,16 @@ pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
         Predicate::SockType(x) => facts.socket.as_ref().is_some_and(|s| s.sock_type == Some(*x)),
         Predicate::State(x) => facts.socket.as_ref().is_some_and(|s| s.state == Some(*x)),
         Predicate::Name(g) => facts.name.as_ref().is_some_and(|n| g.is_match(n)),
+        Predicate::Protocol(x) => facts.socket.as_ref().is_some_and(|s| s.protocol == Some(*x)),
+        Predicate::Queued => facts.socket.as_ref().is_some_and(|s| s.rqueue.is_some_and(|n| n > 0)),
+        Predicate::Unlinked => facts.unlinked,
+        Predicate::Packet => facts.packet,
+        Predicate::Clock(c) => facts.timerfd.as_ref().is_some_and(|t| Clock::from_id(t.clockid) == *c),
+        Predicate::Thread => facts.kind == Kind::Pidfd && facts.flags.contains(PIDFD_THREAD),
+        Predicate::Marks(m) => {
+            facts.fanotify.as_ref().is_some_and(|g| g.marks.iter().any(|mark| mark.target == m.name()))
+        }
+        Predicate::Locked => !facts.locks.is_empty(),
         Predicate::Not(p) => !holds(p, facts),
     }
 }

@@ -92,6 +92,11 @@ pub fn pseudo_path_anon(path: &[u8]) -> Option<&'static str> {
     path.starts_with(b"/dmabuf:").then_some("[dmabuf]")
 }
 
+/// True for a path of one component (`/name`, `/name (deleted)`): a file in the root of its mount.
+pub fn is_root_entry(path: &[u8]) -> bool {
+    path.first() == Some(&b'/') && !path[1..].contains(&b'/')
+}
+
 /// True for a memfd's link text, `/memfd:NAME (deleted)`.
 pub fn is_memfd_path(link: &[u8]) -> bool {
     link.starts_with(b"/memfd:") && link.ends_with(DELETED_SUFFIX)

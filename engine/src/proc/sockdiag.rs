@@ -3,7 +3,7 @@
 //! The request builders and reply parsers are pure; [`dump`] and [`dump_in_netns`] do the I/O.
 
 use crate::facts::{ByteString, SocketFacts};
-use crrules_rules::vocab::{SockFamily, SockState, SockType};
+use crrules_rules::vocab::{SockFamily, SockProto, SockState, SockType};
 use nix::sys::socket::{
     AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType as NixSockType, recv, sendto, socket,
 };
@@ -34,6 +34,8 @@ const UDIAG_SHOW_NAME: u32 = 0x1;
 const UDIAG_SHOW_PEER: u32 = 0x4;
 const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const NDIAG_PROTO_ALL: u8 = 255;
+const NDIAG_SHOW_MEMINFO: u32 = 0x1;
+const NETLINK_DIAG_MEMINFO: u16 = 0;
 
 /// Sockets of one network namespace, by inode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,22 +58,6 @@ pub enum Dump {
 impl Dump {
     /// Every dump, in the order they are made.
     pub const ALL: [Dump; 7] = [Dump::Unix, Dump::Tcp, Dump::Udp, Dump::Tcp6, Dump::Udp6, Dump::Netlink, Dump::Packet];
-
-    /// The dump that lists a socket with this protocol name (`getxattr(system.sockprotoname)`), if any.
-    /// The TCP dumps walk the kernel's whole connection hash table (about 165 us each even on an idle
-    /// host), so knowing a process has no TCP socket saves most of a dump's cost.
-    pub fn for_protoname(name: &str) -> Option<Dump> {
-        Some(match name {
-            n if n.starts_with("UNIX") => Dump::Unix,
-            "TCP" => Dump::Tcp,
-            "UDP" => Dump::Udp,
-            "TCPv6" => Dump::Tcp6,
-            "UDPv6" => Dump::Udp6,
-            "NETLINK" => Dump::Netlink,
-            "PACKET" => Dump::Packet,
-            _ => return None,
-        })
-    }
 
     /// The request body (after the netlink header).
     pub fn request(self) -> Vec<u8> {
@@ -97,9 +83,12 @@ impl Dump {
             Dump::Netlink | Dump::Packet => {
                 let (family, proto) =
                     if self == Dump::Netlink { (AF_NETLINK, NDIAG_PROTO_ALL) } else { (AF_PACKET, 0) };
-                // netlink_diag_req / packet_diag_req: family, protocol, pad, ino, show, cookie[2]
+                // netlink_diag_req / packet_diag_req: family, protocol, pad, ino, show, cookie[2]; netlink
+                // sockets with their memory use, whose receive allocation is the data waiting to be read.
+                let show = if self == Dump::Netlink { NDIAG_SHOW_MEMINFO } else { 0 };
                 let mut req = vec![family, proto, 0, 0];
-                req.extend_from_slice(&[0; 8]);
+                req.extend_from_slice(&0u32.to_ne_bytes());
+                req.extend_from_slice(&show.to_ne_bytes());
                 req.extend_from_slice(&[0xff; 8]);
                 req
             }
@@ -229,7 +218,8 @@ fn parse_unix(b: &[u8]) -> Option<(u64, SocketFacts)> {
     let mut facts = SocketFacts {
         family: Some(SockFamily::Unix),
         sock_type: SockType::from_number(u16::from(b[1])),
-        protocol: Some(0),
+        protocol: Some(SockProto::Unix),
+        protocol_number: Some(0),
         state: SockState::from_tcp(*b.get(2)?),
         ..SocketFacts::default()
     };
@@ -283,12 +273,18 @@ fn parse_inet(b: &[u8]) -> Option<(u64, SocketFacts)> {
 }
 
 fn parse_netlink(b: &[u8]) -> Option<(u64, SocketFacts)> {
-    // netlink_diag_msg: family, type, protocol, state, portid, dst_portid, dst_group, ino, cookie[2]
+    // netlink_diag_msg: family, type, protocol, state, portid, dst_portid, dst_group, ino, cookie[2]; then
+    // attributes (NETLINK_DIAG_MEMINFO: the `SK_MEMINFO_*` counters, receive allocation first)
     let (portid, dst_portid, ino) = (u32_at(b, 4)?, u32_at(b, 8)?, u32_at(b, 16)?);
+    let rmem = attributes(b.get(28..).unwrap_or(&[]))
+        .find(|(kind, _)| *kind == NETLINK_DIAG_MEMINFO)
+        .and_then(|(_, payload)| u32_at(payload, 0));
     let facts = SocketFacts {
+        rqueue: rmem,
         family: Some(SockFamily::Netlink),
         sock_type: SockType::from_number(u16::from(b[1])),
-        protocol: Some(u16::from(*b.get(2)?)),
+        protocol: Some(SockProto::Netlink),
+        protocol_number: Some(u16::from(*b.get(2)?)),
         state: Some(if *b.get(3)? == 1 { SockState::Established } else { SockState::Unconnected }),
         local: Some(portid.to_string().into()),
         peer: (dst_portid != 0).then(|| dst_portid.to_string().into()),
@@ -303,7 +299,8 @@ fn parse_packet(b: &[u8]) -> Option<(u64, SocketFacts)> {
     let facts = SocketFacts {
         family: Some(SockFamily::Packet),
         sock_type: SockType::from_number(u16::from(b[1])),
-        protocol: Some(be16_at(b, 2)?),
+        protocol: Some(SockProto::Packet),
+        protocol_number: Some(be16_at(b, 2)?),
         state: Some(SockState::Unconnected),
         ..SocketFacts::default()
     };
@@ -342,10 +339,15 @@ fn dump_family(sock: &OwnedFd, body: &[u8], seq: u32, buf: &mut [u8], table: &mu
     }
     // inet replies do not say the protocol: the request does.
     if matches!(body[0], AF_INET | AF_INET6) {
-        let (sock_type, proto) = if body[1] == IPPROTO_TCP { (SockType::Stream, 6) } else { (SockType::Dgram, 17) };
+        let (sock_type, proto, number) = if body[1] == IPPROTO_TCP {
+            (SockType::Stream, SockProto::Tcp, 6)
+        } else {
+            (SockType::Dgram, SockProto::Udp, 17)
+        };
         for f in part.by_ino.values_mut() {
             f.sock_type = Some(sock_type);
             f.protocol = Some(proto);
+            f.protocol_number = Some(number);
         }
     }
     // Time-wait and request sockets have no inode: they are not anyone's fd.
@@ -381,6 +383,41 @@ pub fn dump_in_netns(ns: OwnedFd, which: &[Dump]) -> io::Result<SockTable> {
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the sock_diag thread failed")))
     })
+}
+
+/// The dump that lists a socket with these facts (from its protocol name), if any. The TCP dumps walk the
+/// kernel's whole connection hash table (about 165 us each even on an idle host), so knowing a process
+/// has no TCP socket saves most of a dump's cost.
+pub fn dump_for(facts: &SocketFacts) -> Option<Dump> {
+    Some(match (facts.family?, facts.protocol) {
+        (SockFamily::Unix, _) => Dump::Unix,
+        (SockFamily::Inet, Some(SockProto::Tcp)) => Dump::Tcp,
+        (SockFamily::Inet, Some(SockProto::Udp)) => Dump::Udp,
+        (SockFamily::Inet6, Some(SockProto::Tcp)) => Dump::Tcp6,
+        (SockFamily::Inet6, Some(SockProto::Udp)) => Dump::Udp6,
+        (SockFamily::Netlink, _) => Dump::Netlink,
+        (SockFamily::Packet, _) => Dump::Packet,
+        _ => return None,
+    })
+}
+
+/// What a socket's protocol name (`getxattr(system.sockprotoname)`: `TCPv6`, `UNIX-STREAM`, `MPTCP`)
+/// says without touching the socket: family, protocol and, where the protocol has one, the type.
+pub fn facts_of_protoname(name: &str) -> SocketFacts {
+    let protocol = SockProto::from_kernel_name(name);
+    let sock_type = match protocol {
+        SockProto::Tcp | SockProto::Mptcp | SockProto::Dccp => Some(SockType::Stream),
+        SockProto::Udp | SockProto::Udplite | SockProto::Icmp => Some(SockType::Dgram),
+        SockProto::Raw => Some(SockType::Raw),
+        _ if name.eq_ignore_ascii_case("UNIX-STREAM") => Some(SockType::Stream),
+        _ => None,
+    };
+    SocketFacts {
+        family: Some(family_of_protoname(name)),
+        sock_type,
+        protocol: Some(protocol),
+        ..SocketFacts::default()
+    }
 }
 
 /// The family `getxattr(system.sockprotoname)` names (`UNIX-STREAM`, `TCPv6`, `NETLINK`...).
@@ -515,11 +552,24 @@ mod tests {
     }
 
     #[test]
-    fn dumps_for_protonames() {
-        assert_eq!(Dump::for_protoname("UNIX-STREAM"), Some(Dump::Unix));
-        assert_eq!(Dump::for_protoname("UNIX"), Some(Dump::Unix));
-        assert_eq!(Dump::for_protoname("TCPv6"), Some(Dump::Tcp6));
-        assert_eq!(Dump::for_protoname("RAW"), None);
+    fn protonames_give_family_type_protocol_and_dump() {
+        let cases = [
+            ("UNIX-STREAM", SockFamily::Unix, Some(SockType::Stream), SockProto::Unix, Some(Dump::Unix)),
+            ("UNIX", SockFamily::Unix, None, SockProto::Unix, Some(Dump::Unix)),
+            ("TCPv6", SockFamily::Inet6, Some(SockType::Stream), SockProto::Tcp, Some(Dump::Tcp6)),
+            ("UDP", SockFamily::Inet, Some(SockType::Dgram), SockProto::Udp, Some(Dump::Udp)),
+            ("UDP-Lite", SockFamily::Inet, Some(SockType::Dgram), SockProto::Udplite, None),
+            ("RAW", SockFamily::Inet, Some(SockType::Raw), SockProto::Raw, None),
+            ("PINGv6", SockFamily::Inet6, Some(SockType::Dgram), SockProto::Icmp, None),
+            ("MPTCP", SockFamily::Inet, Some(SockType::Stream), SockProto::Mptcp, None),
+            ("NETLINK", SockFamily::Netlink, None, SockProto::Netlink, Some(Dump::Netlink)),
+            ("PACKET", SockFamily::Packet, None, SockProto::Packet, Some(Dump::Packet)),
+        ];
+        for (name, family, sock_type, protocol, dump) in cases {
+            let f = facts_of_protoname(name);
+            assert_eq!((f.family, f.sock_type, f.protocol), (Some(family), sock_type, Some(protocol)), "{name}");
+            assert_eq!(dump_for(&f), dump, "{name}");
+        }
         for d in Dump::ALL {
             let r = d.request();
             assert!(matches!(r.len(), 20 | 24 | 56), "{d:?}: {}", r.len());

@@ -4,14 +4,29 @@
 //! names that are not always UTF-8 (the kernel's are bytes).
 #![allow(dead_code, reason = "each test file uses part of the generators")]
 
-use crrules_engine::facts::{ByteString, DevNum, FdFacts, OpenFlags, SocketFacts};
+use crrules_engine::facts::{
+    ByteString, DevNum, FanotifyFacts, FanotifyMark, FdFacts, Lock, OpenFlags, SocketFacts, TimerfdFacts,
+};
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule};
-use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{
+    Access, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, SockFamily, SockProto, SockState, SockType,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 
-pub const FACT_KINDS: &[Kind] =
-    &[Kind::File, Kind::Dir, Kind::Chardev, Kind::Blockdev, Kind::Socket, Kind::Anon, Kind::Pipe];
+pub const FACT_KINDS: &[Kind] = &[
+    Kind::File,
+    Kind::Dir,
+    Kind::Chardev,
+    Kind::Blockdev,
+    Kind::Socket,
+    Kind::Anon,
+    Kind::Pipe,
+    Kind::Timerfd,
+    Kind::Pidfd,
+    Kind::Fanotify,
+    Kind::Mqueue,
+];
 pub const MAJORS: &[u32] = &[0, 1, 4, 10, 136, 4095];
 pub const MINORS: &[u32] = &[0, 3, 5, 64, 255, 256, 1 << 19, MINOR_LIMIT - 1];
 /// Path components of facts; some are not UTF-8 (a lone `\xff`, a truncated `\xc3`) but still match the
@@ -22,7 +37,9 @@ pub const FS: &[&str] = &["ext4", "tmpfs", "fuse.sshfs", "proc"];
 pub const FS_GLOBS: &[&str] = &["ext4", "tmp*", "fuse.*", "*", "proc"];
 pub const NAMES: &[&[u8]] = &[b"[eventfd]", b"[kvm-vm]", b"inotify", b"bpf-map", b"[kvm\xff]", b"bpf-\x80"];
 pub const NAME_GLOBS: &[&str] = &[r"\[kvm-vm\]", r"\[*\]", "inotify", "*", "bpf-*", "[eventfd]"];
-pub const FLAG_BITS: &[u32] = &[0o1, 0o2, 0o2000, 0o4000, 0o2000000, 0o10000000];
+pub const FLAG_BITS: &[u32] = &[0o1, 0o2, 0o200, 0o2000, 0o4000, 0o2000000, 0o10000000];
+/// Clock ids: the named clocks and one the language calls `other`.
+pub const CLOCK_IDS: &[i32] = &[0, 1, 7, 8, 9, 3];
 pub const SIZES: &[u64] = &[0, 1, 100, 4096, 1 << 20, u64::MAX];
 pub const FAMILIES: &[SockFamily] = &[SockFamily::Unix, SockFamily::Inet, SockFamily::Inet6, SockFamily::Netlink];
 pub const TYPES: &[SockType] = &[SockType::Stream, SockType::Dgram, SockType::Seqpacket];
@@ -69,6 +86,14 @@ pub fn leaf() -> impl Strategy<Value = Predicate> {
         2 => pick(TYPES).prop_map(Predicate::SockType),
         2 => pick(STATES).prop_map(Predicate::State),
         2 => pick(NAME_GLOBS).prop_map(|g| Predicate::Name(Glob::new(g).unwrap())),
+        2 => pick(SockProto::ALL).prop_map(Predicate::Protocol),
+        1 => Just(Predicate::Queued),
+        1 => Just(Predicate::Unlinked),
+        1 => Just(Predicate::Packet),
+        1 => pick(Clock::ALL).prop_map(Predicate::Clock),
+        1 => Just(Predicate::Thread),
+        1 => pick(MarkTarget::ALL).prop_map(Predicate::Marks),
+        1 => Just(Predicate::Locked),
     ]
 }
 
@@ -129,8 +154,23 @@ pub fn maybe<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> +
 }
 
 pub fn facts() -> impl Strategy<Value = FdFacts> {
-    let socket = (maybe(pick(FAMILIES)), maybe(pick(TYPES)), maybe(pick(STATES)))
-        .prop_map(|(family, sock_type, state)| SocketFacts { family, sock_type, state, ..SocketFacts::default() });
+    let socket = (
+        (maybe(pick(FAMILIES)), maybe(pick(TYPES)), maybe(pick(STATES))),
+        (maybe(pick(SockProto::ALL)), maybe(pick(&[0u32, 1, 80][..]))),
+    )
+        .prop_map(|((family, sock_type, state), (protocol, rqueue))| SocketFacts {
+            family,
+            sock_type,
+            state,
+            protocol,
+            rqueue,
+            ..SocketFacts::default()
+        });
+    let extra = (
+        (any::<bool>(), any::<bool>(), any::<bool>()),
+        maybe(pick(CLOCK_IDS)),
+        maybe(proptest::collection::vec(pick(MarkTarget::ALL), 0..3)),
+    );
     (
         (pick(FACT_KINDS), prop_oneof![10 => 0i32..8, 1 => Just(-1), 1 => Just(100)]),
         maybe(
@@ -141,8 +181,10 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
         (maybe(pick(FS)), maybe(pick(NAMES)), maybe(near_size())),
         (any::<bool>(), proptest::collection::vec(pick(FLAG_BITS), 0..3)),
         maybe(socket),
+        extra,
     )
-        .prop_map(|((kind, fd), path, dev, (fs, name, size), (deleted, flags), socket)| {
+        .prop_map(|((kind, fd), path, dev, (fs, name, size), (deleted, flags), socket, extra)| {
+            let ((unlinked, packet, locked), clock, marks) = extra;
             let mut f = FdFacts::new(fd, kind, path.clone().unwrap_or_default());
             f.path = path;
             f.dev = dev;
@@ -152,6 +194,31 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
             f.deleted = deleted;
             f.flags = OpenFlags(flags.into_iter().fold(0, |a, b| a | b));
             f.socket = socket;
+            f.unlinked = unlinked;
+            f.packet = packet;
+            if locked {
+                let lock = Lock {
+                    class: "POSIX".into(),
+                    mode: "ADVISORY".into(),
+                    access: "WRITE".into(),
+                    pid: 1,
+                    start: 0,
+                    end: None,
+                };
+                f.locks.push(lock);
+            }
+            f.timerfd = clock.map(|clockid| TimerfdFacts {
+                clockid,
+                ticks: 0,
+                settime_flags: 0,
+                it_value: (0, 0),
+                it_interval: (0, 0),
+            });
+            f.fanotify = marks.map(|ms| FanotifyFacts {
+                flags: 0,
+                event_flags: 0,
+                marks: ms.iter().map(|m| FanotifyMark { target: m.name().into(), mask: 1, ignored_mask: 0 }).collect(),
+            });
             f
         })
 }

@@ -13,7 +13,7 @@
 
 use crate::ast::CmpOp;
 use crate::rule::{Glob, NumSet, Predicate, Rule};
-use crate::vocab::{Access, Kind, SockFamily, SockState, SockType};
+use crate::vocab::{Access, Clock, Kind, MarkTarget, SockFamily, SockProto, SockState, SockType};
 use std::borrow::Cow;
 
 /// A numeric dimension of the space.
@@ -37,14 +37,47 @@ pub enum Dim {
     SockType,
     /// Likewise for [`SockState::ALL`].
     State,
+    /// Likewise for [`SockProto::ALL`].
+    Protocol,
+    /// `0` or `1`.
+    Queued,
+    /// `0` or `1`.
+    Unlinked,
+    /// `0` or `1`.
+    Packet,
+    /// Likewise for [`Clock::ALL`].
+    Clock,
+    /// `0` or `1`.
+    Thread,
+    /// The set of mark targets as a bit mask over [`MarkTarget::ALL`].
+    Marks,
+    /// `0` or `1`.
+    Locked,
 }
 
 /// The number of numeric dimensions.
-pub const DIMS: usize = 9;
+pub const DIMS: usize = 17;
 
 impl Dim {
-    pub const ALL: [Dim; DIMS] =
-        [Dim::Kind, Dim::Major, Dim::Minor, Dim::Fd, Dim::Size, Dim::Deleted, Dim::Family, Dim::SockType, Dim::State];
+    pub const ALL: [Dim; DIMS] = [
+        Dim::Kind,
+        Dim::Major,
+        Dim::Minor,
+        Dim::Fd,
+        Dim::Size,
+        Dim::Deleted,
+        Dim::Family,
+        Dim::SockType,
+        Dim::State,
+        Dim::Protocol,
+        Dim::Queued,
+        Dim::Unlinked,
+        Dim::Packet,
+        Dim::Clock,
+        Dim::Thread,
+        Dim::Marks,
+        Dim::Locked,
+    ];
 
     /// The largest coordinate (the smallest is 0).
     pub fn max(self) -> u128 {
@@ -54,10 +87,13 @@ impl Dim {
             Dim::Minor => u128::from(u32::MAX),
             Dim::Fd => u128::from(u32::MAX),
             Dim::Size => u128::from(u64::MAX) + 1,
-            Dim::Deleted => 1,
+            Dim::Deleted | Dim::Queued | Dim::Unlinked | Dim::Packet | Dim::Thread | Dim::Locked => 1,
             Dim::Family => SockFamily::ALL.len() as u128,
             Dim::SockType => SockType::ALL.len() as u128,
             Dim::State => SockState::ALL.len() as u128,
+            Dim::Protocol => SockProto::ALL.len() as u128,
+            Dim::Clock => Clock::ALL.len() as u128,
+            Dim::Marks => (1 << MarkTarget::ALL.len()) - 1,
         }
     }
 }
@@ -625,6 +661,12 @@ fn word<T: PartialEq>(all: &[T], x: &T) -> Ranges {
     Ranges::single(all.iter().position(|v| v == x).map_or(0, |i| i as u128 + 1))
 }
 
+/// The mark masks that include `target`'s bit.
+fn mark_masks(target: MarkTarget) -> Ranges {
+    let bit = MarkTarget::ALL.iter().position(|t| *t == target).map_or(0, |i| 1u128 << i);
+    Ranges::of((0..=Dim::Marks.max()).filter(|m| m & bit != 0).map(|m| (m, m)).collect())
+}
+
 /// The boxes where a predicate holds (`negated`: where it does not), disjoint.
 pub fn predicate_cells(p: &Predicate, negated: bool) -> Vec<Cell<'_>> {
     let on = |dim: Dim, r: Ranges| {
@@ -687,6 +729,14 @@ pub fn predicate_cells(p: &Predicate, negated: bool) -> Vec<Cell<'_>> {
         Predicate::Family(x) => on(Dim::Family, word(SockFamily::ALL, x)),
         Predicate::SockType(x) => on(Dim::SockType, word(SockType::ALL, x)),
         Predicate::State(x) => on(Dim::State, word(SockState::ALL, x)),
+        Predicate::Protocol(x) => on(Dim::Protocol, word(SockProto::ALL, x)),
+        Predicate::Queued => on(Dim::Queued, Ranges::single(1)),
+        Predicate::Unlinked => on(Dim::Unlinked, Ranges::single(1)),
+        Predicate::Packet => on(Dim::Packet, Ranges::single(1)),
+        Predicate::Clock(x) => on(Dim::Clock, word(Clock::ALL, x)),
+        Predicate::Thread => on(Dim::Thread, Ranges::single(1)),
+        Predicate::Marks(x) => on(Dim::Marks, mark_masks(*x)),
+        Predicate::Locked => on(Dim::Locked, Ranges::single(1)),
         Predicate::Not(inner) => predicate_cells(inner, !negated),
     }
 }
