@@ -100,7 +100,7 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 /// Points a diagnostic at a rule in its source, when the source is among `sources`.
 pub(super) fn at(d: Diagnostic, rule: &Rule, sources: &[Source], label: &str) -> Diagnostic {
     match sources.iter().find(|s| *s.name == *rule.origin.file) {
-        Some(s) => d.with_source(&s.name, &s.text).with_label(rule.origin.span.clone(), label),
+        Some(s) => d.with_source(s).with_label(rule.origin.span.clone(), label),
         None => d,
     }
 }
