@@ -14,8 +14,11 @@ impl Lcg {
     }
 }
 
+/// A generator: the policy text of `n` rules.
+pub type Generator = fn(usize) -> String;
+
 /// The shapes, by the name the example takes.
-pub const SHAPES: &[(&str, fn(usize) -> String)] = &[
+pub const SHAPES: &[(&str, Generator)] = &[
     ("dev", overlapping_dev),
     ("dev-nested", nested_dev),
     ("glob", overlapping_globs),
@@ -32,7 +35,7 @@ pub fn overlapping_dev(n: usize) -> String {
         let major = if i % 8 == 0 { 3 + g.next(4) } else { 4 };
         let lo = g.next(1 << 20);
         let hi = (lo + 1 + g.next(1 << 17)).min((1 << 20) - 1);
-        let action = ["close", "reopen path", "inherit \"tty\""][(i % 3) as usize];
+        let action = ["close", "reopen path", "inherit \"tty\""][i % 3];
         let _ = writeln!(out, "chardev {major}:{lo}-{hi} => {action}");
     }
     out
@@ -79,7 +82,7 @@ pub fn overlapping_fds(n: usize) -> String {
     for i in 0..n {
         let lo = g.next(100_000);
         let hi = lo + 1 + g.next(20_000);
-        let kind = ["any", "file", "socket", "chardev"][(i % 4) as usize];
+        let kind = ["any", "file", "socket", "chardev"][i % 4];
         let _ = writeln!(out, "{kind} fd {lo}-{hi} => close");
     }
     out
