@@ -1,7 +1,10 @@
 //! Criterion bench of the rule language front end: parse and validate a generated 10,000-rule policy
 //! (mixed kinds, device numbers, ranges and sets, globs, socket predicates, flags, sizes, continuations),
 //! through `crrules_rules::compile` (what `check` does), `crrules_rules::lint` (plus the whole-policy
-//! shadowing analysis, what `crrules lint` does), and the parse stage alone.
+//! shadowing analysis, what `crrules lint` does), and the parse stage alone; then `lint` of adversarial
+//! policies (issue 8: rules that overlap many earlier ones, see `adversarial/`), 10,000 and 20,000 rules.
+
+mod adversarial;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crrules_rules::{Source, compile, lint, parse};
@@ -74,6 +77,22 @@ fn bench(c: &mut Criterion) {
     group.bench_function("compile_10k_rules", |b| b.iter(|| compile(black_box(&sources))));
     group.bench_function("lint_10k_rules", |b| b.iter(|| lint(black_box(&sources))));
     group.bench_function("syntax_only_10k_rules", |b| b.iter(|| parse::parse(black_box(&sources[0]))));
+    group.finish();
+
+    let mut group = c.benchmark_group("parse");
+    group.sample_size(10);
+    for (name, generate) in adversarial::SHAPES {
+        for n in [10_000, 20_000] {
+            let text = generate(n);
+            let sources = [Source::new("adversarial.rules", text.as_str())];
+            let compiled = lint(&sources);
+            assert!(!compiled.has_errors(), "{name}: {:?}", compiled.diagnostics.first());
+            assert_eq!(compiled.rules.len(), n);
+            group.throughput(Throughput::Elements(n as u64));
+            let id = format!("lint_{}k_overlapping_{}", n / 1000, name.replace('-', "_"));
+            group.bench_function(id, |b| b.iter(|| lint(black_box(&sources))));
+        }
+    }
     group.finish();
 }
 

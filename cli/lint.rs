@@ -42,11 +42,12 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
         print!("{}", crrules_rules::analysis::coverage(&loaded.validated.rules));
     }
     let failed = errors > 0 || (lint.deny_warnings && warnings > 0);
+    let overrides = overrides.iter().filter(|d| d.code == "crrules::lint::overrides").count();
     let summary = format!(
         "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}{}",
         loaded.policy.sources.len(),
         loaded.validated.rules.len(),
-        if overrides.is_empty() { String::new() } else { format!(", {} site override(s)", overrides.len()) },
+        if overrides == 0 { String::new() } else { format!(", {overrides} site override(s)") },
         if lint.deny_warnings && warnings > 0 { " (warnings denied)" } else { "" }
     );
     eprintln!("{}", ui.err(if failed { Style::Bad } else { Style::Good }, &summary));

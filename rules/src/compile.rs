@@ -50,7 +50,7 @@ pub fn compile(sources: &[Source]) -> Validated {
                 "crrules::parse::too_many_errors",
                 format!("{left_out} more problems in this file are not shown"),
             )
-            .with_source(&source.name, &source.text)
+            .with_source(source)
             .with_help("fix the problems above first; is this really a rule file?");
             if let Some(at) = at {
                 more = more.with_label(at, "the first problem not shown");

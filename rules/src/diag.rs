@@ -2,10 +2,9 @@
 //! miette with the file name, line, column, underlined text and a help. Messages follow one style:
 //! lowercase single sentences, user input in backticks, the fix in `help`.
 
-use crate::source::Span;
-use miette::{LabeledSpan, NamedSource, SourceCode};
+use crate::source::{Source, Span};
+use miette::{LabeledSpan, SourceCode};
 use std::fmt;
-use std::sync::Arc;
 
 /// How bad a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -27,7 +26,7 @@ pub struct Diagnostic {
     pub message: String,
     pub help: Option<String>,
     /// The file the labels point into; `None` for diagnostics about no particular text.
-    pub source: Option<NamedSource<Arc<str>>>,
+    pub source: Option<Source>,
     /// Underlined spans, the first one primary.
     pub labels: Vec<LabeledSpan>,
     /// Further diagnostics shown with this one (the rule that shadows a shadowed rule).
@@ -59,8 +58,8 @@ impl Diagnostic {
     }
 
     /// Points into a file.
-    pub fn with_source(mut self, name: &Arc<str>, text: &Arc<str>) -> Diagnostic {
-        self.source = Some(NamedSource::new(name.as_ref(), Arc::clone(text)).with_language("crrules"));
+    pub fn with_source(mut self, source: &Source) -> Diagnostic {
+        self.source = Some(source.clone());
         self
     }
 
@@ -95,7 +94,7 @@ impl Diagnostic {
     /// The text under the primary span, if any (what a user sees underlined).
     pub fn underlined(&self) -> Option<&str> {
         let span = self.primary_span()?;
-        self.source.as_ref()?.inner().get(span)
+        self.source.as_ref()?.text.get(span)
     }
 }
 

@@ -62,7 +62,7 @@ pub fn parse_line<'a>(
         }
         diags.push(
             Diagnostic::error("crrules::parse::unterminated_string", "this string has no closing quote")
-                .with_source(&source.name, &source.text)
+                .with_source(source)
                 .with_label(open.clone(), "the string starts here and runs to the end of the line")
                 .with_help(help),
         );
@@ -84,7 +84,7 @@ pub fn parse_line<'a>(
             if diags.len() == before {
                 diags.push(
                     Diagnostic::error("crrules::parse::internal", "this rule could not be read")
-                        .with_source(&source.name, &source.text)
+                        .with_source(source)
                         .with_label(logical.span.clone(), "here")
                         .with_help("this is a bug in crrules; please report it with the rule"),
                 );
@@ -305,7 +305,7 @@ impl<'a> Builder<'a, '_> {
                             "crrules::parse::bad_escape",
                             format!("unknown escape `{escape}` in a string"),
                         )
-                        .with_source(&self.source.name, &self.source.text)
+                        .with_source(self.source)
                         .with_label(start..start + 1 + other.len_utf8(), "not an escape the language knows")
                         .with_help(format!(
                             "strings know `\\\"`, `\\\\`, `\\n` and `\\t`; for a backslash followed by `{other}` \
@@ -446,7 +446,7 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
     let wants_arrow = expected.contains(&"`=>`");
 
     let diag = |code, message: String, label: &str| {
-        Diagnostic::error(code, message).with_source(&source.name, &source.text).with_label(span.clone(), label)
+        Diagnostic::error(code, message).with_source(source).with_label(span.clone(), label)
     };
     if wants_arrow && ActionWord::from_name(token).is_some() {
         return diag(

@@ -93,8 +93,7 @@ struct Validator<'a> {
 impl Validator<'_> {
     /// Pushes an error pointing at `span`.
     fn error(&mut self, code: &'static str, message: String, span: Span, label: &str, help: Option<String>) {
-        let mut d =
-            Diagnostic::error(code, message).with_source(&self.source.name, &self.source.text).with_label(span, label);
+        let mut d = Diagnostic::error(code, message).with_source(self.source).with_label(span, label);
         if let Some(help) = help {
             d = d.with_help(help);
         }

@@ -1,7 +1,8 @@
 //! Shadowing, duplicate and never-matching warnings on policy text, and coverage: each case is a policy,
 //! the warnings it must produce (code, line, message) and, where a rule is named, which ones.
 
-use crrules_rules::{Diagnostic, Severity, Source, lint};
+use crrules_rules::analysis::{Budget, shadowing_within};
+use crrules_rules::{Diagnostic, Severity, Source, compile, lint};
 
 fn warnings(text: &str) -> Vec<Diagnostic> {
     let c = lint(&[Source::new("t.rules", text)]);
@@ -239,6 +240,82 @@ fn a_large_policy_is_analysed() {
             vec![s("file path \"/srv/app7/**\" => reopen path")]
         )]
     );
+}
+
+/// Nested ranges: each rule overlaps every earlier one and none is covered, so checking them costs more
+/// and more; then rules that are shadowed and a duplicate.
+fn adversarial() -> String {
+    let mut text = String::from("chardev 1:* => reopen path\nchardev 1:3 => close\n");
+    for i in 0..60 {
+        text.push_str(&format!("chardev 4:0-{} => close\n", 10 + 10 * i));
+    }
+    text.push_str("chardev 1:5 => close\nchardev 1:3 => close\n");
+    text
+}
+
+/// The warnings and notes of the shadowing analysis within `budget`: (code, underlined rule, message).
+fn within(text: &str, budget: Budget) -> Vec<(&'static str, String, String)> {
+    let sources = [Source::new("t.rules", text)];
+    let c = compile(&sources);
+    assert!(!c.has_errors(), "{:?}", c.diagnostics);
+    shadowing_within(&c.rules, &sources, budget)
+        .into_iter()
+        .map(|d| (d.code, d.underlined().unwrap_or("?").to_owned(), d.message))
+        .collect()
+}
+
+#[test]
+fn past_its_budget_the_analysis_stops_says_where_and_keeps_what_it_checked() {
+    let text = adversarial();
+    // Unlimited, everything is checked.
+    let all = within(&text, Budget { total: u64::MAX / 16, per_rule: u64::MAX / 16 });
+    let codes: Vec<(&str, &str)> = all.iter().map(|(c, u, _)| (*c, u.as_str())).collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("crrules::lint::shadowed", "chardev 1:3 => close"),
+            ("crrules::lint::shadowed", "chardev 1:5 => close"),
+            ("crrules::lint::duplicate", "chardev 1:3 => close"),
+        ]
+    );
+    // Each case: the budget, the warnings (code, line) still reported, and part of the note.
+    type Case = (Budget, &'static [(&'static str, usize)], &'static str);
+    let cases: &[Case] = &[
+        // The whole budget runs out among the nested rules: the rule shadowed before them is reported, the
+        // one after them is not, the duplicate is (duplicates are found everywhere).
+        (
+            Budget { total: 300, per_rule: 10_000 },
+            &[("crrules::lint::shadowed", 2), ("crrules::lint::duplicate", 64)],
+            "the shadowing analysis stopped after ",
+        ),
+        // One rule's share runs out: those rules are left unchecked, the others still are.
+        (
+            Budget { total: 1_000_000, per_rule: 40 },
+            &[("crrules::lint::shadowed", 2), ("crrules::lint::shadowed", 63), ("crrules::lint::duplicate", 64)],
+            "rules, the first here, overlap too many earlier rules to be checked for being shadowed within 40 comparisons each",
+        ),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    for (budget, warnings, note) in cases {
+        let found = within(&text, *budget);
+        let (notes, rest): (Vec<_>, Vec<_>) = found.iter().partition(|(c, _, _)| *c == "crrules::lint::incomplete");
+        let rest: Vec<(&str, &str)> = rest.iter().map(|(c, u, _)| (*c, u.as_str())).collect();
+        let expected: Vec<(&str, &str)> = warnings.iter().map(|&(c, line)| (c, lines[line - 1])).collect();
+        assert_eq!(rest, expected, "{budget:?}");
+        assert_eq!(notes.len(), 1, "{budget:?}: {found:?}");
+        let (_, underlined, message) = notes[0];
+        assert!(message.contains(note), "{budget:?}: {message}");
+        assert!(underlined.starts_with("chardev 4:0-"), "{budget:?}: the note points at {underlined}");
+    }
+    // The note names the first rule left unchecked and how many follow it.
+    let stopped = within(&text, cases[0].0);
+    let (_, underlined, message) = stopped.iter().find(|(c, _, _)| *c == "crrules::lint::incomplete").unwrap();
+    let line = 1 + lines.iter().position(|l| l == underlined).unwrap();
+    let tail = format!(
+        " comparisons: the {} rule(s) from `t.rules:{line}` on were not checked for being shadowed",
+        lines.len() - line + 1
+    );
+    assert!(message.ends_with(&tail), "{message}");
 }
 
 mod coverage {

@@ -13,11 +13,16 @@ use crate::vocab::ActionWord;
 const MAX_COMPARED: usize = 4096;
 /// The most pieces a site rule's remaining region may break into before the walk stops.
 const MAX_PIECES: usize = 256;
+/// The most comparisons (a piece of a site rule's region against a box of a distribution rule) of the
+/// whole check, as in [`super::shadow::BUDGET`]; the site rules after it are not compared, and a
+/// `crrules::lint::incomplete` note says so.
+const BUDGET: u64 = 3_000_000;
 
 /// For each rule from a site file (`is_distribution` false for its file) that decides, before a
 /// distribution rule, fds that distribution rule would have decided with another action: an advice naming
 /// both rules and both actions. The distribution rules are walked in order and the fds each one takes are
-/// set aside, so a distribution rule that could never have decided those fds is not named.
+/// set aside, so a distribution rule that could never have decided those fds is not named. Past [`BUDGET`]
+/// comparisons the remaining site rules are not compared, and a note says from which one on.
 pub fn conflicts(rules: &RuleSet, sources: &[Source], is_distribution: impl Fn(&str) -> bool) -> Vec<Diagnostic> {
     let mut oracle = Oracle;
     let rules = rules.rules();
@@ -28,12 +33,24 @@ pub fn conflicts(rules: &RuleSet, sources: &[Source], is_distribution: impl Fn(&
         .filter_map(|(i, r)| Some((i, rule_cells(r, &mut oracle)?)))
         .collect();
     let mut out = Vec::new();
+    let mut spent = 0u64;
     for (i, site) in rules.iter().enumerate().filter(|(_, r)| !is_distribution(&r.origin.file)) {
+        if spent > BUDGET {
+            out.push(stopped_at(site, spent, sources));
+            break;
+        }
         let Some(mut region) = rule_cells(site, &mut oracle) else { continue };
-        for (j, theirs) in distribution.iter().filter(|(j, _)| *j > i).take(MAX_COMPARED) {
+        let after = distribution.partition_point(|(j, _)| *j <= i);
+        for (j, theirs) in distribution[after..].iter().take(MAX_COMPARED) {
             if region.is_empty() || region.len() > MAX_PIECES {
                 break;
             }
+            if spent > BUDGET {
+                // This site rule was compared only in part: the note starts with it.
+                out.push(stopped_at(site, spent, sources));
+                return out;
+            }
+            spent += (region.len() * theirs.len()) as u64;
             let dist = &rules[*j];
             let overlaps = region.iter().any(|c| theirs.iter().any(|t| c.shares(t, &mut oracle)));
             if !overlaps {
@@ -47,6 +64,20 @@ pub fn conflicts(rules: &RuleSet, sources: &[Source], is_distribution: impl Fn(&
         }
     }
     out
+}
+
+/// The note for a check that spent its budget before site rule `first`.
+fn stopped_at(first: &Rule, spent: u64, sources: &[Source]) -> Diagnostic {
+    let d = Diagnostic::new(
+        Severity::Advice,
+        "crrules::lint::incomplete",
+        format!(
+            "the check for site rules that override distribution rules stopped after {spent} comparisons: the site rules from `{}` on were not compared in full",
+            first.origin
+        ),
+    )
+    .with_help("the site rules before it were compared; to compare the rest, make the rules overlap less");
+    at(d, first, sources, "not compared from here on")
 }
 
 fn subtract<'g>(region: Vec<Cell<'g>>, taken: &[Cell<'g>], oracle: &mut Oracle) -> Vec<Cell<'g>> {

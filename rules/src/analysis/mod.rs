@@ -4,11 +4,13 @@
 
 mod conflicts;
 pub mod coverage;
+mod index;
 mod shadow;
 pub mod space;
 
 pub use conflicts::conflicts;
 pub use coverage::Coverage;
+pub use shadow::{BUDGET, Budget};
 
 use crate::diag::Diagnostic;
 use crate::rule::RuleSet;
@@ -19,9 +21,16 @@ use crate::source::Source;
 /// `crrules::lint::shadowed` (earlier rules, one or several together, match every fd this one would;
 /// each is named, most needed first, in `related`), `crrules::lint::never_matches` (the rule's own
 /// predicates exclude each other). Sound: a rule warned about can really never match. Not complete: a
-/// rule is compared only with up to 32 earlier rules of its kind (or `any`) that share its index key.
+/// rule is compared with the earlier rules of its kind or `any` that may share an fd with it, within
+/// [`BUDGET`]; a rule whose check needs more than its share, and every rule after the one where the
+/// whole budget runs out, is left unchecked and named in a `crrules::lint::incomplete` note (advice).
 pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
     shadow::shadowing(rules, sources)
+}
+
+/// [`shadowing`] within another budget.
+pub fn shadowing_within(rules: &RuleSet, sources: &[Source], budget: Budget) -> Vec<Diagnostic> {
+    shadow::shadowing_within(rules, sources, budget)
 }
 
 /// What falls through to "no rule matches" under `rules`, per kind; see [`coverage::Coverage`] (its

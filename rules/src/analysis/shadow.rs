@@ -2,74 +2,65 @@
 //! covered by earlier rules, alone or together (decided in the box model of [`super::space`]: never a
 //! false warning, but not every covered rule is found).
 //!
-//! Comparing every rule with every earlier one would be quadratic; instead earlier rules are indexed by
-//! kind and by a key (a single device major, a path or name glob, a socket family), and a rule is compared
-//! only with earlier rules of its kind or `any` that share its key or have none, at most
-//! [`MAX_CANDIDATES`] of them.
+//! Comparing every rule with every earlier one would be quadratic; instead a rule is compared only with
+//! the earlier rules of its kind or `any` that may share an fd with it, found through the interval trees
+//! of [`super::index`], and its check stops as soon as they cover it. Policies whose rules overlap each
+//! other massively still cost more than that, so the work is counted in *comparisons* (an index entry
+//! looked at, or one box subtracted from one piece of what is left of a rule): one rule gets at most
+//! [`Budget::per_rule`] of them, the whole analysis [`Budget::total`] ([`BUDGET`] unless the caller says
+//! otherwise). A rule that needs more than its share is left
+//! unchecked; past the budget the rules that follow are left unchecked. Either way the analysis says so
+//! in a `crrules::lint::incomplete` note, and what it did check stands.
 
-use super::space::{Cell, DIMS, Oracle, is_catch_all, literal_text, rule_cells};
+use super::index::{Extent, Index, Plan, Prefixes, extent};
+use super::space::{Cell, Oracle, rule_cells};
 use crate::diag::{Diagnostic, Severity};
 use crate::hash::{QuickHasher, QuickMap};
 use crate::par;
 use crate::rule::{Predicate, Rule, RuleSet};
 use crate::source::Source;
-use crate::vocab::{Kind, SockFamily};
+use crate::vocab::Kind;
 use std::hash::{Hash, Hasher};
 
-/// The most earlier rules a rule is compared with.
-pub const MAX_CANDIDATES: usize = 32;
-/// The most pieces the uncovered part of a rule may break into before the check gives up.
+/// How many comparisons the analysis may make: in all, and for one rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The rules after the one whose check would pass this are not checked for being shadowed.
+    pub total: u64,
+    /// A rule whose check needs more than this is not checked for being shadowed.
+    pub per_rule: u64,
+}
+
+/// What `crrules lint` allows: 3,000,000 comparisons in all (about half a second on one core of the
+/// development machine, a comparison costing 50 to 350 ns), 10,000 for one rule.
+pub const BUDGET: Budget = Budget { total: 3_000_000, per_rule: 10_000 };
+/// Index entries looked at that count as one comparison (looking one up costs a few nanoseconds, taking a
+/// box away from another tens to hundreds).
+const LOOKS_PER_COMPARISON: usize = 8;
+const UNIT: u64 = LOOKS_PER_COMPARISON as u64;
+/// The most pieces the uncovered part of a rule may break into before its check gives up.
 const MAX_PIECES: usize = 256;
 
-/// What a rule is indexed by.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Key<'r> {
-    Major(u32),
-    Path(&'r str),
-    Name(&'r str),
-    Family(SockFamily),
-    None,
+/// A rule's check ran out of comparisons (or its uncovered part broke into too many pieces).
+struct Exhausted;
+
+/// The comparisons one rule's check has made, in eighths ([`LOOKS_PER_COMPARISON`]), and its limit.
+struct Work {
+    spent: u64,
+    limit: u64,
 }
 
-fn key(rule: &Rule) -> Key<'_> {
-    let mut best = Key::None;
-    let rank = |k: &Key| match k {
-        Key::Major(_) => 0,
-        Key::Path(_) => 1,
-        Key::Name(_) => 2,
-        Key::Family(_) => 3,
-        Key::None => 4,
-    };
-    for p in &rule.predicates {
-        let k = match p {
-            Predicate::Dev { major, .. } => major.as_single().map_or(Key::None, Key::Major),
-            Predicate::Path(g) if !is_catch_all(g) => Key::Path(g.as_str()),
-            Predicate::Name(g) if !is_catch_all(g) => Key::Name(g.as_str()),
-            Predicate::Family(f) => Key::Family(*f),
-            _ => Key::None,
-        };
-        if rank(&k) < rank(&best) {
-            best = k;
-        }
+impl Work {
+    /// Counts `n` boxes taken away from pieces.
+    fn spend(&mut self, n: usize) -> Result<(), Exhausted> {
+        self.look(n * LOOKS_PER_COMPARISON)
     }
-    best
-}
 
-/// The directory part of a glob's literal prefix (`/var/log/` for `/var/log/*.log`, empty for `*.log`),
-/// for globs that are not literals themselves.
-fn glob_dir(text: &str) -> Option<&str> {
-    let special = text.find(['*', '?', '[', ']', '{', '}', ',', '\\'])?;
-    Some(text[..special].rfind('/').map_or("", |end| &text[..=end]))
-}
-
-/// The earlier rules of one kind, by key.
-#[derive(Default)]
-struct Group<'r> {
-    keyed: QuickMap<Key<'r>, Vec<u32>>,
-    /// Every keyed rule, by the kind of its key: major, path, name, family.
-    by_type: [Vec<u32>; 4],
-    /// Path- and name-keyed rules with a non-literal glob, by field and directory prefix.
-    by_dir: QuickMap<(bool, &'r str), Vec<u32>>,
+    /// Counts `n` index entries looked at.
+    fn look(&mut self, n: usize) -> Result<(), Exhausted> {
+        self.spent += n as u64;
+        if self.spent > self.limit { Err(Exhausted) } else { Ok(()) }
+    }
 }
 
 /// A rule's fingerprint for duplicate detection: kind, action and predicates in any order.
@@ -100,48 +91,63 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 /// Points a diagnostic at a rule in its source, when the source is among `sources`.
 pub(super) fn at(d: Diagnostic, rule: &Rule, sources: &[Source], label: &str) -> Diagnostic {
     match sources.iter().find(|s| *s.name == *rule.origin.file) {
-        Some(s) => d.with_source(&s.name, &s.text).with_label(rule.origin.span.clone(), label),
+        Some(s) => d.with_source(s).with_label(rule.origin.span.clone(), label),
         None => d,
     }
 }
 
-/// Tries to cover `cells` with the given earlier rules, in order; the rules that took part when it
-/// succeeds.
-fn cover<'r>(
-    cells: &[Cell<'r>],
-    candidates: &[u32],
-    all: &[Option<Vec<Cell<'r>>>],
-    oracle: &mut Oracle,
-) -> Option<Vec<u32>> {
-    let mut remaining = cells.to_vec();
-    let mut used = Vec::new();
-    for &i in candidates {
-        let Some(Some(theirs)) = all.get(i as usize) else { continue };
-        let mut took_part = false;
-        for a in theirs {
-            let mut next = Vec::with_capacity(remaining.len());
-            for r in remaining {
-                match r.minus(a, oracle) {
-                    None => next.push(r),
-                    Some(pieces) => {
-                        took_part = true;
-                        next.extend(pieces);
+/// What is left of a rule's boxes as earlier rules are taken away from it, and the rules that took
+/// something.
+struct Cover<'r> {
+    remaining: Vec<Cell<'r>>,
+    used: Vec<u32>,
+    pieces: Vec<Cell<'r>>,
+}
+
+impl<'r> Cover<'r> {
+    fn new(cells: &[Cell<'r>]) -> Cover<'r> {
+        Cover { remaining: cells.to_vec(), used: Vec::new(), pieces: Vec::new() }
+    }
+
+    /// Takes the given rules away, in order, until nothing is left (then true).
+    fn take(
+        &mut self,
+        candidates: &[u32],
+        all: &[Option<Vec<Cell<'r>>>],
+        oracle: &mut Oracle,
+        work: &mut Work,
+    ) -> Result<bool, Exhausted> {
+        for &i in candidates {
+            let Some(Some(theirs)) = all.get(i as usize) else { continue };
+            let mut took_part = false;
+            for a in theirs {
+                work.spend(self.remaining.len())?;
+                // Pieces the box misses stay; the others are replaced by what is left of them.
+                let mut k = 0;
+                while k < self.remaining.len() {
+                    match self.remaining[k].minus(a, oracle) {
+                        None => k += 1,
+                        Some(left) => {
+                            took_part = true;
+                            self.pieces.extend(left);
+                            self.remaining.swap_remove(k);
+                        }
                     }
                 }
+                self.remaining.append(&mut self.pieces);
+                if self.remaining.len() > MAX_PIECES {
+                    return Err(Exhausted);
+                }
             }
-            remaining = next;
-            if remaining.len() > MAX_PIECES {
-                return None;
+            if took_part {
+                self.used.push(i);
+            }
+            if self.remaining.is_empty() {
+                return Ok(true);
             }
         }
-        if took_part {
-            used.push(i);
-        }
-        if remaining.is_empty() {
-            return Some(used);
-        }
+        Ok(false)
     }
-    None
 }
 
 /// Drops rules from a covering set while it still covers, so that each rule named is needed.
@@ -150,16 +156,19 @@ fn minimise<'r>(
     mut used: Vec<u32>,
     all: &[Option<Vec<Cell<'r>>>],
     oracle: &mut Oracle,
-) -> Vec<u32> {
+    work: &mut Work,
+) -> Result<Vec<u32>, Exhausted> {
     let mut i = 0;
     while i < used.len() && used.len() > 1 && i < 8 {
         let without: Vec<u32> = used.iter().enumerate().filter(|&(k, _)| k != i).map(|(_, &r)| r).collect();
-        match cover(cells, &without, all, oracle) {
-            Some(smaller) => used = smaller,
-            None => i += 1,
+        let mut cover = Cover::new(cells);
+        if cover.take(&without, all, oracle, work)? {
+            used = cover.used;
+        } else {
+            i += 1;
         }
     }
-    used
+    Ok(used)
 }
 
 /// What the analysis found about one rule.
@@ -167,18 +176,80 @@ enum Finding {
     Duplicate(u32),
     Contradiction,
     Shadowed(Vec<u32>),
+    /// Its check ran out of comparisons: it may be shadowed or not.
+    Unchecked,
 }
 
-/// Below this many rules, the analysis runs on the calling thread only.
-const RULES_PER_THREAD: usize = 2048;
+/// Below this many rules, a batch is checked on the calling thread only.
+const RULES_PER_THREAD: usize = 16;
+/// The fewest and the most rules checked in one batch (between batches the budget is summed up).
+const BATCH: (u64, u64) = (32, 4096);
 
-/// See [`super::shadowing`]. Each rule's boxes are built, then each rule is checked against the earlier
-/// ones, both in parallel; the index of earlier rules is built in between, in order.
+/// The rules and what is known of them, shared by every rule's check.
+struct Analysis<'r, 'i> {
+    budget: Budget,
+    rules: &'r [Rule],
+    cells: &'i [Option<Vec<Cell<'r>>>],
+    extents: &'i [Option<Extent>],
+    index: &'i Index<'i>,
+}
+
+impl Analysis<'_, '_> {
+    /// Checks whether earlier rules cover rule `j`: what it found, and the comparisons it made. The
+    /// earlier rules that may share an fd with it are taken away from it a block at a time, first to
+    /// last, until nothing is left of it or no earlier rule is.
+    fn check(&self, j: usize) -> (Option<Finding>, u64) {
+        let (Some(mine), Some(extent)) = (self.cells[j].as_deref(), self.extents[j].as_ref()) else {
+            return (None, 0);
+        };
+        let mut work = Work { spent: 0, limit: self.budget.per_rule * UNIT };
+        let kind = self.rules[j].kind;
+        let plans: Vec<Plan> = std::iter::once(kind)
+            .chain((kind != Kind::Any).then_some(Kind::Any))
+            .map(|k| self.index.plan(k, extent))
+            .collect();
+        let oracle = &mut Oracle;
+        let mut cover = Cover::new(mine);
+        let mut candidates = Vec::new();
+        let mut found = Ok(false);
+        for block in self.index.blocks_below(j as u32) {
+            candidates.clear();
+            let looked: usize =
+                plans.iter().map(|&plan| self.index.meeting(plan, extent, block.clone(), &mut candidates)).sum();
+            candidates.sort_unstable();
+            found = work.look(looked).and_then(|()| cover.take(&candidates, self.cells, oracle, &mut work));
+            if !matches!(found, Ok(false)) {
+                break;
+            }
+        }
+        let found = match found {
+            Ok(true) => minimise(mine, cover.used, self.cells, oracle, &mut work).map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let finding = match found {
+            Ok(Some(used)) => Some(Finding::Shadowed(used)),
+            Ok(None) => None,
+            Err(Exhausted) => Some(Finding::Unchecked),
+        };
+        (finding, work.spent.min(work.limit))
+    }
+}
+
+/// See [`super::shadowing`]: [`shadowing_within`] the default [`BUDGET`].
 pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
+    shadowing_within(rules, sources, BUDGET)
+}
+
+/// See [`super::shadowing_within`]. Each rule's boxes and extent are built in parallel, duplicates are found in
+/// order, the index is built, then the rules are checked against the earlier ones in consecutive
+/// batches, each in parallel; between batches the comparisons made are summed up in order, so where the
+/// budget runs out does not depend on the number of threads.
+pub fn shadowing_within(rules: &RuleSet, sources: &[Source], budget: Budget) -> Vec<Diagnostic> {
     let rules = &rules.rules()[..rules.len().min(u32::MAX as usize)];
     let mut cells: Vec<Option<Vec<Cell<'_>>>> =
-        par::map(rules.len(), RULES_PER_THREAD, |j| rule_cells(&rules[j], &mut Oracle));
-    // Duplicates, in order; they take no further part.
+        par::map(rules.len(), RULES_PER_THREAD * 128, |j| rule_cells(&rules[j], &mut Oracle));
+    // Duplicates and contradictions, in order; they take no further part.
     let mut findings: Vec<Option<Finding>> = (0..rules.len()).map(|_| None).collect();
     let mut seen: QuickMap<u64, Vec<u32>> = QuickMap::default();
     for (j, rule) in rules.iter().enumerate() {
@@ -189,45 +260,40 @@ pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
         } else {
             list.push(j as u32);
         }
+        if cells[j].as_ref().is_some_and(Vec::is_empty) {
+            findings[j] = Some(Finding::Contradiction);
+            cells[j] = None;
+        }
     }
-    let hulls: Vec<Option<Hull>> = cells.iter().map(|c| c.as_deref().map(hull)).collect();
-    let mut groups: Vec<Group<'_>> = Kind::ALL.iter().map(|_| Group::default()).collect();
-    for (j, rule) in rules.iter().enumerate() {
-        if cells[j].is_none() {
-            continue;
+    let prefixes = Prefixes::new(cells.iter().flatten().map(Vec::as_slice));
+    let extents: Vec<Option<Extent>> =
+        par::map(rules.len(), RULES_PER_THREAD * 128, |j| cells[j].as_deref().and_then(|c| extent(c, &prefixes)));
+    let index = Index::new(&extents, |j| rules[j].kind);
+    let analysis = Analysis { budget, rules, cells: &cells, extents: &extents, index: &index };
+    let (mut spent, mut next, mut stopped) = (0u64, 0usize, None);
+    while next < rules.len() && stopped.is_none() {
+        let size =
+            ((budget.total * UNIT).saturating_sub(spent) / (budget.per_rule * UNIT).max(1)).clamp(BATCH.0, BATCH.1);
+        let size = size as usize;
+        let size = size.min(rules.len() - next);
+        let checked = par::map(size, RULES_PER_THREAD, |k| analysis.check(next + k));
+        for (k, (finding, cost)) in checked.into_iter().enumerate() {
+            if spent + cost > budget.total * UNIT {
+                stopped = Some(next + k);
+                break;
+            }
+            spent += cost;
+            if finding.is_some() {
+                findings[next + k] = finding;
+            }
         }
-        let j = j as u32;
-        let k = key(rule);
-        let group = &mut groups[rule.kind as usize];
-        if let Key::Path(text) | Key::Name(text) = &k
-            && let Some(dir) = glob_dir(text)
-        {
-            group.by_dir.entry((matches!(k, Key::Path(_)), dir)).or_default().push(j);
-        }
-        match k {
-            Key::Major(_) => group.by_type[0].push(j),
-            Key::Path(_) => group.by_type[1].push(j),
-            Key::Name(_) => group.by_type[2].push(j),
-            Key::Family(_) => group.by_type[3].push(j),
-            Key::None => {}
-        }
-        group.keyed.entry(k).or_default().push(j);
+        next += size;
     }
-    let (cells, groups) = (&cells, &groups);
-    let covered = par::map(rules.len(), RULES_PER_THREAD, |j| {
-        let mine = cells[j].as_deref()?;
-        if mine.is_empty() {
-            return Some(Finding::Contradiction);
-        }
-        let oracle = &mut Oracle;
-        let candidates = candidates(&rules[j], j as u32, groups, mine, cells, &hulls);
-        let used = cover(mine, &candidates, cells, oracle)?;
-        Some(Finding::Shadowed(minimise(mine, used, cells, oracle)))
-    });
     let mut out = Vec::new();
-    for (j, finding) in findings.into_iter().zip(covered).enumerate() {
+    let mut unchecked: Vec<usize> = Vec::new();
+    for (j, finding) in findings.into_iter().enumerate() {
         let rule = &rules[j];
-        match finding.0.or(finding.1) {
+        match finding {
             Some(Finding::Duplicate(i)) => {
                 let first = &rules[i as usize];
                 let d = Diagnostic::warning(
@@ -253,10 +319,48 @@ pub fn shadowing(rules: &RuleSet, sources: &[Source]) -> Vec<Diagnostic> {
                 out.push(at(d, rule, sources, "matches no fd"));
             }
             Some(Finding::Shadowed(used)) => out.push(shadowed(rule, &used, rules, sources)),
+            Some(Finding::Unchecked) => unchecked.push(j),
             None => {}
         }
     }
+    if let Some(&first) = unchecked.first() {
+        out.push(gave_up(&rules[first], unchecked.len(), budget.per_rule, sources));
+    }
+    if let Some(j) = stopped {
+        out.push(stopped_at(&rules[j], rules.len() - j, spent / UNIT, sources));
+    }
     out
+}
+
+/// The note for rules whose check needed more than `per_rule` comparisons.
+fn gave_up(first: &Rule, count: usize, per_rule: u64, sources: &[Source]) -> Diagnostic {
+    let message = match count {
+        1 => format!(
+            "this rule overlaps too many earlier rules to be checked for being shadowed within {per_rule} comparisons"
+        ),
+        n => format!(
+            "{n} rules, the first here, overlap too many earlier rules to be checked for being shadowed within {per_rule} comparisons each"
+        ),
+    };
+    let d = Diagnostic::new(Severity::Advice, "crrules::lint::incomplete", message)
+        .with_help("they may never match without a warning; the other rules were checked");
+    at(d, first, sources, "not checked")
+}
+
+/// The note for an analysis that spent its budget before rule `first`.
+fn stopped_at(first: &Rule, left: usize, spent: u64, sources: &[Source]) -> Diagnostic {
+    let d = Diagnostic::new(
+        Severity::Advice,
+        "crrules::lint::incomplete",
+        format!(
+            "the shadowing analysis stopped after {spent} comparisons: the {left} rule(s) from `{}` on were not checked for being shadowed",
+            first.origin
+        ),
+    )
+    .with_help(
+        "the rules before it were checked, and duplicates and self-contradictory rules everywhere; to check the rest, lint them on their own or make the rules overlap less",
+    );
+    at(d, first, sources, "not checked from here on")
 }
 
 /// The warning for a rule covered by `used`.
@@ -284,136 +388,4 @@ fn shadowed(rule: &Rule, used: &[u32], rules: &[Rule], sources: &[Source]) -> Di
         ));
     }
     d
-}
-
-/// The rules of a group filed under a key.
-fn keyed<'a, 'k>(group: &'a Group<'k>, k: &Key<'k>) -> &'a [u32] {
-    group.keyed.get(k).map_or(&[][..], Vec::as_slice)
-}
-
-/// Adds the first and the latest rules before `before` of an ascending list (all of a short one), [`SCAN`]
-/// at most.
-fn out_ends(out: &mut Vec<u32>, list: &[u32], before: u32) {
-    let list = &list[..list.partition_point(|&i| i < before)];
-    if list.len() <= SCAN {
-        out.extend_from_slice(list);
-    } else {
-        out.extend_from_slice(&list[..SCAN / 4]);
-        out.extend_from_slice(&list[list.len() - (SCAN - SCAN / 4)..]);
-    }
-}
-
-/// The most candidates tested for sharing an fd with the rule.
-const SCAN: usize = 2 * MAX_CANDIDATES;
-
-/// The hull of a rule's boxes on each numeric dimension: a quick test that two rules share no fd.
-type Hull = [(u128, u128); DIMS];
-
-fn hull(cells: &[Cell<'_>]) -> Hull {
-    let mut out = [(1, 0); DIMS];
-    for c in cells {
-        for (o, h) in out.iter_mut().zip(c.hull()) {
-            *o = if o.0 > o.1 { h } else { (o.0.min(h.0), o.1.max(h.1)) };
-        }
-    }
-    out
-}
-
-fn hulls_meet(a: &Hull, b: &Hull) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.0.max(y.0) <= x.1.min(y.1))
-}
-
-/// The earlier rules `rule` is compared with, ascending: those of its kind or `any` that share its key,
-/// have none, or are keyed on something `rule` does not constrain; past [`MAX_CANDIDATES`], the first
-/// and the latest of those that may share an fd with it.
-fn candidates(
-    rule: &Rule,
-    before: u32,
-    groups: &[Group<'_>],
-    mine: &[Cell<'_>],
-    cells: &[Option<Vec<Cell<'_>>>],
-    hulls: &[Option<Hull>],
-) -> Vec<u32> {
-    let mut out: Vec<u32> = Vec::new();
-    let own = &groups[rule.kind as usize];
-    let any = (rule.kind != Kind::Any).then(|| &groups[Kind::Any as usize]);
-    let k = key(rule);
-    let mut majors: Option<Vec<u32>> = None;
-    let (mut dev, mut path, mut name, mut family) = (false, false, false, false);
-    for p in &rule.predicates {
-        let (mut p, mut negated) = (p, false);
-        while let Predicate::Not(inner) = p {
-            (p, negated) = (inner, !negated);
-        }
-        match p {
-            Predicate::Dev { major, .. } => {
-                let count: u64 = major.ranges().iter().map(|&(a, b)| u64::from(b - a) + 1).sum();
-                majors = match (dev, negated) {
-                    (false, false) if count <= 16 => Some(major.ranges().iter().flat_map(|&(a, b)| a..=b).collect()),
-                    _ => None,
-                };
-                dev = true;
-            }
-            Predicate::Path(_) => path = true,
-            Predicate::Name(_) => name = true,
-            Predicate::Family(_) => family = true,
-            _ => {}
-        }
-    }
-    for group in std::iter::once(own).chain(any) {
-        out_ends(&mut out, keyed(group, &Key::None), before);
-        match &k {
-            Key::None => {}
-            k => out_ends(&mut out, keyed(group, k), before),
-        }
-        if let Key::Path(text) | Key::Name(text) = &k
-            && let Some(literal) = literal_text(text)
-        {
-            let is_path = matches!(k, Key::Path(_));
-            let dirs = std::iter::once(0).chain(literal.match_indices('/').map(|(end, _)| end + 1));
-            for end in dirs {
-                out_ends(
-                    &mut out,
-                    group.by_dir.get(&(is_path, &literal[..end])).map_or(&[][..], Vec::as_slice),
-                    before,
-                );
-            }
-        }
-        match (&k, dev, &majors) {
-            (Key::Major(_), _, _) => {}
-            (_, true, Some(majors)) => {
-                for m in majors {
-                    out_ends(&mut out, keyed(group, &Key::Major(*m)), before);
-                }
-            }
-            _ => out_ends(&mut out, &group.by_type[0], before),
-        }
-        for (constrained, t) in [(path, 1), (name, 2), (family, 3)] {
-            if !constrained {
-                out_ends(&mut out, &group.by_type[t], before);
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    if out.len() > SCAN {
-        let tail = out.split_off(out.len() - (SCAN - SCAN / 4));
-        out.truncate(SCAN / 4);
-        out.extend(tail);
-    }
-    let Some(Some(mine_hull)) = hulls.get(before as usize) else { return Vec::new() };
-    out.retain(|&i| hulls.get(i as usize).is_some_and(|h| h.as_ref().is_some_and(|h| hulls_meet(h, mine_hull))));
-    if out.len() > MAX_CANDIDATES {
-        // Keep those that may share some fd with the rule, then the first and the latest of them.
-        out.retain(|&i| {
-            let Some(Some(theirs)) = cells.get(i as usize) else { return false };
-            theirs.iter().any(|a| mine.iter().any(|b| a.meets(b)))
-        });
-        if out.len() > MAX_CANDIDATES {
-            let tail = out.split_off(out.len() - (MAX_CANDIDATES - MAX_CANDIDATES / 4));
-            out.truncate(MAX_CANDIDATES / 4);
-            out.extend(tail);
-        }
-    }
-    out
 }
