@@ -16,7 +16,7 @@ const MAX_PIECES: usize = 256;
 /// The most comparisons (a piece of a site rule's region against a box of a distribution rule) of the
 /// whole check, as in [`super::shadow::BUDGET`]; the site rules after it are not compared, and a
 /// `crrules::lint::incomplete` note says so.
-const BUDGET: u64 = 3_000_000;
+const BUDGET: u64 = 2_000_000;
 
 /// For each rule from a site file (`is_distribution` false for its file) that decides, before a
 /// distribution rule, fds that distribution rule would have decided with another action: an advice naming
