@@ -65,6 +65,12 @@ impl Ui {
         paint(self.color_out, style, text)
     }
 
+    /// The escape codes that start and end `style` on standard output (empty without colour), for text
+    /// written piece by piece.
+    pub fn out_codes(&self, style: Style) -> (&'static str, &'static str) {
+        if self.color_out { (start_code(style), END_CODE) } else { ("", "") }
+    }
+
     /// `text` styled for standard error.
     pub fn err(&self, style: Style, text: &str) -> String {
         paint(self.color_err, style, text)
@@ -85,16 +91,22 @@ pub enum Style {
     Bad,
 }
 
+/// Ends every style.
+const END_CODE: &str = "\x1b[0m";
+
+fn start_code(style: Style) -> &'static str {
+    match style {
+        Style::Bold => "\x1b[1m",
+        Style::Dim => "\x1b[2m",
+        Style::Good => "\x1b[32m",
+        Style::Warn => "\x1b[33m",
+        Style::Bad => "\x1b[1;31m",
+    }
+}
+
 fn paint(on: bool, style: Style, text: &str) -> String {
     if !on {
         return text.to_owned();
     }
-    let code = match style {
-        Style::Bold => "1",
-        Style::Dim => "2",
-        Style::Good => "32",
-        Style::Warn => "33",
-        Style::Bad => "1;31",
-    };
-    format!("\x1b[{code}m{text}\x1b[0m")
+    format!("{}{text}{END_CODE}", start_code(style))
 }

@@ -10,7 +10,9 @@ use crrules_engine::needs::ScanOptions;
 use crrules_engine::plan::ProcessPlan;
 use crrules_engine::scan::ScanError;
 use crrules_rules::Action;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 
 /// Writes plans in the chosen format to standard output, through one buffer (standard output's own is
@@ -203,85 +205,104 @@ impl Progress {
     }
 }
 
-/// What a person reads: a heading per process, a row per fd, a summary line.
+/// One cell of the table and its width in characters.
+type Cell<'a> = (Cow<'a, str>, usize);
+
+fn cell(text: impl Into<Cow<'static, str>>) -> Cell<'static> {
+    let text = text.into();
+    let width = text.chars().count();
+    (text, width)
+}
+
+fn cell_of<'a>(text: Cow<'a, str>) -> Cell<'a> {
+    let width = text.chars().count();
+    (text, width)
+}
+
+/// What a person reads: a heading per process, a row per fd, a summary line. Cells borrow from the plan
+/// where they can (kinds, rules, reasons, most targets), and rows are written straight into the text.
 pub fn table(plan: &ProcessPlan, ui: &Ui) -> String {
-    let header = ["FD", "KIND", "TARGET", "ACTION", "RULE", "REASON"];
-    let mut rows: Vec<[String; 6]> = Vec::with_capacity(plan.fds.len());
-    let mut styles: Vec<Style> = Vec::with_capacity(plan.fds.len());
+    let header = ["FD", "KIND", "TARGET", "ACTION", "RULE", "REASON"].map(cell);
+    let mut rows: Vec<([Cell<'_>; 6], Style)> = Vec::with_capacity(plan.fds.len());
     for planned in &plan.fds {
+        let fd = cell(planned.fd().to_string());
         let Some(facts) = planned.facts() else {
-            rows.push([
-                planned.fd().to_string(),
-                "-".into(),
-                "(closed during the scan)".into(),
-                "-".into(),
-                "-".into(),
-                String::new(),
-            ]);
-            styles.push(Style::Dim);
+            let cells = [fd, cell("-"), cell("(closed during the scan)"), cell("-"), cell("-"), cell("")];
+            rows.push((cells, Style::Dim));
             continue;
         };
         let (action, rule, reason, style) = match planned.decision() {
             Some(decision) => {
-                let action = match &decision.action {
-                    Action::ReopenPath => "reopen".to_owned(),
-                    Action::ReopenSubst { path } => format!("reopen {path}"),
-                    Action::Contents { .. } => "contents".to_owned(),
-                    Action::Inherit { name } => format!("inherit {name}"),
-                    Action::Plugin { name } => format!("plugin {name}"),
-                    other => other.keyword().to_owned(),
+                let action: Cow<'_, str> = match &decision.action {
+                    Action::ReopenPath => "reopen".into(),
+                    Action::ReopenSubst { path } => format!("reopen {path}").into(),
+                    Action::Contents { .. } => "contents".into(),
+                    Action::Inherit { name } => format!("inherit {name}").into(),
+                    Action::Plugin { name } => format!("plugin {name}").into(),
+                    other => other.keyword().into(),
                 };
                 let style = match &decision.action {
                     Action::Reject { .. } => Style::Bad,
                     Action::Close => Style::Warn,
                     _ => Style::Good,
                 };
-                let rule = decision.rule.clone().unwrap_or_else(|| "-".to_owned());
-                (action, rule, decision.reason().unwrap_or_default().to_owned(), style)
+                let rule = decision.rule.as_deref().unwrap_or("-");
+                (action, rule.into(), decision.reason().unwrap_or_default().into(), style)
             }
-            None => ("-".to_owned(), "-".to_owned(), String::new(), Style::Dim),
+            None => ("-".into(), "-".into(), "".into(), Style::Dim),
         };
-        styles.push(style);
-        rows.push([facts.fd.to_string(), facts.kind.name().to_owned(), target(facts), action, rule, reason]);
+        let cells =
+            [fd, cell(facts.kind.name()), cell_of(target(facts)), cell_of(action), cell_of(rule), cell_of(reason)];
+        rows.push((cells, style));
     }
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let mut widths = header.each_ref().map(|c| c.1);
+    for (row, _) in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.1);
         }
     }
     // The target and rule columns can be long; keep them readable but bounded.
     widths[2] = widths[2].min(48);
-    let mut out = String::new();
+    let line_width: usize = widths.iter().sum::<usize>() + 2 * widths.len() + 12;
+    let mut out = String::with_capacity((rows.len() + 3) * line_width);
     let verdict = if plan.checkpointable() {
         ui.out(Style::Good, "checkpointable")
     } else {
         ui.out(Style::Bad, "NOT checkpointable")
     };
     // The comm is shown escaped (`Display`): a process names itself, a newline or an escape sequence included.
-    out.push_str(&format!("{} {}: {verdict}\n", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm));
-    let line = |cells: &[String; 6]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            match i {
-                5 => s.push_str(cell),
-                // A path's end says more than its start.
-                2 => s.push_str(&format!("{:w$}  ", clip_start(cell, w))),
-                _ => s.push_str(&format!("{cell:w$}  ")),
-            }
-        }
-        s.trim_end().to_owned()
-    };
-    out.push_str(&ui.out(Style::Bold, &line(&header.map(str::to_owned))));
-    out.push('\n');
-    for (row, style) in rows.iter().zip(styles) {
-        let text = line(row);
-        out.push_str(&if style == Style::Good { text } else { ui.out(style, &text) });
-        out.push('\n');
+    let _ = writeln!(out, "{} {}: {verdict}", ui.out(Style::Bold, &format!("pid {}", plan.pid)), plan.comm);
+    push_row(&mut out, &header, &widths, ui.out_codes(Style::Bold));
+    for (row, style) in &rows {
+        let codes = if *style == Style::Good { ("", "") } else { ui.out_codes(*style) };
+        push_row(&mut out, row, &widths, codes);
     }
     out.push_str(&summary(plan));
     out.push('\n');
     out
+}
+
+/// Writes one row, cells padded to their column's width, between a style's codes, and a newline.
+fn push_row(out: &mut String, cells: &[Cell<'_>; 6], widths: &[usize; 6], (open, close): (&str, &str)) {
+    out.push_str(open);
+    let start = out.len();
+    for (i, ((text, width), w)) in cells.iter().zip(widths).enumerate() {
+        let (text, width) = match i {
+            5 => {
+                out.push_str(text);
+                break;
+            }
+            // A path's end says more than its start.
+            2 if *width > *w => (Cow::Owned(clip_start(text, *w)), *w),
+            _ => (Cow::Borrowed(&**text), *width),
+        };
+        out.push_str(&text);
+        out.extend(std::iter::repeat_n(' ', w - width + 2));
+    }
+    let end = start + out[start..].trim_end().len();
+    out.truncate(end);
+    out.push_str(close);
+    out.push('\n');
 }
 
 /// `7 fds: 5 reopen, 1 recreate, 1 reject`.
@@ -308,30 +329,34 @@ fn summary(plan: &ProcessPlan) -> String {
     format!("{} fds: {}", plan.fds.len(), parts.join(", "))
 }
 
-/// What an fd points at, for the table: the path, the device, or the link text, escaped.
-fn target(facts: &FdFacts) -> String {
-    let base = facts.path.as_ref().unwrap_or(&facts.link).to_string();
+/// What an fd points at, for the table: the path, the device, or the link text, escaped (borrowed from the
+/// facts when nothing is added and nothing needs escaping).
+fn target(facts: &FdFacts) -> Cow<'_, str> {
+    let base = facts.path.as_ref().unwrap_or(&facts.link).escaped();
+    if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted {
+        return base;
+    }
     let mut s = match (&facts.dev, &facts.socket) {
         (Some(dev), _) => format!("{base} ({dev})"),
         (None, Some(sock)) => {
             let mut s = sock.family.map_or("socket".to_owned(), |f| f.to_string());
             if let Some(t) = sock.sock_type {
-                s.push_str(&format!(" {t}"));
+                let _ = write!(s, " {t}");
             }
             if let Some(st) = sock.state {
-                s.push_str(&format!(" {st}"));
+                let _ = write!(s, " {st}");
             }
             if let Some(local) = sock.local.as_ref().filter(|l| !l.is_empty()) {
-                s.push_str(&format!(" {local}"));
+                let _ = write!(s, " {local}");
             }
             s
         }
-        _ => base,
+        _ => base.into_owned(),
     };
     if facts.deleted {
         s.push_str(" (deleted)");
     }
-    s
+    s.into()
 }
 
 /// `s` cut to `width` characters by dropping its start.

@@ -177,7 +177,13 @@ fn check_churn_facts(f: &FdFacts, opts: &ScanOptions) {
 #[test]
 fn a_hundred_scans_of_a_churning_process() {
     let h = Holder::spawn(&["--churn"]);
-    let no_fdinfo = ScanOptions { fdinfo: KindMask::NONE, mounts: false, ..ScanOptions::default() };
+    let no_fdinfo = ScanOptions {
+        fdinfo: KindMask::NONE,
+        flags: KindMask::NONE,
+        mount_ids: KindMask::NONE,
+        mounts: false,
+        ..ScanOptions::default()
+    };
     let choices = [ScanOptions::default(), no_fdinfo, ScanOptions::minimal()];
     let (mut open, mut vanished) = (0usize, 0usize);
     for round in 0..150 {
@@ -195,6 +201,47 @@ fn a_hundred_scans_of_a_churning_process() {
         }
     }
     assert!(open > 150 * 20, "the churning slots were seen: {open} open, {vanished} vanished");
+}
+
+/// The churning holder replaces fds between kinds all the time: facts read through duplicates still
+/// agree with the link they were read with (a duplicate of another file means a second try).
+#[test]
+fn duplicates_of_churning_fds_agree_with_their_links() {
+    let h = Holder::spawn(&["--churn"]);
+    let opts = ScanOptions { flags: KindMask::ALL, mount_ids: KindMask::ALL, mounts: true, ..ScanOptions::minimal() };
+    let (mut open, mut duplicated) = (0usize, 0usize);
+    for _ in 0..60 {
+        let scan = scan_process(h.pid(), &opts).expect("scan");
+        duplicated += scan.duplicated.len();
+        for f in scan.fds.iter().filter_map(FdEntry::facts) {
+            open += 1;
+            let ft = f.file_type;
+            match f.kind {
+                Kind::Pipe => {
+                    assert_eq!(f.link, format!("pipe:[{}]", f.ino.unwrap()), "{f:?}");
+                    assert!(ft.is_none_or(|t| t == FileType::Fifo), "{f:?}");
+                }
+                Kind::Chardev => assert_eq!(f.path.as_ref().map(|p| p.as_bytes()), Some(&b"/dev/null"[..]), "{f:?}"),
+                Kind::File if f.fd > 2 => {
+                    assert!(f.link.as_bytes().ends_with(b"/churn.txt"), "{f:?}");
+                    assert_eq!((ft, f.size), (Some(FileType::Regular), Some(5)), "{f:?}");
+                }
+                Kind::Eventfd => assert_eq!(f.link, "anon_inode:[eventfd]", "{f:?}"),
+                _ => {}
+            }
+            // In its slots 100-159, the churn keeps /dev/null read-write, files read-only and the read ends
+            // of pipes (their write ends pass only through other numbers).
+            let access = match f.kind {
+                Kind::Chardev => Some(2),
+                Kind::File | Kind::Pipe => Some(0),
+                _ => None,
+            };
+            if let Some(access) = access.filter(|_| (100..160).contains(&f.fd)) {
+                assert_eq!(f.flags.0 & 3, access, "{f:?}");
+            }
+        }
+    }
+    assert!(open > 1000 && duplicated > 500, "{open} fds, {duplicated} duplicated");
 }
 
 #[test]

@@ -203,7 +203,13 @@ fn fewer_facts_give_the_same_kinds() {
     for opts in [
         ScanOptions::minimal(),
         ScanOptions { stat: false, ..ScanOptions::default() },
-        ScanOptions { fdinfo: KindMask::NONE, mounts: false, ..ScanOptions::default() },
+        ScanOptions {
+            fdinfo: KindMask::NONE,
+            flags: KindMask::NONE,
+            mount_ids: KindMask::NONE,
+            mounts: false,
+            ..ScanOptions::default()
+        },
     ] {
         let part = scan_process(h.pid(), &opts).expect("scan");
         let kinds =

@@ -4,7 +4,7 @@
 mod scan_common;
 
 use crrules_engine::matcher::{CompiledMatcher, Matcher};
-use crrules_engine::scan::{FdEntry, ScanOptions, scan_process};
+use crrules_engine::scan::{FdEntry, KindMask, ScanOptions, scan_process};
 use crrules_rules::vocab::Kind;
 use crrules_rules::{RuleSet, Source};
 use scan_common::Holder;
@@ -38,11 +38,12 @@ fn narrowed_scan_decides_like_the_full_scan() {
     let holder = Holder::spawn(&[]);
     let rules = default_policy();
     let narrow = ScanOptions::for_policy(&rules);
-    // The default policy tests the filesystem and locks of files, packet mode of pipes, the clock of
-    // timers, thread pidfds, fanotify marks and what sockets are: nothing fdinfo tells of other kinds.
-    for kind in [Kind::File, Kind::Pipe, Kind::Timerfd, Kind::Pidfd, Kind::Fanotify] {
+    // The default policy tests the filesystem and locks of files (fdinfo), packet mode of pipes (flags, from
+    // a duplicate), the clock of timers, thread pidfds and fanotify marks (fdinfo), and what sockets are.
+    for kind in [Kind::File, Kind::Timerfd, Kind::Pidfd, Kind::Fanotify] {
         assert!(narrow.fdinfo.contains(kind), "{kind}");
     }
+    assert!(narrow.flags.contains(Kind::Pipe) && !narrow.fdinfo.contains(Kind::Pipe));
     assert!(!narrow.fdinfo.contains(Kind::Eventfd) && !narrow.fdinfo.contains(Kind::Socket));
     assert!(narrow.sockets && narrow.mounts && !narrow.stat);
     assert_eq!(decisions(&rules, &narrow, holder.pid()), decisions(&rules, &ScanOptions::all(), holder.pid()));
@@ -55,7 +56,7 @@ fn narrowed_scan_decides_like_the_full_scan() {
 }
 
 #[test]
-fn a_policy_that_tests_flags_of_any_kind_reads_every_fdinfo() {
+fn a_policy_that_tests_flags_of_any_kind_reads_the_flags_of_every_kind() {
     let holder = Holder::spawn(&[]);
     let compiled = crrules_rules::compile(&[Source::new(
         "t.rules",
@@ -63,7 +64,28 @@ fn a_policy_that_tests_flags_of_any_kind_reads_every_fdinfo() {
     )]);
     assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
     let narrow = ScanOptions::for_policy(&compiled.rules);
-    assert!(narrow.fdinfo.contains(Kind::Eventfd) && !narrow.sockets);
+    assert!(narrow.flags == KindMask::ALL && narrow.fdinfo.is_empty() && !narrow.sockets);
+    assert_eq!(
+        decisions(&compiled.rules, &narrow, holder.pid()),
+        decisions(&compiled.rules, &ScanOptions::all(), holder.pid())
+    );
+}
+
+/// Close-on-exec belongs to the fd table, not to the open file: only fdinfo shows it, so a rule that tests
+/// it has the kinds it covers read through fdinfo, never through a duplicate.
+#[test]
+fn a_policy_that_tests_close_on_exec_reads_fdinfo() {
+    let holder = Holder::spawn(&[]);
+    let compiled = crrules_rules::compile(&[Source::new(
+        "t.rules",
+        "file flags O_CLOEXEC => close\nfile access rw => reopen path\nany => close\n",
+    )]);
+    assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
+    let narrow = ScanOptions::for_policy(&compiled.rules);
+    assert!(narrow.fdinfo.contains(Kind::File) && !narrow.fdinfo.contains(Kind::Dir));
+    assert!(narrow.flags.contains(Kind::File));
+    let scan = scan_process(holder.pid(), &narrow).unwrap();
+    assert!(scan.duplicated.is_empty(), "{:?}", scan.duplicated);
     assert_eq!(
         decisions(&compiled.rules, &narrow, holder.pid()),
         decisions(&compiled.rules, &ScanOptions::all(), holder.pid())

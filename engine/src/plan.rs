@@ -186,7 +186,7 @@ impl ProcessPlan {
     /// The scan these facts came from, decisions dropped, to be decided again.
     pub fn into_scan(self) -> ProcessScan {
         let fds = self.fds.into_iter().map(|fd| fd.entry).collect();
-        ProcessScan { pid: self.pid, comm: self.comm, fds, process: self.process }
+        ProcessScan { pid: self.pid, comm: self.comm, fds, duplicated: Vec::new(), process: self.process }
     }
 
     /// True when the plan was decided and no fd is rejected (vanished fds are gone and need nothing).
@@ -308,9 +308,9 @@ mod tests {
             7,
             "sleep",
             vec![
-                FdEntry::Open(null),
+                FdEntry::Open(Box::new(null)),
                 FdEntry::Vanished { fd: 1 },
-                FdEntry::Open(FdFacts::new(2, Kind::Pipe, "pipe:[9]")),
+                FdEntry::Open(Box::new(FdFacts::new(2, Kind::Pipe, "pipe:[9]"))),
             ],
         )
     }

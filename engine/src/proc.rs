@@ -8,8 +8,10 @@
 //! inode number to `stat`, a second `stat` must agree with the first) and its lines must fit the link's kind.
 //! When some reads are turned off, a path (which names no inode) is checked by a second read instead: a
 //! second `stat` after the link, or, when only the link comes first, a second link after the `stat`.
-//! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished.
+//! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished. Flags read from a
+//! duplicate of the fd instead of fdinfo are checked against the link in [`dup`].
 
+mod dup;
 pub mod fdinfo;
 pub mod link;
 pub mod mountinfo;
@@ -17,7 +19,7 @@ pub mod sockdiag;
 mod sys;
 
 use crate::error::ScanError;
-use crate::facts::{ByteString, DevNum, FdFacts, FileType, SocketFacts};
+use crate::facts::{ByteString, DevNum, FdFacts, FileType, OpenFlags, SocketFacts};
 use crate::needs::ScanOptions;
 use crrules_rules::vocab::Kind;
 use fdinfo::FdInfo;
@@ -37,10 +39,14 @@ use sys::FdName;
 /// How many times an fd that keeps changing under the scanner is read before it counts as vanished.
 pub const ATTEMPTS: usize = 4;
 
+pub use dup::sockets_received;
+
 /// The outcome of reading one fd.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(clippy::large_enum_variant, reason = "almost every fd is open; its facts are moved once, into the scan")]
 pub enum FdRead {
-    Open(Box<FdFacts>),
+    /// Its facts, and whether a duplicate of it was taken to read them.
+    Open(FdFacts, bool),
     /// Closed before or while it was read (or replaced again and again).
     Gone,
 }
@@ -73,10 +79,6 @@ fn exited_or(pid: i32, what: &str, e: Errno) -> ScanError {
         Errno::ENOENT | Errno::ESRCH => ScanError::Exited { pid },
         e => scan_error(pid, what, e),
     }
-}
-
-fn exited_or_io(pid: i32, what: &str, e: io::Error) -> ScanError {
-    exited_or(pid, what, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// Errors that mean "this fd is no longer there" when reading one fd.
@@ -203,6 +205,8 @@ pub struct ProcessDir {
     fdinfo_dir: OwnedFd,
     comm: ByteString,
     handle: Option<std::sync::Arc<ProcessHandle>>,
+    /// Duplicates of fds for their flags, through the pidfd (see [`dup`]).
+    dup: Option<dup::Duplicator>,
 }
 
 impl ProcessDir {
@@ -244,7 +248,8 @@ impl ProcessDir {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(ScanError::Exited { pid }),
             Err(_) => None,
         };
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle })
+        let dup = handle.clone().and_then(dup::Duplicator::new);
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle, dup })
     }
 
     /// The pidfd taken when the directory was opened, if the kernel has pidfds.
@@ -266,13 +271,14 @@ impl ProcessDir {
     /// The open fd numbers, ascending.
     pub fn list_fds(&self) -> Result<Vec<i32>, ScanError> {
         let pid = self.pid;
-        // Listed through our own open `fd` directory, so the listing is of the process opened.
-        let path = format!("/proc/self/fd/{}", self.fd_dir.as_raw_fd());
-        let entries = std::fs::read_dir(path).map_err(|e| exited_or_io(pid, "fd directory", e))?;
+        // Listed through our own open `fd` directory, so the listing is of the process opened; names are
+        // parsed where `getdents` put them, with no allocation per entry.
+        let mut dir = nix::dir::Dir::openat(&self.fd_dir, ".", DIR_FLAGS, Mode::empty())
+            .map_err(|e| exited_or(pid, "fd directory", e))?;
         let mut fds = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| exited_or_io(pid, "fd directory", e))?;
-            if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) {
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| exited_or(pid, "fd directory", e))?;
+            if let Some(fd) = parse_fd(entry.file_name().to_bytes()) {
                 fds.push(fd);
             }
         }
@@ -283,9 +289,10 @@ impl ProcessDir {
     /// Reads one fd's facts: retried while it changes under us, [`FdRead::Gone`] once it is closed.
     pub fn read_fd(&self, fd: i32, reads: &ScanOptions) -> Result<FdRead, ScanError> {
         let name = FdName::new(fd);
+        let mut duplicated = false;
         for _ in 0..ATTEMPTS {
-            match self.read_fd_once(fd, &name, reads) {
-                Ok(Attempt::Done(facts)) => return Ok(FdRead::Open(facts)),
+            match self.read_fd_once(fd, &name, reads, &mut duplicated) {
+                Ok(Attempt::Done(facts)) => return Ok(FdRead::Open(*facts, duplicated)),
                 Ok(Attempt::Replaced) => continue,
                 Err(e) if is_gone(e) => return Ok(FdRead::Gone),
                 Err(e) => return Err(scan_error(self.pid, &format!("fd {fd}"), e)),
@@ -294,8 +301,11 @@ impl ProcessDir {
         Ok(FdRead::Gone)
     }
 
-    fn stat_fd(&self, name: &FdName) -> Result<FileStat, Errno> {
-        fstatat(&self.fd_dir, name.as_cstr(), AtFlags::empty())
+    /// `stat` through the fd's link, and the mount id (`statx`) where the kernel gives one.
+    fn stat_fd(&self, name: &FdName) -> Result<(FileStat, Option<u64>), Errno> {
+        let sx =
+            sys::statx(&self.fd_dir, name.as_cstr(), 0).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        Ok((sx.st, sx.mnt_id))
     }
 
     fn read_link<'b>(&self, name: &FdName, buf: &'b mut [u8]) -> Result<&'b [u8], Errno> {
@@ -318,19 +328,40 @@ impl ProcessDir {
         Ok(FdInfo::parse(&String::from_utf8_lossy(&all)))
     }
 
-    fn read_fd_once(&self, fd: i32, name: &FdName, reads: &ScanOptions) -> Result<Attempt, Errno> {
-        let mut st = if reads.stat { Some(self.stat_fd(name)?) } else { None };
+    fn read_fd_once(
+        &self,
+        fd: i32,
+        name: &FdName,
+        reads: &ScanOptions,
+        duplicated: &mut bool,
+    ) -> Result<Attempt, Errno> {
+        // Where a duplicate may answer, `stat` comes after the link (a socket's must never be taken).
+        let dup = self.dup.as_ref().filter(|d| d.useful(reads));
+        let stat_first = reads.stat && dup.is_none();
+        let (mut st, mut mnt_id) =
+            if stat_first { self.stat_fd(name).map(|(s, m)| (Some(s), m))? } else { (None, None) };
         let mut buf = [0u8; 4096];
         // The link's bytes, exactly: a path need not be UTF-8, and a lossy copy would never equal the second
         // read below, so the fd would be read again and again and reported as vanished.
         let link = self.read_link(name, &mut buf)?;
         let shape = link::classify(link);
-        if st.is_none() && matches!(shape, LinkShape::Path(_)) {
-            // Read after the link: the link is read again to be sure both describe the same file.
-            st = Some(self.stat_fd(name)?);
-            let mut again = [0u8; 4096];
-            if self.read_link(name, &mut again)? != link {
-                return Ok(Attempt::Replaced);
+        let mut dup_flags = None;
+        if let Some(dup) = dup {
+            match dup.read(fd, &shape, link, reads, duplicated)? {
+                dup::Read::Done(d) => (st, mnt_id, dup_flags) = (Some(d.st), d.mnt_id, Some(d.flags)),
+                dup::Read::Replaced => return Ok(Attempt::Replaced),
+                dup::Read::Skipped => {}
+            }
+        }
+        if st.is_none() && (reads.stat || matches!(shape, LinkShape::Path(_))) {
+            // Read after the link: a path's link is read again to be sure both describe the same file; other
+            // links name the inode, compared below.
+            (st, mnt_id) = self.stat_fd(name).map(|(s, m)| (Some(s), m))?;
+            if matches!(shape, LinkShape::Path(_)) {
+                let mut again = [0u8; 4096];
+                if self.read_link(name, &mut again)? != link {
+                    return Ok(Attempt::Replaced);
+                }
             }
         }
         let file_type = st.as_ref().map(|s| FileType::from_mode(s.st_mode));
@@ -354,15 +385,18 @@ impl ProcessDir {
             LinkShape::Anon(n) => link::anon_kind(n),
             LinkShape::Ns { .. } => Kind::Nsfs,
         };
-        let fdinfo = reads.fdinfo.contains(kind);
+        // fdinfo for what no `statx` or duplicate gave.
+        let fdinfo = reads.fdinfo.contains(kind)
+            || (reads.mount_ids.contains(kind) && mnt_id.is_none())
+            || (reads.flags.contains(kind) && dup_flags.is_none());
         if let (Some(s), Some(ft)) = (&st, file_type) {
             if !link::type_fits(&shape, ft) || link::link_ino(&shape).is_some_and(|ino| ino != s.st_ino) {
                 return Ok(Attempt::Replaced);
             }
             // A path names no inode: without fdinfo's `ino:` to tie the reads together, a second `stat`
             // after the link shows whether the fd still is the file the first one saw.
-            if reads.stat && !fdinfo && matches!(shape, LinkShape::Path(_)) {
-                let again = self.stat_fd(name)?;
+            if stat_first && !fdinfo && matches!(shape, LinkShape::Path(_)) {
+                let (again, _) = self.stat_fd(name)?;
                 if (again.st_ino, again.st_dev) != (s.st_ino, s.st_dev) {
                     return Ok(Attempt::Replaced);
                 }
@@ -380,7 +414,7 @@ impl ProcessDir {
                 let Some(first) = st.as_ref().filter(|_| matches!(shape, LinkShape::Path(_))) else {
                     return Ok(Attempt::Replaced);
                 };
-                let again = self.stat_fd(name)?;
+                let (again, _) = self.stat_fd(name)?;
                 if (again.st_ino, again.st_dev) != (first.st_ino, first.st_dev) {
                     return Ok(Attempt::Replaced);
                 }
@@ -410,8 +444,9 @@ impl ProcessDir {
             LinkShape::Ns { ns, .. } => facts.name = Some(ByteString::from(ns)),
             LinkShape::Pipe(_) | LinkShape::Socket(_) => {}
         }
-        facts.ino = link::link_ino(&shape);
-        if let Some(s) = &st {
+        facts.ino = st.as_ref().map(|s| s.st_ino).or(link::link_ino(&shape));
+        // A duplicate `stat`s every fd it is taken of: beyond the inode, that is kept only where asked for.
+        if let Some(s) = st.as_ref().filter(|_| reads.stat || matches!(shape, LinkShape::Path(_))) {
             let ft = FileType::from_mode(s.st_mode);
             facts.file_type = Some(ft);
             facts.size = u64::try_from(s.st_size).ok();
@@ -426,6 +461,11 @@ impl ProcessDir {
         }
         if let Some(info) = info {
             info.apply(&mut facts);
+        } else {
+            facts.mnt_id = mnt_id.filter(|_| reads.mount_ids.contains(kind));
+            if let Some(flags) = dup_flags.filter(|_| reads.flags.contains(kind)) {
+                facts.flags = OpenFlags(flags);
+            }
         }
         facts.fs = internal_fs.map(str::to_owned);
         // A socket's protocol name costs one lookup and never touches the socket; sock_diag adds the rest.
@@ -492,6 +532,14 @@ impl ProcessDir {
 
 /// The kernel-internal filesystems whose files are told apart by their superblock.
 const INTERNAL_FS: [&str; 2] = ["mqueue", "secretmem"];
+
+/// An fd number from its name in `/proc/PID/fd` (`.` and `..` are not).
+fn parse_fd(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    name.iter().try_fold(0i32, |n, &d| n.checked_mul(10)?.checked_add(i32::from(d - b'0')))
+}
 
 /// The filesystem types `statfs` can name that matter for an fd whose mount is in no mountinfo (the values
 /// are the kernel's `*_MAGIC` constants, `include/uapi/linux/magic.h`).

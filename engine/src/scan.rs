@@ -24,6 +24,10 @@ pub struct ProcessScan {
     pub pid: i32,
     pub comm: crate::facts::ByteString,
     pub fds: Vec<FdEntry>,
+    /// The fds of which the scanner took a duplicate (`pidfd_getfd`) to read their flags instead of
+    /// fdinfo ([`ScanOptions::flags`]), ascending; never a socket's, unless the fd was replaced by one in
+    /// the instant between its link and the duplicate (see [`sockets_received`]). Empty for saved facts.
+    pub duplicated: Vec<i32>,
     /// The live process itself, held by a pidfd since its `/proc` directory was opened; `None` for saved
     /// facts and on kernels without pidfds.
     pub process: Option<Arc<ProcessHandle>>,
@@ -32,12 +36,12 @@ pub struct ProcessScan {
 impl ProcessScan {
     /// Facts that are not of a live process (saved, or made by hand).
     pub fn saved(pid: i32, comm: impl Into<ByteString>, fds: Vec<FdEntry>) -> ProcessScan {
-        ProcessScan { pid, comm: comm.into(), fds, process: None }
+        ProcessScan { pid, comm: comm.into(), fds, duplicated: Vec::new(), process: None }
     }
 }
 
-/// Two scans are equal when they say the same about the same pid; whether a live process is held does not
-/// count.
+/// Two scans are equal when they say the same about the same pid; whether a live process is held, and how
+/// the facts were read, do not count.
 impl PartialEq for ProcessScan {
     fn eq(&self, other: &ProcessScan) -> bool {
         (self.pid, &self.comm, &self.fds) == (other.pid, &other.comm, &other.fds)
@@ -46,11 +50,11 @@ impl PartialEq for ProcessScan {
 impl Eq for ProcessScan {}
 
 /// One fd: its facts, or the note that it was closed while the scan ran. Serialised as the facts object,
-/// or as `{"fd": N, "state": "vanished"}`.
+/// or as `{"fd": N, "state": "vanished"}`. The facts are boxed: a scan's list of fds and a plan's, made
+/// from it, stay small, and the facts (half a kilobyte an fd) are not copied from one to the other.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[expect(clippy::large_enum_variant, reason = "almost every entry is `Open`; a box would cost an allocation per fd")]
 pub enum FdEntry {
-    Open(FdFacts),
+    Open(Box<FdFacts>),
     Vanished { fd: i32 },
 }
 
@@ -100,7 +104,7 @@ impl<'de> Deserialize<'de> for FdEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FdEntry, D::Error> {
         Ok(match FdEntryRepr::<FdFacts>::deserialize(d)? {
             FdEntryRepr::Vanished { fd, .. } => FdEntry::Vanished { fd },
-            FdEntryRepr::Open(f) => FdEntry::Open(f),
+            FdEntryRepr::Open(f) => FdEntry::Open(Box::new(f)),
         })
     }
 }
@@ -109,26 +113,39 @@ impl<'de> Deserialize<'de> for FdEntry {
 pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanError> {
     let dir = ProcessDir::open(pid)?;
     let fds = dir.list_fds()?;
-    let read_all = || fds.par_iter().map(|&fd| dir.read_fd(fd, opts)).collect::<Result<Vec<FdRead>, _>>();
-    // A large fd table is read on every core for a while: the per-process reads (mountinfo, every
+    // Into a list allocated here, each fd's slot written where it was read.
+    let read_all = || {
+        let mut read = Vec::with_capacity(fds.len());
+        fds.par_iter().map(|&fd| dir.read_fd(fd, opts)).collect_into_vec(&mut read);
+        read
+    };
+    // A large fd table is read on every core for a while: the per-process reads (mountinfo, the unix
     // sock_diag dump) then run beside it instead of after it, on a core that would otherwise wait.
     let (read, early) = if fds.len() >= PREFETCH_FDS {
         rayon::join(read_all, || Early {
             mounts: opts.mounts.then(|| dir.mounts()),
-            sockets: opts.sockets.then(|| dir.socket_table(&Dump::ALL).ok()),
+            // Unix sockets are the common case and their dump is cheap; the others (a TCP dump walks the
+            // kernel's whole connection table) are made afterwards, and only for sockets it did not list.
+            sockets: opts.sockets.then(|| dir.socket_table(&[Dump::Unix]).ok()),
         })
     } else {
         (read_all(), Early::default())
     };
-    let read = read?;
-    let mut entries: Vec<FdEntry> = fds
-        .iter()
-        .zip(read)
-        .map(|(&fd, r)| match r {
-            FdRead::Open(facts) => FdEntry::Open(*facts),
+    // Boxed here, not on the reading threads: boxes kept from there would grow those threads' malloc arenas
+    // a page at a time, an `mprotect` each.
+    let mut duplicated = Vec::new();
+    let mut entries: Vec<FdEntry> = Vec::with_capacity(fds.len());
+    for (&fd, r) in fds.iter().zip(read) {
+        entries.push(match r? {
+            FdRead::Open(facts, dup) => {
+                if dup {
+                    duplicated.push(fd);
+                }
+                FdEntry::Open(Box::new(facts))
+            }
             FdRead::Gone => FdEntry::Vanished { fd },
-        })
-        .collect();
+        });
+    }
     // A process that starts exiting loses every fd, possibly halfway through the listing: only a process
     // still alive after the reads had a whole fd table when it was listed.
     if !dir.alive() {
@@ -152,15 +169,15 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if opts.sockets {
         add_sockets(&dir, &mut entries, early.sockets);
     }
-    if opts.fdinfo.contains(Kind::Pipe) {
+    if opts.fdinfo.union(opts.flags).contains(Kind::Pipe) {
         mark_packet_pipes(&mut entries);
     }
-    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, process: dir.handle() })
+    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, duplicated, process: dir.handle() })
 }
 
 fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {
     entries.iter_mut().filter_map(|e| match e {
-        FdEntry::Open(f) => Some(f),
+        FdEntry::Open(f) => Some(&mut **f),
         FdEntry::Vanished { .. } => None,
     })
 }
@@ -172,7 +189,7 @@ const PREFETCH_FDS: usize = 1024;
 #[derive(Default)]
 struct Early {
     mounts: Option<Result<HashMap<u64, String>, ScanError>>,
-    /// Every dump of the process's namespace; `Some(None)` when it could not be made.
+    /// The unix dump of the process's namespace; `Some(None)` when it could not be made.
     sockets: Option<Option<SockTable>>,
 }
 
@@ -185,27 +202,33 @@ fn add_filesystems(mounts: &HashMap<u64, String>, entries: &mut [FdEntry]) {
 }
 
 /// Adds what sock_diag knows to each socket's facts (its protocol name was read with the fd): type,
-/// state, addresses, peer, queues. Only the dumps that can list the process's sockets are made, unless
-/// they were all made beside the fd reads. A socket no dump lists (unbound, reset, or of a protocol
-/// sock_diag is not asked about) keeps what its name says; one that is no longer open is a vanished fd.
+/// state, addresses, peer, queues. The unix dump may have been made beside the fd reads (`early`); then
+/// only the dumps that can list the sockets it missed are made. A socket no dump lists (unbound, reset, or
+/// of a protocol sock_diag is not asked about) keeps what its name says; one that is no longer open is a
+/// vanished fd.
 fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>) {
     let wanted = |e: &FdEntry| e.facts().is_some_and(|f| f.kind == Kind::Socket);
     if !entries.iter().any(wanted) {
         return;
     }
-    // Without a table (another namespace we may not join) every socket keeps what its name says.
-    let table = match early {
-        Some(table) => table.unwrap_or_default(),
-        None => {
-            let mut which: Vec<Dump> = open_facts(entries)
-                .filter(|f| f.kind == Kind::Socket)
-                .filter_map(|f| f.socket.as_ref().and_then(sockdiag::dump_for))
-                .collect();
-            which.sort_unstable();
-            which.dedup();
-            dir.socket_table(&which).unwrap_or_default()
+    let made: &[Dump] = if early.is_some() { &[Dump::Unix] } else { &[] };
+    // An early dump that could not be made (another namespace we may not join): neither can the others,
+    // and every socket keeps what its name says.
+    let can_dump = !matches!(early, Some(None));
+    let mut table = early.flatten().unwrap_or_default();
+    if can_dump {
+        let listed = |f: &FdFacts| f.ino.is_some_and(|ino| table.by_ino.contains_key(&ino));
+        let mut which: Vec<Dump> = open_facts(entries)
+            .filter(|f| f.kind == Kind::Socket && !listed(f))
+            .filter_map(|f| f.socket.as_ref().and_then(sockdiag::dump_for))
+            .filter(|d| !made.contains(d))
+            .collect();
+        which.sort_unstable();
+        which.dedup();
+        if !which.is_empty() {
+            table.by_ino.extend(dir.socket_table(&which).unwrap_or_default().by_ino);
         }
-    };
+    }
     for entry in entries.iter_mut().filter(|e| wanted(e)) {
         let FdEntry::Open(f) = entry else { continue };
         let named = f.socket.take().unwrap_or_default();
@@ -248,6 +271,13 @@ fn mark_packet_pipes(entries: &mut [FdEntry]) {
     }
 }
 
+/// How many sockets this process has received as duplicates of scanned fds: 0 unless an fd was replaced by
+/// a socket in the instant between its link and its duplicate (it was then read again through `/proc`;
+/// duplicates are taken only where receiving a socket leaves its cgroup labels as they were).
+pub fn sockets_received() -> usize {
+    proc::sockets_received()
+}
+
 /// `pid`'s whole subtree (children, their children...), not including `pid`, ascending.
 pub fn descendants(pid: i32) -> Result<Vec<i32>, ScanError> {
     if !proc::exists(pid) {
@@ -273,7 +303,7 @@ mod tests {
 
     #[test]
     fn entries_serialise_as_facts_or_vanished() {
-        let open = FdEntry::Open(FdFacts::new(3, Kind::Pipe, "pipe:[7]"));
+        let open = FdEntry::Open(Box::new(FdFacts::new(3, Kind::Pipe, "pipe:[7]")));
         let gone = FdEntry::Vanished { fd: 4 };
         let json = serde_json::to_value(vec![&open, &gone]).unwrap();
         assert_eq!(json[0]["kind"], "pipe");

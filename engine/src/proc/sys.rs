@@ -1,6 +1,6 @@
 //! The few system calls the scanner makes through libc because nix does not offer them in the shape needed:
 //! `readlinkat` into the caller's buffer (nix's version adds an `lstat` per call, a third more syscalls per
-//! fd), `getxattr` and `pidfd_open` (neither is in nix).
+//! fd), `getxattr`, `pidfd_open`, `pidfd_getfd` and `statx` (none is in nix).
 // Each function is a thin wrapper over one libc call, with NUL-terminated names and buffers this module
 // owns or borrows for the call's duration; unsafe code is unavoidable for them and confined here.
 #![allow(unsafe_code)]
@@ -70,6 +70,58 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     let fd = i32::try_from(r).map_err(|_| io::Error::other("pidfd_open returned an fd out of range"))?;
     // SAFETY: the kernel just returned this fd to us; we are its only owner.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a duplicate, in this process, of the process's open fd `fd` (close-on-exec).
+pub fn pidfd_getfd(pidfd: impl AsFd, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments; on success it returns a new fd that nothing else owns.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_fd().as_raw_fd(), fd, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(r).map_err(|_| io::Error::other("pidfd_getfd returned an fd out of range"))?;
+    // SAFETY: the kernel just returned this fd to us; we are its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What `statx` says, in the shape of `stat` (which the scanner reads everywhere else), plus the mount id.
+pub struct Statx {
+    pub st: libc::stat,
+    /// The id of the mount the file was reached through (`STATX_MNT_ID`, Linux 5.8+), as fdinfo's `mnt_id:`.
+    pub mnt_id: Option<u64>,
+}
+
+/// `statx(dir, name, flags, STATX_BASIC_STATS | STATX_MNT_ID)`; an empty `name` with `AT_EMPTY_PATH` in
+/// `flags` asks about `dir` itself.
+pub fn statx(dir: impl AsFd, name: &CStr, flags: i32) -> io::Result<Statx> {
+    let mask = libc::STATX_BASIC_STATS | libc::STATX_MNT_ID;
+    // SAFETY: an all-zero `statx` is a valid value of the plain C struct.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated; `sx` is writable for the whole call.
+    let r = unsafe { libc::statx(dir.as_fd().as_raw_fd(), name.as_ptr(), flags, mask, &mut sx) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct (its padding fields are private).
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    st.st_ino = sx.stx_ino;
+    st.st_nlink = sx.stx_nlink as _;
+    st.st_mode = sx.stx_mode.into();
+    st.st_uid = sx.stx_uid;
+    st.st_gid = sx.stx_gid;
+    st.st_rdev = libc::makedev(sx.stx_rdev_major, sx.stx_rdev_minor);
+    st.st_size = sx.stx_size as _;
+    st.st_blksize = sx.stx_blksize as _;
+    st.st_blocks = sx.stx_blocks as _;
+    st.st_atime = sx.stx_atime.tv_sec as _;
+    st.st_atime_nsec = sx.stx_atime.tv_nsec as _;
+    st.st_mtime = sx.stx_mtime.tv_sec as _;
+    st.st_mtime_nsec = sx.stx_mtime.tv_nsec as _;
+    st.st_ctime = sx.stx_ctime.tv_sec as _;
+    st.st_ctime_nsec = sx.stx_ctime.tv_nsec as _;
+    let mnt_id = (sx.stx_mask & libc::STATX_MNT_ID != 0).then_some(sx.stx_mnt_id);
+    Ok(Statx { st, mnt_id })
 }
 
 #[cfg(test)]
