@@ -43,6 +43,10 @@ fn rules_reported_as_never_matching_never_decide() {
         }
         let rules = RuleSet { rules };
         for d in shadowing(&rules, &sources) {
+            // Past its budget the analysis says where it stopped; that note claims nothing of any rule.
+            if d.code == "crrules::lint::incomplete" {
+                continue;
+            }
             prop_assert_eq!(d.severity, Severity::Warning);
             let name = d.source.as_ref().map(|s| s.name().to_owned()).unwrap_or_default();
             let j: usize = name.trim_start_matches('r').parse().unwrap_or(usize::MAX);
