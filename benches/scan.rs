@@ -1,9 +1,13 @@
 //! Criterion: scanning a process that holds 10,000 fds of mixed kinds (files, `/dev/null`, pipes, unix
 //! socket pairs, eventfds, timerfds, memfds, epolls), per fd (`Throughput::Elements`):
 //! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/no-stat` (`stat` only for
-//! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only), the floors (`readlinkat` +
-//! `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on one thread and on all cores) and
-//! `lsof -p` when installed.
+//! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only); the whole check (scan + decide)
+//! with the default policy, reading every fact (`check-full`, what `--format json` needs) or what the
+//! policy needs (`check`, the table); the same under a site rule that tests every fd's flags, with
+//! duplicates of the fds (`check-flags`) and through fdinfo alone (`check-flags-proc`); the floors
+//! (`benches/floor`: `readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on two threads and on one
+//! thread), a duplicate's cost (`dup-1thread`: `pidfd_getfd` + `fstat` + `F_GETFL` + `lseek` + `close`,
+//! per fd that is not a socket) and `lsof -p` when installed.
 //!
 //! The holder is this same binary, re-run with `CRRULES_BENCH_HOLDER=N`: [`spawn_holder`] is the reusable
 //! harness (spawn, wait until it holds its fds, kill on drop).
@@ -13,12 +17,13 @@ use crrules_engine::plan::Decider;
 use crrules_engine::scan::{KindMask, ScanOptions, scan_process};
 use crrules_rules::policy::BUILTIN;
 use crrules_rules::{RuleSet, Source};
-use rayon::prelude::*;
-use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
+
+mod floor;
+use floor::Floor;
 
 const HOLDER_ENV: &str = "CRRULES_BENCH_HOLDER";
 /// How many fds the benchmarked process holds.
@@ -117,62 +122,18 @@ fn hold(n: usize) {
     drop(held);
 }
 
-/// The floor: per fd only `readlinkat`, `fstatat` and fdinfo `openat` + `read` + `close`, after one listing.
-struct Floor {
-    pid: i32,
-    fd_dir: OwnedFd,
-    fdinfo_dir: OwnedFd,
-}
-
-impl Floor {
-    fn new(pid: i32) -> Floor {
-        use nix::fcntl::{OFlag, open};
-        use nix::sys::stat::Mode;
-        let dir = |d: &str| {
-            open(
-                format!("/proc/{pid}/{d}").as_str(),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .expect("proc dir")
-        };
-        Floor { pid, fd_dir: dir("fd"), fdinfo_dir: dir("fdinfo") }
-    }
-
-    fn list(&self) -> Vec<i32> {
-        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .expect("list")
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        fds.sort_unstable();
-        fds
-    }
-
-    #[expect(unsafe_code, reason = "the floor is the raw syscalls, without nix's extra lstat in readlinkat")]
-    fn one(&self, fd: i32) -> usize {
-        let name = CString::new(fd.to_string()).unwrap_or_default();
-        let mut link = [0u8; 4096];
-        let mut info = [0u8; 4096];
-        // SAFETY: NUL-terminated name, buffers owned here, fds open for the whole call.
-        unsafe {
-            let n = libc::readlinkat(self.fd_dir.as_raw_fd(), name.as_ptr(), link.as_mut_ptr().cast(), link.len());
-            let mut st: libc::stat = std::mem::zeroed();
-            libc::fstatat(self.fd_dir.as_raw_fd(), name.as_ptr(), &mut st, 0);
-            let f = libc::openat(self.fdinfo_dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-            let mut total = n.max(0) as usize + st.st_ino as usize;
-            if f >= 0 {
-                total += libc::read(f, info.as_mut_ptr().cast(), info.len()).max(0) as usize;
-                libc::close(f);
-            }
-            total
-        }
-    }
-}
-
 /// The default policy shipped in `policy/`.
 fn default_policy() -> RuleSet {
-    let sources: Vec<Source> = BUILTIN.iter().map(|(name, text)| Source::new(*name, *text)).collect();
-    crrules_rules::compile(&sources).rules
+    policy_with("")
+}
+
+/// The default policy under a site file holding `site`.
+fn policy_with(site: &'static str) -> RuleSet {
+    let mut sources = vec![Source::new("05-site.rules", site)];
+    sources.extend(BUILTIN.iter().map(|(name, text)| Source::new(*name, *text)));
+    let compiled = crrules_rules::compile(&sources);
+    assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
+    compiled.rules
 }
 
 fn bench_scan(c: &mut Criterion) {
@@ -188,7 +149,13 @@ fn bench_scan(c: &mut Criterion) {
     });
     let no_stat = ScanOptions { stat: false, ..ScanOptions::default() };
     g.bench_function("no-stat", |b| b.iter(|| scan_process(pid, &no_stat).expect("scan").fds.len()));
-    let no_fdinfo = ScanOptions { fdinfo: KindMask::NONE, mounts: false, ..ScanOptions::default() };
+    let no_fdinfo = ScanOptions {
+        fdinfo: KindMask::NONE,
+        flags: KindMask::NONE,
+        mount_ids: KindMask::NONE,
+        mounts: false,
+        ..ScanOptions::default()
+    };
     g.bench_function("no-fdinfo", |b| b.iter(|| scan_process(pid, &no_fdinfo).expect("scan").fds.len()));
     let minimal = ScanOptions::minimal();
     g.bench_function("minimal", |b| b.iter(|| scan_process(pid, &minimal).expect("scan").fds.len()));
@@ -204,9 +171,24 @@ fn bench_scan(c: &mut Criterion) {
     g.bench_function("check-full", |b| b.iter(|| decide(&full)));
     g.bench_function("check", |b| b.iter(|| decide(&narrow)));
     g.bench_function("check-1thread", |b| b.iter(|| one_thread.install(|| decide(&narrow))));
+    // A site rule that tests the flags of every fd: flags from a duplicate of each fd but sockets (from
+    // fdinfo), and the same through fdinfo alone.
+    let flags_rules = policy_with("any flags O_APPEND => close because \"bench: the flags of every fd\"\n");
+    let flags_opts = ScanOptions::for_policy(&flags_rules);
+    let flags_decider = Decider::new(flags_rules);
+    let decide_flags = |opts: &ScanOptions| flags_decider.plan(scan_process(pid, opts).expect("scan")).fds.len();
+    g.bench_function("check-flags", |b| b.iter(|| decide_flags(&flags_opts)));
+    let flags_proc = ScanOptions { duplicates: false, ..flags_opts };
+    g.bench_function("check-flags-proc", |b| b.iter(|| decide_flags(&flags_proc)));
     let floor = Floor::new(pid);
-    g.bench_function("floor", |b| b.iter(|| floor.list().par_iter().map(|&fd| floor.one(fd)).sum::<usize>()));
-    g.bench_function("floor-1thread", |b| b.iter(|| floor.list().iter().map(|&fd| floor.one(fd)).sum::<usize>()));
+    let two_threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("pool");
+    g.bench_function("floor-2threads", |b| b.iter(|| two_threads.install(|| floor.run())));
+    g.bench_function("floor-1thread", |b| b.iter(|| floor.run_1thread()));
+    // Never a socket (receiving one re-labels its cgroup data): the others, per fd of them.
+    let not_sockets = floor.not_sockets();
+    g.throughput(Throughput::Elements(not_sockets.len() as u64));
+    g.bench_function("dup-1thread", |b| b.iter(|| not_sockets.iter().map(|&fd| floor.dup(fd)).sum::<usize>()));
+    g.throughput(Throughput::Elements(n as u64));
     let has_lsof = Command::new("lsof").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
     if has_lsof {
         g.bench_with_input(BenchmarkId::new("lsof", n), &pid, |b, &pid| {

@@ -91,3 +91,43 @@ fn a_policy_that_tests_close_on_exec_reads_fdinfo() {
         decisions(&compiled.rules, &ScanOptions::all(), holder.pid())
     );
 }
+
+/// Past the size where the unix dump is made beside the fd reads, a socket's protocol name is read only for
+/// the sockets that dump does not list: every socket still has its protocol, family and type.
+#[test]
+fn a_large_fd_table_still_names_every_sockets_protocol() {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket, socketpair};
+    use std::os::fd::AsRawFd;
+    raise_fd_limit(2048);
+    let nulls: Vec<std::fs::File> = (0..1100).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    let netlink =
+        socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute).unwrap();
+    let (a, _b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).unwrap();
+    let scan = scan_process(std::process::id() as i32, &ScanOptions::all()).unwrap();
+    assert!(scan.fds.len() > 1100);
+    let protocol = |fd: i32| {
+        let f = scan.fds.iter().find_map(|e| e.facts().filter(|f| f.fd == fd)).unwrap();
+        let s = f.socket.as_ref().unwrap();
+        (s.protocol.map(|p| p.name()), s.family.map(|f| f.to_string()))
+    };
+    assert_eq!(protocol(tcp.as_raw_fd()), (Some("tcp"), Some("inet".into())));
+    assert_eq!(protocol(udp.as_raw_fd()), (Some("udp"), Some("inet".into())));
+    assert_eq!(protocol(netlink.as_raw_fd()), (Some("netlink"), Some("netlink".into())));
+    assert_eq!(protocol(a.as_raw_fd()), (Some("unix"), Some("unix".into())));
+    drop(nulls);
+}
+
+/// Raises this process's soft fd limit to `want` (a shell's default soft limit is often 1024).
+#[allow(unsafe_code, reason = "getrlimit/setrlimit on a struct owned here")]
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: both calls only read and write `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -113,15 +113,19 @@ impl<'de> Deserialize<'de> for FdEntry {
 pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanError> {
     let dir = ProcessDir::open(pid)?;
     let fds = dir.list_fds()?;
+    let prefetch = fds.len() >= PREFETCH_FDS;
+    // With the unix dump made beside the reads, a socket's protocol name is read afterwards, and only for
+    // the sockets that dump does not list (most sockets are unix ones, and the dump says all of it).
+    let per_fd = ScanOptions { sockets: opts.sockets && !prefetch, ..*opts };
     // Into a list allocated here, each fd's slot written where it was read.
     let read_all = || {
         let mut read = Vec::with_capacity(fds.len());
-        fds.par_iter().map(|&fd| dir.read_fd(fd, opts)).collect_into_vec(&mut read);
+        fds.par_iter().map(|&fd| dir.read_fd(fd, &per_fd)).collect_into_vec(&mut read);
         read
     };
     // A large fd table is read on every core for a while: the per-process reads (mountinfo, the unix
     // sock_diag dump) then run beside it instead of after it, on a core that would otherwise wait.
-    let (read, early) = if fds.len() >= PREFETCH_FDS {
+    let (read, early) = if prefetch {
         rayon::join(read_all, || Early {
             mounts: opts.mounts.then(|| dir.mounts()),
             // Unix sockets are the common case and their dump is cheap; the others (a TCP dump walks the
@@ -216,6 +220,18 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<S
     // and every socket keeps what its name says.
     let can_dump = !matches!(early, Some(None));
     let mut table = early.flatten().unwrap_or_default();
+    // Beside an early dump the fds were read without their protocol names: read those the dump missed.
+    for entry in entries.iter_mut().filter(|e| wanted(e)) {
+        let FdEntry::Open(f) = entry else { continue };
+        if f.socket.is_some() || f.ino.is_some_and(|ino| table.by_ino.contains_key(&ino)) {
+            continue;
+        }
+        match dir.sockprotoname(f.fd) {
+            Ok(name) => f.socket = Some(sockdiag::facts_of_protoname(&name)),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ESRCH) => *entry = FdEntry::Vanished { fd: f.fd },
+            Err(_) => f.socket = Some(SocketFacts::default()),
+        }
+    }
     if can_dump {
         let listed = |f: &FdFacts| f.ino.is_some_and(|ino| table.by_ino.contains_key(&ino));
         let mut which: Vec<Dump> = open_facts(entries)
