@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod error;
 pub mod facts;
+pub mod image;
 pub mod matcher;
 pub mod needs;
 pub mod pipeline;

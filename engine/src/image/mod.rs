@@ -1,0 +1,192 @@
+//! The fd-table image: what `crrules dump` writes and `crrules restore` reads, as data. A directory holding
+//! `manifest.json` (this module's [`Manifest`], documented field by field in the README), one data file per
+//! saved content (`data/FD-WHAT`), and `SHA256SUMS` over every other file, in the format `sha256sum -c`
+//! reads. An image is written under a temporary name beside its final one and renamed into place only when
+//! complete and synced, so a crash or a full disk never leaves something that looks like a whole image; it
+//! is read only after its ownership and every checksum have been verified.
+
+use crate::facts::{ByteString, DevNum, FdFacts};
+use crate::plan::Decision;
+use serde::{Deserialize, Serialize};
+
+/// `format` in every manifest.
+pub const FORMAT: &str = "crrules-fd-image";
+/// The manifest layout this build writes and reads; a reader refuses any other.
+pub const VERSION: u32 = 1;
+/// The manifest's file name in the image directory.
+pub const MANIFEST: &str = "manifest.json";
+/// The checksum file's name in the image directory.
+pub const SUMS: &str = "SHA256SUMS";
+/// The directory of data files inside the image.
+pub const DATA_DIR: &str = "data";
+
+/// The whole manifest of one dumped process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`VERSION`] for this build.
+    pub version: u32,
+    /// The crrules version that wrote the image.
+    pub crrules: String,
+    /// The dumped process.
+    pub process: ProcessRecord,
+    /// Every open fd, in fd order: facts, decision and what restore needs.
+    pub fds: Vec<ImageFd>,
+}
+
+/// Who the dumped process was.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub pid: i32,
+    pub comm: ByteString,
+    /// Its credentials at the dump: a restore opens nothing these could not open.
+    pub creds: Creds,
+    /// When the process was stopped for the dump (`--freeze`), how and for how long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Frozen>,
+}
+
+/// A process's credentials, from `/proc/PID/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Creds {
+    /// Real, effective, saved and filesystem user ids.
+    pub uid: [u32; 4],
+    /// Real, effective, saved and filesystem group ids.
+    pub gid: [u32; 4],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    /// The filesystem user id: the one the kernel checks opens against.
+    pub fn fsuid(&self) -> u32 {
+        self.uid[3]
+    }
+
+    /// The filesystem group id.
+    pub fn fsgid(&self) -> u32 {
+        self.gid[3]
+    }
+}
+
+/// How the process was stopped for a consistent cut.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    /// `cgroup` (the cgroup v2 freezer) or `sigstop`.
+    pub how: String,
+    /// How long it was stopped, in microseconds.
+    pub micros: u64,
+}
+
+/// One fd of the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFd {
+    /// The fd number it is restored at.
+    pub fd: i32,
+    /// What the scan saw.
+    pub facts: FdFacts,
+    /// What the policy decided, and which rule.
+    pub decision: Decision,
+    /// What restore does, with the state the dump saved.
+    pub restore: Restore,
+}
+
+/// What restore does with one fd, and the state it needs. Serialised with a `how` tag.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum Restore {
+    /// `reopen path` / `reopen "SUBST"`: open `path` with `flags`, seek to `pos`, and verify on the opened
+    /// fd that it is what `expect` says.
+    Open { path: ByteString, flags: u32, pos: u64, expect: Identity },
+    /// `contents`: a memfd (`memfd` true, with its name and seals) or an unlinked regular file recreated from
+    /// a data file, with its flags and offset.
+    Contents {
+        data: String,
+        size: u64,
+        flags: u32,
+        pos: u64,
+        mode: u32,
+        #[serde(default)]
+        memfd: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<ByteString>,
+        #[serde(default)]
+        seals: u32,
+    },
+    /// `inherit "NAME"`: the fd handed to restore as `--inherit NAME=FD`, which must be of kind `kind`.
+    Inherit { name: String, kind: String },
+    /// `close`: left closed, and listed in the restore report.
+    Close,
+    /// `plugin "NAME"`.
+    Plugin { name: String },
+    /// One end of a pipe; both ends of one pipe share `id` (its inode). The buffered bytes (saved once, with
+    /// the read end that exists, or the write end when no read end is held) refill it.
+    Pipe {
+        id: u64,
+        write: bool,
+        flags: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<u64>,
+    },
+    /// A FIFO reopened by path, its buffered bytes refilled.
+    Fifo {
+        path: ByteString,
+        flags: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    /// One end of a unix socket pair inside the process; both ends share `pair` (the lower inode). The
+    /// messages queued for reading on this end are in `data` (one record per message).
+    UnixPair {
+        pair: u64,
+        ino: u64,
+        sock_type: String,
+        flags: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    /// A listening or bound TCP/UDP socket, bound again (`addr` as `IP:PORT`, `[IP6]:PORT`).
+    Inet { family: String, sock_type: String, addr: String, listen: bool, backlog: u32, flags: u32 },
+    /// An eventfd: its count and semaphore mode.
+    Eventfd { count: u64, semaphore: bool, flags: u32 },
+    /// A timerfd: clock, flags, remaining time and interval (seconds, nanoseconds).
+    Timerfd { clockid: i32, flags: u32, value: (i64, i64), interval: (i64, i64) },
+    /// A signalfd and its mask (signal numbers).
+    Signalfd { signals: Vec<u32>, flags: u32 },
+    /// An epoll instance; its targets are re-added once every fd exists.
+    Epoll { targets: Vec<EpollWatch>, flags: u32 },
+    /// An inotify instance; its watches are re-added by path.
+    Inotify { watches: Vec<InotifyPath>, flags: u32 },
+}
+
+/// What an opened path must be.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `regular`, `directory`, `char`, `block`, `fifo`...
+    pub file_type: String,
+    /// A device's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<DevNum>,
+    /// Set when the rule asks for the very same file: its inode and device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<(DevNum, u64)>,
+}
+
+/// One epoll target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpollWatch {
+    pub fd: i32,
+    pub events: u32,
+    pub data: u64,
+}
+
+/// One inotify watch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InotifyPath {
+    pub wd: i32,
+    pub path: ByteString,
+    pub mask: u32,
+}
