@@ -9,6 +9,9 @@ use crate::facts::{ByteString, DevNum, FdFacts};
 use crate::plan::Decision;
 use serde::{Deserialize, Serialize};
 
+mod store;
+pub use store::*;
+
 /// `format` in every manifest.
 pub const FORMAT: &str = "crrules-fd-image";
 /// The manifest layout this build writes and reads; a reader refuses any other.

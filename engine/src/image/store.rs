@@ -1,0 +1,1056 @@
+//! The fd-table image on disk: [`ImageWriter`] builds one in a private temporary directory and renames it into
+//! place only once it is complete and synced; [`Image::open`] reads one back only after checking who owns it,
+//! that it holds nothing but regular files, and that every file matches its line in `SHA256SUMS`.
+//!
+//! Integrity rests on the checksums held in memory: the manifest is parsed from the very bytes that were
+//! hashed, and [`Image::read_data`] hashes a data file again as it reads it, so a file changed after
+//! [`Image::open`] is refused rather than used.
+
+use super::{DATA_DIR, FORMAT, MANIFEST, Manifest, Restore, SUMS, VERSION};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, File, FileType, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The copy buffer of [`ImageWriter::copy_data`] and of hashing on read.
+const BUF_SIZE: usize = 64 * 1024;
+/// A SHA-256 digest.
+type Sum = [u8; 32];
+
+/// Why an image could not be written or read. Every variant names the path or the image file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A system call failed; `op` says what was being done (`read`, `create`, `sync`...).
+    #[error("cannot {op} `{}`: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// [`ImageWriter::create`]: something is already at the image's place.
+    #[error("`{}` already exists and is not an empty directory", path.display())]
+    Exists { path: PathBuf },
+    /// [`ImageWriter::write_data`]: a name that is not a plain file name.
+    #[error("`{name}` is not a data file name: use letters, digits, `.`, `_` and `-` (and not `.` or `..` alone)")]
+    DataName { name: String },
+    #[error("image damaged: `{file}` does not match its checksum in {SUMS}")]
+    Checksum { file: String },
+    /// A file listed in `SHA256SUMS` (or `SHA256SUMS` itself) is absent.
+    #[error("image incomplete: `{file}` is missing")]
+    Missing { file: String },
+    /// A file in the image that `SHA256SUMS` does not cover, or a manifest data name that is not a plain
+    /// `data/NAME` listed there.
+    #[error("image damaged: `{file}` is not covered by {SUMS}")]
+    Unlisted { file: String },
+    #[error("image damaged: line {line} of {SUMS} is malformed: {why}")]
+    Sums { line: usize, why: String },
+    #[error("the manifest is not valid: {source}")]
+    Manifest {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("this is not a crrules fd image: its format is `{found}`, not `{FORMAT}`")]
+    Format { found: String },
+    #[error("the image has manifest version {found}, and this crrules reads only version {expected}")]
+    Version { found: u32, expected: u32 },
+    #[error(
+        "`{}` is owned by uid {uid}, not by uid {expected} who runs crrules: refusing an image another user could have edited",
+        path.display()
+    )]
+    Owner { path: PathBuf, uid: u32, expected: u32 },
+    #[error(
+        "`{}` is writable by group or others (mode {mode:#o}): refusing an image another user could have edited",
+        path.display()
+    )]
+    Writable { path: PathBuf, mode: u32 },
+    /// A symlink, FIFO, device, socket or subdirectory inside the image; `found` says which.
+    #[error("`{}` is {found}: an image holds only regular files, in its directory and in `{DATA_DIR}/`", path.display())]
+    NotRegular { path: PathBuf, found: &'static str },
+}
+
+/// Wraps an `io::Error` with what was being done, and to which path.
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io { op, path: path.to_owned(), source }
+}
+
+/// An image being written. Nothing appears at its final place before [`ImageWriter::commit`] succeeds; dropped
+/// uncommitted, it removes what it wrote.
+#[derive(Debug)]
+pub struct ImageWriter {
+    /// The final place.
+    dir: PathBuf,
+    /// The directory holding `dir`, synced after the rename.
+    parent: PathBuf,
+    /// `.NAME.partial-PID` beside `dir`, where everything is written.
+    tmp: PathBuf,
+    /// Every file written so far (`data/NAME`, then `manifest.json`) and its digest.
+    sums: BTreeMap<String, Sum>,
+    committed: bool,
+}
+
+impl ImageWriter {
+    /// Starts an image to be committed at `dir`: `dir` must not exist, or be an empty directory. Everything is
+    /// written in a temporary sibling directory `.NAME.partial-PID` (mode 0700), which must not exist yet.
+    pub fn create(dir: &Path) -> Result<ImageWriter, ImageError> {
+        let Some(name) = dir.file_name() else {
+            let why = io::Error::new(io::ErrorKind::InvalidInput, "an image directory needs a name, not `..` or `/`");
+            return Err(io_err("create the image", dir)(why));
+        };
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => match fs::read_dir(dir).map_err(io_err("list", dir))?.next() {
+                None => {}
+                Some(Ok(_)) => return Err(ImageError::Exists { path: dir.to_owned() }),
+                Some(Err(e)) => return Err(io_err("list", dir)(e)),
+            },
+            Ok(_) => return Err(ImageError::Exists { path: dir.to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect", dir)(e)),
+        }
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut tmp_name = OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".partial-{}", std::process::id()));
+        let tmp = parent.join(tmp_name);
+        let mut builder = DirBuilder::new();
+        builder.mode(0o700);
+        builder.create(&tmp).map_err(io_err("create the temporary directory", &tmp))?;
+        // From here on, Drop removes `tmp` should anything fail.
+        let writer = ImageWriter { dir: dir.to_owned(), parent, tmp, sums: BTreeMap::new(), committed: false };
+        let data = writer.tmp.join(DATA_DIR);
+        builder.create(&data).map_err(io_err("create", &data))?;
+        Ok(writer)
+    }
+
+    /// Writes `bytes` as `data/NAME` (NAME: letters, digits, `.`, `_`, `-`), hashing as it writes; returns the
+    /// name the manifest records, `data/NAME`.
+    pub fn write_data(&mut self, name: &str, bytes: &[u8]) -> Result<String, ImageError> {
+        let rel = data_path(name)?;
+        self.write_file(rel, |file, hasher, path| {
+            hasher.update(bytes);
+            file.write_all(bytes).map_err(io_err("write", path))
+        })
+    }
+
+    /// Like [`ImageWriter::write_data`], streaming from a reader (for big files) through a 64 KiB buffer;
+    /// returns `data/NAME` and the number of bytes copied.
+    pub fn copy_data(&mut self, name: &str, from: &mut dyn Read) -> Result<(String, u64), ImageError> {
+        let rel = data_path(name)?;
+        let mut total = 0u64;
+        let rel = self.write_file(rel, |file, hasher, path| {
+            let mut buf = vec![0u8; BUF_SIZE];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(io_err("read the contents to save as", path)(e)),
+                };
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n]).map_err(io_err("write", path))?;
+                total += n as u64;
+            }
+        })?;
+        Ok((rel, total))
+    }
+
+    /// Writes `manifest.json` (pretty JSON), then `SHA256SUMS` (lines `HEX  PATH`, sorted by path, covering
+    /// `manifest.json` and every data file), syncs the directories (every file was synced as it was
+    /// written), renames the temporary directory to the final one (replacing it when it is an empty
+    /// directory) and syncs the parent. Until this returns `Ok` nothing at the final place looks like an image.
+    ///
+    /// Refuses a manifest this crate could not open again: another format or version, or a data name that
+    /// was not written.
+    pub fn commit(mut self, manifest: &Manifest) -> Result<(), ImageError> {
+        if manifest.format != FORMAT {
+            return Err(ImageError::Format { found: manifest.format.clone() });
+        }
+        if manifest.version != VERSION {
+            return Err(ImageError::Version { found: manifest.version, expected: VERSION });
+        }
+        if let Some(name) = data_names(manifest).find(|name| !self.sums.contains_key(*name)) {
+            return Err(ImageError::Unlisted { file: name.to_owned() });
+        }
+        let mut json = serde_json::to_vec_pretty(manifest).map_err(|source| ImageError::Manifest { source })?;
+        json.push(b'\n');
+        self.write_file(MANIFEST.to_owned(), |file, hasher, path| {
+            hasher.update(&json);
+            file.write_all(&json).map_err(io_err("write", path))
+        })?;
+        let sums = render_sums(&self.sums);
+        let sums_path = self.tmp.join(SUMS);
+        write_new(&sums_path, |file| file.write_all(sums.as_bytes()).map_err(io_err("write", &sums_path)))?;
+        sync_dir(&self.tmp.join(DATA_DIR))?;
+        sync_dir(&self.tmp)?;
+        if let Err(e) = fs::rename(&self.tmp, &self.dir) {
+            // Something came to the final place since `create`.
+            return Err(match e.raw_os_error() {
+                Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR | libc::EISDIR) => {
+                    ImageError::Exists { path: self.dir.clone() }
+                }
+                _ => io_err("move the finished image to", &self.dir)(e),
+            });
+        }
+        self.committed = true;
+        sync_dir(&self.parent)
+    }
+
+    /// Creates `rel` in the temporary directory (mode 0600, failing if it exists), lets `fill` write it while
+    /// hashing, syncs it and records its digest; a file that could not be completed is removed. Returns `rel`.
+    fn write_file(
+        &mut self,
+        rel: String,
+        fill: impl FnOnce(&mut File, &mut Sha256, &Path) -> Result<(), ImageError>,
+    ) -> Result<String, ImageError> {
+        let path = self.tmp.join(&rel);
+        let mut hasher = Sha256::new();
+        write_new(&path, |file| fill(file, &mut hasher, &path))?;
+        self.sums.insert(rel.clone(), hasher.finalize().into());
+        Ok(rel)
+    }
+}
+
+impl Drop for ImageWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a leftover `.NAME.partial-PID` is harmless, and never taken for an image.
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Creates `path` (mode 0600, failing if it exists), lets `fill` write it, and syncs it; removes it (best
+/// effort) when that fails, so that nothing half-written stays behind.
+fn write_new(path: &Path, fill: impl FnOnce(&mut File) -> Result<(), ImageError>) -> Result<(), ImageError> {
+    let mut file =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err("create", path))?;
+    let done = fill(&mut file).and_then(|()| file.sync_all().map_err(io_err("sync", path)));
+    if done.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    done
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ImageError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync", dir))
+}
+
+/// `data/NAME` for a valid data file name.
+fn data_path(name: &str) -> Result<String, ImageError> {
+    if valid_data_name(name) {
+        Ok(format!("{DATA_DIR}/{name}"))
+    } else {
+        Err(ImageError::DataName { name: name.to_owned() })
+    }
+}
+
+/// A plain file name: `[A-Za-z0-9._-]+`, but not `.` or `..`.
+fn valid_data_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// True for `data/NAME` with a valid NAME: the only form a data file has in `SHA256SUMS` and the manifest.
+fn is_data_path(path: &str) -> bool {
+    path.strip_prefix(DATA_DIR).and_then(|rest| rest.strip_prefix('/')).is_some_and(valid_data_name)
+}
+
+/// Every data file name the manifest refers to.
+fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
+    manifest.fds.iter().filter_map(|fd| match &fd.restore {
+        Restore::Contents { data, .. } => Some(data.as_str()),
+        Restore::Pipe { data, .. } | Restore::Fifo { data, .. } | Restore::UnixPair { data, .. } => data.as_deref(),
+        // Listed one by one so that a new variant carrying data cannot be forgotten here.
+        Restore::Open { .. }
+        | Restore::Inherit { .. }
+        | Restore::Close
+        | Restore::Plugin { .. }
+        | Restore::Inet { .. }
+        | Restore::Eventfd { .. }
+        | Restore::Timerfd { .. }
+        | Restore::Signalfd { .. }
+        | Restore::Epoll { .. }
+        | Restore::Inotify { .. } => None,
+    })
+}
+
+/// `SHA256SUMS` text: `HEX  PATH` lines in path order, as `sha256sum` writes them in text mode.
+fn render_sums(sums: &BTreeMap<String, Sum>) -> String {
+    let mut text = String::new();
+    for (path, sum) in sums {
+        for byte in sum {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        text.push_str("  ");
+        text.push_str(path);
+        text.push('\n');
+    }
+    text
+}
+
+/// Parses `SHA256SUMS` strictly: UTF-8, every line `HEX  PATH\n` with 64 lowercase hex digits, two spaces and
+/// `manifest.json` or `data/NAME`, each path once.
+fn parse_sums(bytes: &[u8]) -> Result<BTreeMap<String, Sum>, ImageError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ImageError::Sums {
+        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        why: "it is not UTF-8 text".to_owned(),
+    })?;
+    let mut sums = BTreeMap::new();
+    for (i, line) in text.split_terminator('\n').enumerate() {
+        let bad = |why: String| ImageError::Sums { line: i + 1, why };
+        let (hex, rest) = match line.split_at_checked(64) {
+            Some((hex, rest)) if hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => (hex, rest),
+            _ => return Err(bad("expected 64 lowercase hex digits, two spaces and a file name".to_owned())),
+        };
+        let Some(path) = rest.strip_prefix("  ") else {
+            return Err(bad("expected two spaces between the checksum and the file name".to_owned()));
+        };
+        if path != MANIFEST && !is_data_path(path) {
+            return Err(bad(format!("`{path}` is not a file of an image (`{MANIFEST}` or `{DATA_DIR}/NAME`)")));
+        }
+        let mut sum = [0u8; 32];
+        for (byte, pair) in sum.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = (hex_digit(pair[0]) << 4) | hex_digit(pair[1]);
+        }
+        if sums.insert(path.to_owned(), sum).is_some() {
+            return Err(bad(format!("`{path}` is listed twice")));
+        }
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        return Err(ImageError::Sums { line: text.lines().count(), why: "the last line has no newline".to_owned() });
+    }
+    Ok(sums)
+}
+
+/// The value of a lowercase hex digit (already checked).
+fn hex_digit(b: u8) -> u8 {
+    if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 }
+}
+
+/// A verified image: its manifest, and the checksums its data files are read against.
+#[derive(Debug)]
+pub struct Image {
+    pub manifest: Manifest,
+    dir: PathBuf,
+    sums: BTreeMap<String, Sum>,
+}
+
+impl Image {
+    /// Opens and verifies an image.
+    ///
+    /// With `owner` set (crrules passes its euid when it runs as root), the image directory, `data/` and every
+    /// file must be owned by that uid and not writable by group or others. Always: every entry must be a
+    /// regular file or one of the two directories (a symlink is refused as [`ImageError::NotRegular`], even
+    /// where `SHA256SUMS` does not list it, as is a symlink at `dir` itself when `owner` is set);
+    /// `SHA256SUMS` parses strictly; every file present is listed and every file listed is present and
+    /// matches; the manifest has this crate's format and version (read before the rest, so that a newer
+    /// image says so rather than failing to parse) and parses; every data name it refers to is a `data/NAME`
+    /// listed in `SHA256SUMS`.
+    pub fn open(dir: &Path, owner: Option<u32>) -> Result<Image, ImageError> {
+        let trust = Trust { owner };
+        if owner.is_some() {
+            // Without an owner to check, `dir` may be a symlink to the image (e.g. `latest`).
+            let meta = fs::symlink_metadata(dir).map_err(io_err("read", dir))?;
+            if !meta.is_dir() {
+                return Err(not_regular_or_dir(dir, meta.file_type(), "read"));
+            }
+            trust.check(dir, &meta)?;
+        }
+
+        let sums_path = dir.join(SUMS);
+        let sums_bytes = match trust.open(&sums_path) {
+            Ok(mut file) => read_all(&mut file, &sums_path)?,
+            Err(ImageError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(ImageError::Missing { file: SUMS.to_owned() });
+            }
+            Err(e) => return Err(e),
+        };
+        let sums = parse_sums(&sums_bytes)?;
+
+        // Cheap checks first: which files there are, then what they hold.
+        let present = trust.list(dir)?;
+        if let Some(file) = present.iter().find(|f| f.as_str() != SUMS && !sums.contains_key(*f)) {
+            return Err(ImageError::Unlisted { file: file.clone() });
+        }
+        if let Some(file) = sums.keys().find(|f| !present.contains(*f)) {
+            return Err(ImageError::Missing { file: file.clone() });
+        }
+        let mut manifest_bytes = Vec::new();
+        for (file, sum) in &sums {
+            let path = dir.join(file);
+            let mut opened = trust.open(&path).map_err(|e| missing_if_gone(e, file))?;
+            let keep = (file == MANIFEST).then_some(&mut manifest_bytes);
+            if hash_file(&mut opened, &path, keep)? != *sum {
+                return Err(ImageError::Checksum { file: file.clone() });
+            }
+        }
+
+        #[derive(Deserialize)]
+        struct Head {
+            format: String,
+            version: u32,
+        }
+        let head: Head = serde_json::from_slice(&manifest_bytes).map_err(|source| ImageError::Manifest { source })?;
+        if head.format != FORMAT {
+            return Err(ImageError::Format { found: head.format });
+        }
+        if head.version != VERSION {
+            return Err(ImageError::Version { found: head.version, expected: VERSION });
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|source| ImageError::Manifest { source })?;
+        if let Some(name) = data_names(&manifest).find(|name| !is_data_path(name) || !sums.contains_key(*name)) {
+            return Err(ImageError::Unlisted { file: name.to_owned() });
+        }
+        Ok(Image { manifest, dir: dir.to_owned(), sums })
+    }
+
+    /// The bytes of a data file named by the manifest (`data/NAME`), verified again against its checksum.
+    pub fn read_data(&self, name: &str) -> Result<Vec<u8>, ImageError> {
+        let Some(sum) = self.sums.get(name).filter(|_| is_data_path(name)) else {
+            return Err(ImageError::Unlisted { file: name.to_owned() });
+        };
+        let path = self.dir.join(name);
+        // The owner was checked by `open`; the checksum is what guards the bytes now.
+        let mut file = Trust { owner: None }.open(&path).map_err(|e| missing_if_gone(e, name))?;
+        let mut bytes = Vec::new();
+        if hash_file(&mut file, &path, Some(&mut bytes))? != *sum {
+            return Err(ImageError::Checksum { file: name.to_owned() });
+        }
+        Ok(bytes)
+    }
+
+    /// The image directory, as given to [`Image::open`].
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// What an image's files must satisfy beyond their checksums.
+struct Trust {
+    /// The uid that must own everything, when set.
+    owner: Option<u32>,
+}
+
+impl Trust {
+    /// The owner and mode checks on one entry of the image.
+    fn check(&self, path: &Path, meta: &Metadata) -> Result<(), ImageError> {
+        let Some(expected) = self.owner else { return Ok(()) };
+        if meta.uid() != expected {
+            return Err(ImageError::Owner { path: path.to_owned(), uid: meta.uid(), expected });
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(ImageError::Writable { path: path.to_owned(), mode: meta.mode() & 0o7777 });
+        }
+        Ok(())
+    }
+
+    /// Opens a file of the image for reading without following a symlink or blocking on a FIFO, and checks
+    /// the file actually opened.
+    fn open(&self, path: &Path) -> Result<File, ImageError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => ImageError::NotRegular { path: path.to_owned(), found: "a symbolic link" },
+                _ => io_err("read", path)(e),
+            })?;
+        let meta = file.metadata().map_err(io_err("read", path))?;
+        if !meta.is_file() {
+            return Err(not_regular_or_dir(path, meta.file_type(), "read"));
+        }
+        self.check(path, &meta)?;
+        Ok(file)
+    }
+
+    /// Every file of the image, as `manifest.json`, `SHA256SUMS`, `data/NAME`..., after checking each entry's
+    /// type and owner. An entry that vanishes meanwhile is simply not there.
+    fn list(&self, dir: &Path) -> Result<BTreeSet<String>, ImageError> {
+        let mut files = BTreeSet::new();
+        for (name, path, meta) in entries(dir)? {
+            if name == DATA_DIR && meta.is_dir() {
+                self.check(&path, &meta)?;
+                for (data_name, data_path, data_meta) in entries(&path)? {
+                    self.file(&data_path, &data_meta)?;
+                    files.insert(format!("{DATA_DIR}/{data_name}"));
+                }
+            } else {
+                self.file(&path, &meta)?;
+                files.insert(name);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Checks an entry that must be a regular file.
+    fn file(&self, path: &Path, meta: &Metadata) -> Result<(), ImageError> {
+        if !meta.is_file() {
+            return Err(ImageError::NotRegular { path: path.to_owned(), found: describe(meta.file_type()) });
+        }
+        self.check(path, meta)
+    }
+}
+
+/// The entries of a directory: name (lossy UTF-8: a name that is not UTF-8 is listed nowhere anyway), path,
+/// and metadata not following symlinks.
+fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, Metadata)>, ImageError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
+        let entry = entry.map_err(io_err("list", dir))?;
+        let path = entry.path();
+        match entry.metadata() {
+            Ok(meta) => out.push((entry.file_name().to_string_lossy().into_owned(), path, meta)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("inspect", &path)(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// The error for something at `path` that is neither a regular file nor a directory, or a directory where a
+/// file was expected (`op` names the attempt, for the case of a regular file where the image dir should be).
+fn not_regular_or_dir(path: &Path, file_type: FileType, op: &'static str) -> ImageError {
+    if file_type.is_file() {
+        io_err(op, path)(io::Error::from_raw_os_error(libc::ENOTDIR))
+    } else {
+        ImageError::NotRegular { path: path.to_owned(), found: describe(file_type) }
+    }
+}
+
+/// What a non-regular file is, for [`ImageError::NotRegular`].
+fn describe(file_type: FileType) -> &'static str {
+    if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// A file listed in `SHA256SUMS` that vanished between the listing and the read is missing.
+fn missing_if_gone(e: ImageError, file: &str) -> ImageError {
+    match e {
+        ImageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            ImageError::Missing { file: file.to_owned() }
+        }
+        e => e,
+    }
+}
+
+/// Reads `file` to its end through a 64 KiB buffer, hashing; appends the bytes to `keep` when given.
+fn hash_file(file: &mut File, path: &Path, mut keep: Option<&mut Vec<u8>>) -> Result<Sum, ImageError> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finalize().into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("read", path)(e)),
+        };
+        hasher.update(&buf[..n]);
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+fn read_all(file: &mut File, path: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_err("read", path))?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::FdFacts;
+    use crate::image::{Creds, ImageFd, ProcessRecord};
+    use crate::plan::Decision;
+    use crrules_rules::Action;
+    use crrules_rules::vocab::Kind;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("crrules-image-test-{}-{n}", std::process::id()));
+            fs::create_dir(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn euid() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    fn fd(fd: i32, restore: Restore) -> ImageFd {
+        ImageFd {
+            fd,
+            facts: FdFacts::new(fd, Kind::File, format!("/tmp/f{fd}")),
+            decision: Decision { action: Action::Close, rule: Some("t.rules:1".to_owned()), note: None },
+            restore,
+        }
+    }
+
+    /// A manifest naming the fixture's two data files.
+    fn manifest() -> Manifest {
+        Manifest {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            crrules: "0.1.0".to_owned(),
+            process: ProcessRecord {
+                pid: 42,
+                comm: "demo".into(),
+                creds: Creds { uid: [0; 4], gid: [0; 4], groups: vec![] },
+                frozen: None,
+            },
+            fds: vec![
+                fd(
+                    3,
+                    Restore::Contents {
+                        data: "data/3-file".to_owned(),
+                        size: 6,
+                        flags: 2,
+                        pos: 0,
+                        mode: 0o600,
+                        memfd: false,
+                        name: None,
+                        seals: 0,
+                    },
+                ),
+                fd(
+                    4,
+                    Restore::Pipe {
+                        id: 7,
+                        write: false,
+                        flags: 0,
+                        data: Some("data/4-pipe".to_owned()),
+                        capacity: None,
+                    },
+                ),
+                fd(5, Restore::Close),
+            ],
+        }
+    }
+
+    const FILE_BYTES: &[u8] = b"hello\n";
+
+    /// More than two copy buffers, so that `copy_data` loops.
+    fn pipe_bytes() -> Vec<u8> {
+        (0..150_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// A committed image at `TMP/img`.
+    fn fixture() -> (TempDir, PathBuf) {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        let mut w = ImageWriter::create(&dir).unwrap();
+        assert_eq!(w.write_data("3-file", FILE_BYTES).unwrap(), "data/3-file");
+        let pipe = pipe_bytes();
+        assert_eq!(w.copy_data("4-pipe", &mut &pipe[..]).unwrap(), ("data/4-pipe".to_owned(), pipe.len() as u64));
+        w.commit(&manifest()).unwrap();
+        (tmp, dir)
+    }
+
+    fn flip_byte(path: &Path, at: usize) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[at] ^= 0x01;
+        fs::write(path, bytes).unwrap();
+    }
+
+    /// Rewrites `SHA256SUMS` over the image's current files, as someone editing it consistently would.
+    fn rewrite_sums(dir: &Path) {
+        let mut sums = BTreeMap::new();
+        let mut add = |rel: String| {
+            sums.insert(rel.clone(), Sha256::digest(fs::read(dir.join(&rel)).unwrap()).into());
+        };
+        add(MANIFEST.to_owned());
+        for entry in fs::read_dir(dir.join(DATA_DIR)).unwrap() {
+            add(format!("{DATA_DIR}/{}", entry.unwrap().file_name().to_str().unwrap()));
+        }
+        fs::write(dir.join(SUMS), render_sums(&sums)).unwrap();
+    }
+
+    fn open_err(dir: &Path, owner: Option<u32>) -> ImageError {
+        Image::open(dir, owner).expect_err("the image should be refused")
+    }
+
+    #[test]
+    fn round_trip() {
+        let (tmp, dir) = fixture();
+        let image = Image::open(&dir, Some(euid())).unwrap();
+        assert_eq!(image.manifest, manifest());
+        assert_eq!(image.dir(), dir);
+        assert_eq!(image.read_data("data/3-file").unwrap(), FILE_BYTES);
+        assert_eq!(image.read_data("data/4-pipe").unwrap(), pipe_bytes());
+        // The temporary directory is gone; only the image is left beside it.
+        let names: Vec<_> = fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["img"]);
+        let sums = fs::read_to_string(dir.join(SUMS)).unwrap();
+        let paths: Vec<_> = sums.lines().map(|l| &l[66..]).collect();
+        assert_eq!(paths, ["data/3-file", "data/4-pipe", "manifest.json"]);
+    }
+
+    #[test]
+    fn commit_replaces_an_empty_directory() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        fs::create_dir(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        w.write_data("4-pipe", b"").unwrap();
+        w.commit(&manifest()).unwrap();
+        assert_eq!(Image::open(&dir, None).unwrap().read_data("data/4-pipe").unwrap(), b"");
+    }
+
+    #[test]
+    fn data_names_that_are_not_plain_names_are_refused() {
+        let tmp = TempDir::new();
+        let mut w = ImageWriter::create(&tmp.0.join("img")).unwrap();
+        for name in ["", ".", "..", "../x", "a/b", "/etc/passwd", "a b", "é"] {
+            let err = w.write_data(name, b"x").unwrap_err();
+            assert!(matches!(&err, ImageError::DataName { name: n } if n == name), "{name:?}: {err:?}");
+            let err = w.copy_data(name, &mut &b"x"[..]).unwrap_err();
+            assert!(matches!(err, ImageError::DataName { .. }), "{name:?}: {err:?}");
+        }
+        for name in ["3-file", ".hidden", "a.b_c-9", "..."] {
+            assert_eq!(w.write_data(name, b"x").unwrap(), format!("data/{name}"));
+        }
+    }
+
+    #[test]
+    fn an_uncommitted_writer_leaves_nothing() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        let mut w = ImageWriter::create(&dir).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        assert!(tmp.0.join(format!(".img.partial-{}", std::process::id())).is_dir());
+        drop(w);
+        assert_eq!(fs::read_dir(&tmp.0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_nothing() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        let mut w = ImageWriter::create(&dir).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        // data/4-pipe, named by the manifest, was never written.
+        let err = w.commit(&manifest()).unwrap_err();
+        assert!(matches!(&err, ImageError::Unlisted { file } if file == "data/4-pipe"), "{err:?}");
+        assert_eq!(fs::read_dir(&tmp.0).unwrap().count(), 0);
+    }
+
+    /// A reader that gives some bytes, then fails.
+    struct Failing(usize);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("the source broke"));
+            }
+            let n = self.0.min(buf.len());
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_leaves_no_partial_file() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        let mut w = ImageWriter::create(&dir).unwrap();
+        let err = w.copy_data("4-pipe", &mut Failing(100_000)).unwrap_err();
+        assert!(matches!(&err, ImageError::Io { op: "read the contents to save as", .. }), "{err:?}");
+        let pipe = pipe_bytes();
+        w.copy_data("4-pipe", &mut &pipe[..]).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        w.commit(&manifest()).unwrap();
+        assert_eq!(Image::open(&dir, None).unwrap().read_data("data/4-pipe").unwrap(), pipe);
+    }
+
+    #[test]
+    fn create_refuses_a_non_empty_directory_or_a_file() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("x"), b"").unwrap();
+        let err = ImageWriter::create(&dir).unwrap_err();
+        assert!(matches!(&err, ImageError::Exists { path } if *path == dir), "{err:?}");
+        let file = tmp.0.join("file");
+        fs::write(&file, b"").unwrap();
+        assert!(matches!(ImageWriter::create(&file).unwrap_err(), ImageError::Exists { .. }));
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_data_file_is_a_checksum_error() {
+        let (_tmp, dir) = fixture();
+        flip_byte(&dir.join("data/4-pipe"), 70_000);
+        let err = open_err(&dir, Some(euid()));
+        assert!(matches!(&err, ImageError::Checksum { file } if file == "data/4-pipe"), "{err:?}");
+        assert_eq!(err.to_string(), "image damaged: `data/4-pipe` does not match its checksum in SHA256SUMS");
+    }
+
+    #[test]
+    fn a_data_file_changed_after_open_is_refused_by_read_data() {
+        let (_tmp, dir) = fixture();
+        let image = Image::open(&dir, Some(euid())).unwrap();
+        flip_byte(&dir.join("data/3-file"), 0);
+        let err = image.read_data("data/3-file").unwrap_err();
+        assert!(matches!(&err, ImageError::Checksum { file } if file == "data/3-file"), "{err:?}");
+        let err = image.read_data("data/../manifest.json").unwrap_err();
+        assert!(matches!(err, ImageError::Unlisted { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_manifest_is_a_checksum_error() {
+        let (_tmp, dir) = fixture();
+        flip_byte(&dir.join(MANIFEST), 10);
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Checksum { file } if file == MANIFEST), "{err:?}");
+    }
+
+    #[test]
+    fn a_truncated_data_file_is_a_checksum_error() {
+        let (_tmp, dir) = fixture();
+        let path = dir.join("data/4-pipe");
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(1000).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Checksum { file } if file == "data/4-pipe"), "{err:?}");
+    }
+
+    #[test]
+    fn a_deleted_data_file_is_missing() {
+        let (_tmp, dir) = fixture();
+        fs::remove_file(dir.join("data/3-file")).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Missing { file } if file == "data/3-file"), "{err:?}");
+        fs::remove_file(dir.join(SUMS)).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Missing { file } if file == SUMS), "{err:?}");
+    }
+
+    #[test]
+    fn an_extra_file_is_unlisted() {
+        let (_tmp, dir) = fixture();
+        fs::write(dir.join("data/9-extra"), b"x").unwrap();
+        let err = open_err(&dir, Some(euid()));
+        assert!(matches!(&err, ImageError::Unlisted { file } if file == "data/9-extra"), "{err:?}");
+        fs::remove_file(dir.join("data/9-extra")).unwrap();
+        fs::write(dir.join("notes.txt"), b"x").unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Unlisted { file } if file == "notes.txt"), "{err:?}");
+    }
+
+    #[test]
+    fn a_garbled_sums_file_is_a_sums_error() {
+        let (_tmp, dir) = fixture();
+        let sums = fs::read_to_string(dir.join(SUMS)).unwrap();
+        fs::write(dir.join(SUMS), sums.replacen("  data/4-pipe", " *data/4-pipe", 1)).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(err, ImageError::Sums { line: 2, .. }), "{err:?}");
+    }
+
+    /// `SHA256SUMS` texts and the line `parse_sums` refuses (0: accepted), with a word of the reason.
+    const SUMS_CASES: &[(&str, usize, &str)] = &[
+        ("", 0, ""),
+        ("0000000000000000000000000000000000000000000000000000000000000000  manifest.json\n", 0, ""),
+        ("0000000000000000000000000000000000000000000000000000000000000000  data/3-x\n", 0, ""),
+        ("0000000000000000000000000000000000000000000000000000000000000000  manifest.json", 1, "newline"),
+        ("000000000000000000000000000000000000000000000000000000000000000  manifest.json\n", 1, "hex"),
+        ("000000000000000000000000000000000000000000000000000000000000000A  manifest.json\n", 1, "hex"),
+        ("0000000000000000000000000000000000000000000000000000000000000000 manifest.json\n", 1, "two spaces"),
+        ("0000000000000000000000000000000000000000000000000000000000000000 *manifest.json\n", 1, "two spaces"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  SHA256SUMS\n", 1, "not a file"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  data/../x\n", 1, "not a file"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  data/a/b\n", 1, "not a file"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  /etc/passwd\n", 1, "not a file"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  manifest.json\r\n", 1, "not a file"),
+        ("0000000000000000000000000000000000000000000000000000000000000000  manifest.json\n\n", 2, "hex"),
+        (
+            "0000000000000000000000000000000000000000000000000000000000000000  data/x\n\
+             1111111111111111111111111111111111111111111111111111111111111111  data/x\n",
+            2,
+            "twice",
+        ),
+    ];
+
+    #[test]
+    fn sums_are_parsed_strictly() {
+        for &(text, line, why) in SUMS_CASES {
+            match parse_sums(text.as_bytes()) {
+                Ok(_) => assert_eq!(line, 0, "{text:?} was accepted"),
+                Err(ImageError::Sums { line: l, why: w }) => {
+                    assert_eq!((l, w.contains(why)), (line, true), "{text:?}: line {l}: {w}")
+                }
+                Err(e) => panic!("{text:?}: {e:?}"),
+            }
+        }
+        assert!(matches!(parse_sums(b"x\n\xff\n"), Err(ImageError::Sums { line: 2, .. })));
+        let sums = parse_sums(render_sums(&BTreeMap::from([("data/a".to_owned(), [0xab; 32])])).as_bytes());
+        assert_eq!(sums.unwrap()["data/a"], [0xab; 32]);
+    }
+
+    /// Rewrites the manifest as JSON, edited by `edit`, and `SHA256SUMS` to match.
+    fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut json: serde_json::Value = serde_json::from_slice(&fs::read(dir.join(MANIFEST)).unwrap()).unwrap();
+        edit(&mut json);
+        fs::write(dir.join(MANIFEST), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        rewrite_sums(dir);
+    }
+
+    #[test]
+    fn a_newer_version_is_a_version_error_even_with_another_layout() {
+        let (_tmp, dir) = fixture();
+        edit_manifest(&dir, |json| {
+            json["version"] = 99.into();
+            json["fds"] = "some future layout".into();
+        });
+        let err = open_err(&dir, Some(euid()));
+        assert!(matches!(err, ImageError::Version { found: 99, expected: VERSION }), "{err:?}");
+    }
+
+    #[test]
+    fn another_format_is_a_format_error() {
+        let (_tmp, dir) = fixture();
+        edit_manifest(&dir, |json| json["format"] = "something-else".into());
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::Format { found } if found == "something-else"), "{err:?}");
+    }
+
+    #[test]
+    fn a_broken_manifest_is_a_manifest_error() {
+        let (_tmp, dir) = fixture();
+        edit_manifest(&dir, |json| json["fds"] = "not a list".into());
+        let err = open_err(&dir, None);
+        assert!(matches!(err, ImageError::Manifest { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_manifest_data_name_outside_data_or_not_listed_is_unlisted() {
+        for name in ["data/../manifest.json", "manifest.json", "/etc/passwd", "data/9-absent"] {
+            let (_tmp, dir) = fixture();
+            edit_manifest(&dir, |json| json["fds"][1]["restore"]["data"] = name.into());
+            let err = open_err(&dir, None);
+            assert!(matches!(&err, ImageError::Unlisted { file } if file == name), "{name}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_owned_by_another_user_is_refused() {
+        let (_tmp, dir) = fixture();
+        let path = dir.join("data/3-file");
+        if let Err(e) = std::os::unix::fs::chown(&path, Some(12345), None) {
+            eprintln!("skipped: cannot chown as uid {}: {e}", euid());
+            return;
+        }
+        let err = open_err(&dir, Some(euid()));
+        assert!(
+            matches!(&err, ImageError::Owner { path: p, uid: 12345, expected } if *p == path && *expected == euid()),
+            "{err:?}"
+        );
+        // Without an owner to enforce, the image is read.
+        assert!(Image::open(&dir, None).is_ok());
+    }
+
+    #[test]
+    fn a_file_others_can_write_is_refused() {
+        let (_tmp, dir) = fixture();
+        let path = dir.join(MANIFEST);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        let err = open_err(&dir, Some(euid()));
+        assert!(matches!(&err, ImageError::Writable { path: p, mode: 0o666 } if *p == path), "{err:?}");
+        assert!(err.to_string().contains("(mode 0o666)"), "{err}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(dir.join(DATA_DIR), fs::Permissions::from_mode(0o770)).unwrap();
+        let err = open_err(&dir, Some(euid()));
+        assert!(matches!(err, ImageError::Writable { mode: 0o770, .. }), "{err:?}");
+    }
+
+    /// A symlink in `data/` is `NotRegular`, with or without an owner check: each entry's type is checked
+    /// before whether `SHA256SUMS` lists it, and a listed one is opened with `O_NOFOLLOW`.
+    #[test]
+    fn a_symlink_in_the_image_is_not_regular() {
+        let (_tmp, dir) = fixture();
+        let link = dir.join("data/9-link");
+        std::os::unix::fs::symlink("../manifest.json", &link).unwrap();
+        for owner in [None, Some(euid())] {
+            let err = open_err(&dir, owner);
+            assert!(
+                matches!(&err, ImageError::NotRegular { path, found: "a symbolic link" } if *path == link),
+                "{err:?}"
+            );
+        }
+        // A listed data file replaced by a symlink to an identical copy is refused all the same.
+        fs::remove_file(&link).unwrap();
+        let real = dir.join("data/3-file");
+        fs::rename(&real, dir.join("3-file-copy")).unwrap();
+        std::os::unix::fs::symlink("../3-file-copy", &real).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(err, ImageError::NotRegular { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_fifo_in_the_image_is_not_regular() {
+        let (_tmp, dir) = fixture();
+        let fifo = dir.join("data/9-fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR).unwrap();
+        let err = open_err(&dir, None);
+        assert!(matches!(&err, ImageError::NotRegular { path, found: "a FIFO" } if *path == fifo), "{err:?}");
+    }
+
+    #[test]
+    fn a_symlinked_image_dir_is_refused_only_when_the_owner_is_checked() {
+        let (tmp, dir) = fixture();
+        let link = tmp.0.join("latest");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(Image::open(&link, None).is_ok());
+        let err = open_err(&link, Some(euid()));
+        assert!(matches!(err, ImageError::NotRegular { found: "a symbolic link", .. }), "{err:?}");
+    }
+
+    #[test]
+    fn sha256sum_verifies_an_image() {
+        let (_tmp, dir) = fixture();
+        match std::process::Command::new("sha256sum").args(["--check", "--strict", SUMS]).current_dir(&dir).output() {
+            Ok(out) => assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => eprintln!("skipped: no sha256sum"),
+            Err(e) => panic!("cannot run sha256sum: {e}"),
+        }
+    }
+}
