@@ -47,6 +47,12 @@ pub enum Command {
     Rules(RulesArgs),
     /// Run policy tests: saved facts with the action each fd must get.
     Test(TestArgs),
+    /// Save the fd table of a live process to an image (refused, writing nothing, when any fd is rejected).
+    Dump(DumpArgs),
+    /// Bring an image's fd table back at the same numbers, then run COMMAND with it (all or nothing).
+    Restore(RestoreArgs),
+    /// Hand the fds of a live process straight to COMMAND, at the same numbers (the process keeps running).
+    Handover(HandoverArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -149,4 +155,50 @@ pub enum Color {
     Auto,
     Always,
     Never,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The process to dump.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+
+    /// The image directory to write (must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub image: PathBuf,
+
+    /// Stop the process for a consistent cut (cgroup v2 freezer, or SIGSTOP) and say for how long.
+    #[arg(long)]
+    pub freeze: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The image directory `crrules dump` wrote.
+    #[arg(long, value_name = "DIR")]
+    pub image: PathBuf,
+
+    /// An fd this process was given, for the `inherit "NAME"` rules of the image (repeatable).
+    #[arg(long, value_name = "NAME=FD")]
+    pub inherit: Vec<String>,
+
+    /// The command to run with the restored fds.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct HandoverArgs {
+    /// The running process whose fds are handed over.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+
+    /// Pass only the listening sockets, from fd 3, as systemd's socket activation does (LISTEN_FDS,
+    /// LISTEN_PID, LISTEN_FDNAMES).
+    #[arg(long)]
+    pub listen_fds: bool,
+
+    /// The command to run with the fds.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }

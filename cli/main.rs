@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod fdtable;
 mod lint;
 mod load;
 mod policytest;
@@ -59,6 +60,9 @@ fn main() -> ExitCode {
         Command::Lint(a) => lint::lint(&cli.policy, a, &ui),
         Command::Rules(a) => lint::rules(&cli.policy, a, &ui),
         Command::Test(a) => policytest::run(&cli.policy, a, &ui),
+        Command::Dump(a) => fdtable::dump(&cli.policy, a, &ui),
+        Command::Restore(a) => fdtable::restore(a),
+        Command::Handover(a) => fdtable::handover(&cli.policy, a, &ui),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "crrules", &mut std::io::stdout());
             Ok(Outcome::Clean)

@@ -17,6 +17,7 @@
 //! [`error`].
 
 pub mod backend;
+pub mod dump;
 pub mod error;
 pub mod facts;
 pub mod image;
@@ -25,5 +26,6 @@ pub mod needs;
 pub mod pipeline;
 pub mod plan;
 mod proc;
+pub mod restore;
 pub mod scan;
 pub mod source;

@@ -11,8 +11,11 @@
 //! Otherwise the fd is read again, and after [`ATTEMPTS`] tries reported as vanished. Flags read from a
 //! duplicate of the fd instead of fdinfo are checked against the link in [`dup`].
 
+pub mod build;
+pub mod capture;
 mod dup;
 pub mod fdinfo;
+pub mod freeze;
 pub mod link;
 pub mod mountinfo;
 pub mod sockdiag;

@@ -5,7 +5,7 @@
 //! complete and synced, so a crash or a full disk never leaves something that looks like a whole image; it
 //! is read only after its ownership and every checksum have been verified.
 
-use crate::facts::{ByteString, DevNum, FdFacts};
+use crate::facts::{ByteString, DevNum, FdFacts, FileType};
 use crate::plan::Decision;
 use serde::{Deserialize, Serialize};
 
@@ -168,8 +168,9 @@ pub enum Restore {
 /// What an opened path must be.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// `regular`, `directory`, `char`, `block`, `fifo`...
-    pub file_type: String,
+    /// The file type; `None` accepts any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_type: Option<FileType>,
     /// A device's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<DevNum>,

@@ -1,0 +1,410 @@
+//! The system calls a restore makes to bring fds back in this process: opening a path with `openat2`
+//! (`RESOLVE_NO_MAGICLINKS`, no final symlink, never creating or truncating) and verifying what was opened,
+//! making memfds, unlinked files, pipes, socket pairs, bound sockets, eventfds, timerfds, signalfds and epolls
+//! with their state, placing each at its number, and taking on the filesystem credentials of the image's
+//! process for the opens.
+// Each unsafe block is one libc call on values owned or borrowed for the call.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn check(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+fn owned(r: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = check(r)? as RawFd;
+    // SAFETY: the kernel just returned this fd; it is owned once, here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open flags that a restore never passes: creating, truncating or exclusive opens, and a temporary file.
+const NEVER: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_TMPFILE;
+
+/// Opens `path` with the access mode and flags `flags` (close-on-exec, no controlling terminal), refusing
+/// magic links (`/proc/PID/fd/N`) anywhere on the way and a symlink as the last component.
+pub fn open_path(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    let path = CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))?;
+    let flags = (flags & !NEVER) | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW;
+    // SAFETY: an all-zero open_how is valid (no flags, no mode, no resolve restrictions).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })
+}
+
+/// `fstat` of an fd: (mode, rdev, dev, ino, size).
+pub fn stat(fd: BorrowedFd<'_>) -> io::Result<(u32, u64, u64, u64, u64)> {
+    let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;
+    Ok((st.st_mode, st.st_rdev, st.st_dev, st.st_ino, st.st_size as u64))
+}
+
+/// Moves a file's offset; a file that has none (a pipe, a character device that refuses) is left as it is.
+pub fn seek(fd: BorrowedFd<'_>, pos: u64) -> io::Result<()> {
+    // SAFETY: lseek with integer arguments.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), pos as i64, libc::SEEK_SET) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::ESPIPE | libc::EINVAL)) && pos == 0 {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Sets the status flags `F_SETFL` can change (`O_APPEND`, `O_NONBLOCK`, `O_ASYNC`, `O_DIRECT`,
+/// `O_NOATIME`) to what `flags` holds.
+pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    const SETTABLE: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+    // SAFETY: fcntl with integer arguments.
+    let now = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }.into())? as i32;
+    let want = (now & !SETTABLE) | (flags & SETTABLE);
+    if want != now {
+        // SAFETY: as above.
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, want) }.into())?;
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` at the fd's offset.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = nix::unistd::write(fd, bytes).map_err(io::Error::from)?;
+        if n == 0 {
+            return Err(io::Error::other("wrote nothing"));
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// A memfd named `name` (sealable) holding `bytes`.
+pub fn memfd(name: &[u8], bytes: &[u8]) -> io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(|_| io::Error::other("the memfd name holds a NUL byte"))?;
+    // SAFETY: `name` is NUL-terminated.
+    let fd = owned(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) }.into())?;
+    write_all(fd_ref(&fd), bytes)?;
+    Ok(fd)
+}
+
+/// Adds seals (`F_ADD_SEALS`).
+pub fn add_seals(fd: BorrowedFd<'_>, seals: u32) -> io::Result<()> {
+    if seals == 0 {
+        return Ok(());
+    }
+    // SAFETY: fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals as libc::c_int) }.into()).map(drop)
+}
+
+/// An unnamed regular file (`O_TMPFILE`) in directory `dir`, with mode `mode`, holding `bytes`, opened
+/// read-write.
+pub fn tmpfile(dir: &[u8], mode: u32, bytes: &[u8]) -> io::Result<OwnedFd> {
+    let dir = CString::new(dir).map_err(|_| io::Error::other("the directory holds a NUL byte"))?;
+    // SAFETY: `dir` is NUL-terminated.
+    let fd = owned(
+        unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC, mode & 0o7777) }.into(),
+    )?;
+    write_all(fd_ref(&fd), bytes)?;
+    Ok(fd)
+}
+
+/// Reopens an fd this process holds with another access mode, through `/proc/self/fd/N`.
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).map_err(|_| io::Error::other("path"))?;
+    let flags = (flags & !NEVER) | libc::O_CLOEXEC;
+    // SAFETY: `path` is NUL-terminated.
+    owned(unsafe { libc::open(path.as_ptr(), flags) }.into())
+}
+
+/// A pipe: (read end, write end), with `O_DIRECT` (packet mode) when asked, and the capacity given.
+pub fn pipe(packet: bool, capacity: Option<u64>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [0; 2];
+    let flags = libc::O_CLOEXEC | if packet { libc::O_DIRECT } else { 0 };
+    // SAFETY: `ends` has room for the two fds.
+    check(unsafe { libc::pipe2(ends.as_mut_ptr(), flags) }.into())?;
+    // SAFETY: the kernel just returned these fds.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    if let Some(size) = capacity {
+        // SAFETY: fcntl with integer arguments.
+        check(unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) }.into())?;
+    }
+    Ok((r, w))
+}
+
+/// A connected unix socket pair of type `sock_type` (`SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_SEQPACKET`).
+pub fn socketpair(sock_type: i32) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for the two fds.
+    check(unsafe { libc::socketpair(libc::AF_UNIX, sock_type | libc::SOCK_CLOEXEC, 0, ends.as_mut_ptr()) }.into())?;
+    // SAFETY: the kernel just returned these fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
+}
+
+/// Sends one message (a datagram, or bytes of a stream) on a socket.
+pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], stream: bool) -> io::Result<()> {
+    if stream {
+        return write_all(sock, bytes);
+    }
+    // SAFETY: `bytes` is valid for reading for the call.
+    let n = check(unsafe { libc::send(sock.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) } as libc::c_long)?;
+    if n as usize != bytes.len() {
+        return Err(io::Error::other("a datagram was cut short"));
+    }
+    Ok(())
+}
+
+/// A TCP or UDP socket bound to `addr` (`SO_REUSEADDR`), listening with `backlog` when `listen`.
+pub fn inet(addr: std::net::SocketAddr, stream: bool, listen: bool, backlog: u32) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{self as s, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let ty = if stream { SockType::Stream } else { SockType::Datagram };
+    let sock = s::socket(family, ty, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)?;
+    s::setsockopt(&sock, s::sockopt::ReuseAddr, &true).map_err(io::Error::from)?;
+    if addr.is_ipv6() {
+        // A socket bound to `::` as the dumped one was: dual-stack as the system default says. Left alone.
+    }
+    s::bind(sock.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(io::Error::from)?;
+    if listen {
+        let backlog = s::Backlog::new(backlog.clamp(1, i32::MAX as u32) as i32).map_err(io::Error::from)?;
+        s::listen(&sock, backlog).map_err(io::Error::from)?;
+    }
+    Ok(sock)
+}
+
+/// An eventfd with count `count`, semaphore mode when asked, and the `flags` (`EFD_NONBLOCK`).
+pub fn eventfd(count: u64, semaphore: bool, nonblock: bool) -> io::Result<OwnedFd> {
+    let mut flags = libc::EFD_CLOEXEC;
+    if semaphore {
+        flags |= libc::EFD_SEMAPHORE;
+    }
+    if nonblock {
+        flags |= libc::EFD_NONBLOCK;
+    }
+    // SAFETY: a plain call with integer arguments.
+    let fd = owned(unsafe { libc::eventfd(0, flags) }.into())?;
+    if count > 0 {
+        // The count may exceed what `eventfd`'s initial value (an unsigned int) holds: write it.
+        write_all(fd_ref(&fd), &count.to_ne_bytes())?;
+    }
+    Ok(fd)
+}
+
+/// A timerfd on `clockid`, armed relative to now with `value` remaining and `interval` (both (s, ns));
+/// a zero `value` leaves it disarmed.
+pub fn timerfd(clockid: i32, nonblock: bool, value: (i64, i64), interval: (i64, i64)) -> io::Result<OwnedFd> {
+    let flags = libc::TFD_CLOEXEC | if nonblock { libc::TFD_NONBLOCK } else { 0 };
+    // SAFETY: a plain call with integer arguments.
+    let fd = owned(unsafe { libc::timerfd_create(clockid, flags) }.into())?;
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec { tv_sec: interval.0, tv_nsec: interval.1 },
+        it_value: libc::timespec { tv_sec: value.0, tv_nsec: value.1 },
+    };
+    // SAFETY: `spec` is valid for reading; no old value is asked for.
+    check(unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) }.into())?;
+    Ok(fd)
+}
+
+/// A signalfd for the signals `signals`.
+pub fn signalfd(signals: &[u32], nonblock: bool) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero sigset is valid; sigemptyset/sigaddset write into it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is valid for writing.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &s in signals {
+        // SAFETY: as above; an invalid signal number is an error, not undefined behaviour.
+        check(unsafe { libc::sigaddset(&mut set, s as i32) }.into())?;
+    }
+    let flags = libc::SFD_CLOEXEC | if nonblock { libc::SFD_NONBLOCK } else { 0 };
+    // SAFETY: `set` is valid for reading.
+    owned(unsafe { libc::signalfd(-1, &set, flags) }.into())
+}
+
+/// An epoll instance.
+pub fn epoll() -> io::Result<OwnedFd> {
+    // SAFETY: a plain call with an integer argument.
+    owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }.into())
+}
+
+/// Adds fd number `target` (at its final number) to an epoll instance, with its events and data.
+pub fn epoll_add(epoll: RawFd, target: RawFd, events: u32, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: `ev` is valid for the call.
+    check(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, target, &mut ev) }.into()).map(drop)
+}
+
+/// Duplicates an fd at or above `min` (close-on-exec): out of the way of the numbers being restored.
+pub fn above(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl with integer arguments.
+    owned(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) }.into())
+}
+
+/// Places `fd` at number `at` (replacing whatever is there), close-on-exec as asked. The number is then
+/// owned by the process image being prepared, not by an `OwnedFd`.
+pub fn place(fd: BorrowedFd<'_>, at: RawFd, cloexec: bool) -> io::Result<()> {
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: dup3 with integer arguments; `at` is a number the restore owns.
+    check(unsafe { libc::dup3(fd.as_raw_fd(), at, flags) }.into()).map(drop)
+}
+
+/// Closes fd number `fd`, which the restore owns.
+pub fn close_number(fd: RawFd) {
+    // SAFETY: the number is not held by any `OwnedFd` (see `place`).
+    unsafe { libc::close(fd) };
+}
+
+/// The fd numbers this process has open.
+pub fn own_fds() -> io::Result<Vec<RawFd>> {
+    let mut fds: Vec<RawFd> =
+        std::fs::read_dir("/proc/self/fd")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    fds.sort_unstable();
+    Ok(fds)
+}
+
+/// The link text of one of this process's fds.
+pub fn own_link(fd: RawFd) -> io::Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStringExt;
+    Ok(std::fs::read_link(format!("/proc/self/fd/{fd}"))?.into_os_string().into_vec())
+}
+
+/// The calling thread's filesystem credentials, switched to another user's while opens are made and
+/// switched back on drop: the kernel then checks every open as that user (a root caller's
+/// `CAP_DAC_OVERRIDE` and the other filesystem capabilities leave the effective set while its fsuid is not
+/// 0). Per thread: the raw syscalls, not glibc's process-wide wrappers.
+#[derive(Debug)]
+pub struct FsCreds {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+impl FsCreds {
+    /// Takes on `uid`, `gid` and `groups` for filesystem access on this thread.
+    pub fn assume(uid: u32, gid: u32, groups: &[u32]) -> io::Result<FsCreds> {
+        let saved = FsCreds { uid: current_fsuid(), gid: current_fsgid(), groups: current_groups()? };
+        set_groups(groups)?;
+        // SAFETY: plain syscalls with integer arguments.
+        unsafe {
+            libc::syscall(libc::SYS_setfsgid, gid);
+            libc::syscall(libc::SYS_setfsuid, uid);
+        }
+        if current_fsuid() != uid || current_fsgid() != gid {
+            drop(saved);
+            return Err(io::Error::other(format!("cannot take on uid {uid} gid {gid} for the opens")));
+        }
+        Ok(saved)
+    }
+}
+
+impl Drop for FsCreds {
+    fn drop(&mut self) {
+        // SAFETY: plain syscalls with integer arguments; restoring what the thread had.
+        unsafe {
+            libc::syscall(libc::SYS_setfsuid, self.uid);
+            libc::syscall(libc::SYS_setfsgid, self.gid);
+        }
+        let _ = set_groups(&self.groups);
+    }
+}
+
+fn current_fsuid() -> u32 {
+    // SAFETY: setfsuid(-1) changes nothing and returns the current fsuid.
+    unsafe { libc::syscall(libc::SYS_setfsuid, -1i32 as libc::c_long) as u32 }
+}
+
+fn current_fsgid() -> u32 {
+    // SAFETY: as for setfsuid(-1).
+    unsafe { libc::syscall(libc::SYS_setfsgid, -1i32 as libc::c_long) as u32 }
+}
+
+fn current_groups() -> io::Result<Vec<u32>> {
+    // SAFETY: a size query with no buffer.
+    let n = check(unsafe { libc::syscall(libc::SYS_getgroups, 0, std::ptr::null_mut::<libc::gid_t>()) })?;
+    let mut groups = vec![0u32; n as usize];
+    // SAFETY: `groups` has room for `n` entries.
+    let n = check(unsafe { libc::syscall(libc::SYS_getgroups, n, groups.as_mut_ptr()) })?;
+    groups.truncate(n as usize);
+    Ok(groups)
+}
+
+fn set_groups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is valid for reading; the raw syscall changes this thread's groups only.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+/// The kind of one of this process's fds, as a scan would name it (for `--inherit` type checks).
+pub fn own_kind(fd: RawFd) -> io::Result<crrules_rules::vocab::Kind> {
+    use super::link::{self, LinkShape};
+    use crate::facts::FileType;
+    use crrules_rules::vocab::Kind;
+    let text = own_link(fd)?;
+    // SAFETY: the caller names an fd it was handed; it is only borrowed for this `fstat`.
+    let st = nix::sys::stat::fstat(unsafe { BorrowedFd::borrow_raw(fd) }).map_err(io::Error::from)?;
+    let file_type = FileType::from_mode(st.st_mode);
+    Ok(match link::classify(&text) {
+        LinkShape::Path(p) if link::is_memfd_path(p) => Kind::Memfd,
+        LinkShape::Path(_) => link::path_kind(file_type),
+        LinkShape::Pipe(_) => Kind::Pipe,
+        LinkShape::Socket(_) => Kind::Socket,
+        LinkShape::Anon(n) => link::anon_kind(n),
+        LinkShape::Ns { .. } => Kind::Nsfs,
+    })
+}
+
+/// Borrows an fd number this process was handed (`--inherit NAME=FD`) and keeps open while borrowed.
+pub fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: the number was handed to this process to restore from, and nothing closes it before the
+    // install places it.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn fd_ref(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_path_refuses_magic_links_and_a_final_symlink() {
+        let e = open_path(b"/proc/self/fd/0", libc::O_RDONLY).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        let dir = std::env::temp_dir().join(format!("crrules-build-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        assert!(open_path(link.as_os_str().as_bytes(), libc::O_RDONLY).is_err());
+        assert!(open_path(b"/dev/null", libc::O_RDWR).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn eventfd_and_timerfd_state() {
+        let e = eventfd(5, true, true).unwrap();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", e.as_raw_fd())).unwrap();
+        let field = |key: &str| info.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or_default();
+        assert_eq!(u64::from_str_radix(field("eventfd-count:"), 16).unwrap(), 5, "{info}");
+        assert_eq!(field("eventfd-semaphore:"), "1", "{info}");
+        let t = timerfd(libc::CLOCK_MONOTONIC, false, (100, 0), (7, 0)).unwrap();
+        // SAFETY: an all-zero itimerspec is valid, and `cur` is valid for writing.
+        let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+        unsafe { libc::timerfd_gettime(t.as_raw_fd(), &mut cur) };
+        assert_eq!(cur.it_interval.tv_sec, 7);
+        assert!((95..=100).contains(&cur.it_value.tv_sec));
+    }
+}

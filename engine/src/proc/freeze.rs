@@ -1,0 +1,133 @@
+//! Stopping a process for a consistent cut (`dump --freeze`), and letting it go: the cgroup v2 freezer when
+//! the process has a cgroup of its own (not the root, and not one holding crrules itself), `SIGSTOP`
+//! otherwise. The guard thaws on drop and says how long the process was stopped.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A stopped process; thawed when dropped (or by [`Stopped::thaw`]).
+#[derive(Debug)]
+pub struct Stopped {
+    pid: i32,
+    how: How,
+    since: Instant,
+    thawed: bool,
+}
+
+#[derive(Debug)]
+enum How {
+    Cgroup(PathBuf),
+    Sigstop,
+}
+
+impl Stopped {
+    /// Stops `pid` and waits until it is stopped.
+    pub fn stop(pid: i32) -> io::Result<Stopped> {
+        if let Some(dir) = own_cgroup_of(pid) {
+            std::fs::write(dir.join("cgroup.freeze"), "1")?;
+            let since = Instant::now();
+            let frozen = Stopped { pid, how: How::Cgroup(dir.clone()), since, thawed: false };
+            wait_for(|| std::fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|t| t.contains("frozen 1")))?;
+            return Ok(frozen);
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP)
+            .map_err(io::Error::from)?;
+        let frozen = Stopped { pid, how: How::Sigstop, since: Instant::now(), thawed: false };
+        wait_for(|| stopped(pid))?;
+        Ok(frozen)
+    }
+
+    /// `cgroup` or `sigstop`.
+    pub fn how(&self) -> &'static str {
+        match self.how {
+            How::Cgroup(_) => "cgroup",
+            How::Sigstop => "sigstop",
+        }
+    }
+
+    /// Lets the process run again; how long it was stopped.
+    pub fn thaw(mut self) -> io::Result<Duration> {
+        self.release()?;
+        Ok(self.since.elapsed())
+    }
+
+    fn release(&mut self) -> io::Result<()> {
+        if std::mem::replace(&mut self.thawed, true) {
+            return Ok(());
+        }
+        match &self.how {
+            How::Cgroup(dir) => std::fs::write(dir.join("cgroup.freeze"), "0"),
+            How::Sigstop => {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGCONT)
+                    .map_err(io::Error::from)
+            }
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+/// The cgroup v2 directory of `pid` when it can be frozen alone: not the root, and not an ancestor of
+/// crrules' own cgroup.
+fn own_cgroup_of(pid: i32) -> Option<PathBuf> {
+    let theirs = unified_path(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
+    let ours = unified_path(&std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
+    if theirs == "/" || ours == theirs || ours.starts_with(&format!("{}/", theirs.trim_end_matches('/'))) {
+        return None;
+    }
+    let dir = PathBuf::from(format!("/sys/fs/cgroup{theirs}"));
+    dir.join("cgroup.freeze").exists().then_some(dir)
+}
+
+/// The `0::PATH` line of a `/proc/PID/cgroup`.
+fn unified_path(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned)
+}
+
+/// True when the process is stopped (`T` in `/proc/PID/stat`).
+fn stopped(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+        .unwrap_or(false)
+}
+
+fn wait_for(done: impl Fn() -> bool) -> io::Result<()> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > Duration::from_secs(5) {
+            return Err(io::Error::other("the process did not stop within 5 s"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unified_paths() {
+        assert_eq!(unified_path("12:cpu:/x\n0::/user.slice/a.scope\n").as_deref(), Some("/user.slice/a.scope"));
+        assert_eq!(unified_path("0::/\n").as_deref(), Some("/"));
+        assert_eq!(unified_path("1:name=systemd:/\n"), None);
+    }
+
+    #[test]
+    fn a_child_is_stopped_and_let_go() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id() as i32;
+        let frozen = Stopped::stop(pid).unwrap();
+        assert!(stopped(pid), "{}", frozen.how());
+        frozen.thaw().unwrap();
+        wait_for(|| !stopped(pid)).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
