@@ -127,30 +127,21 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
     let decider = load::decider(policy, ui)?;
     let mut source = Live::pids(&[args.pid], false).map_err(fail)?;
     let mut plans = Vec::new();
-    struct Keep<'a, 'b>(&'a mut Vec<ProcessPlan>, Report<'b>);
-    impl Backend for Keep<'_, '_> {
+    struct Keep<'a>(&'a mut Vec<ProcessPlan>);
+    impl Backend for Keep<'_> {
         type Error = std::io::Error;
         fn needs(&self) -> ScanOptions {
             ScanOptions::all()
         }
         fn process(&mut self, plan: &ProcessPlan) -> Result<(), Self::Error> {
-            if !plan.checkpointable() {
-                self.1.process(plan)?;
-            }
             self.0.push(plan.clone());
             Ok(())
         }
     }
-    let outcome = pipeline::run(Some(&decider), &mut source, Keep(&mut plans, Report::new(Format::Text, ui))).map_err(
-        |e| match e {
-            RunError::Source(e) => fail(e),
-            RunError::Backend(e) => Failure::from(e),
-        },
-    )?;
-    if outcome.any_rejected() {
-        eprintln!("crrules handover: nothing handed over: process {} has rejected fds", args.pid);
-        return Ok(Outcome::Finding);
-    }
+    pipeline::run(Some(&decider), &mut source, Keep(&mut plans)).map_err(|e| match e {
+        RunError::Source(e) => fail(e),
+        RunError::Backend(e) => Failure::from(e),
+    })?;
     let plan = plans.pop().ok_or_else(|| fail(format!("process {} was not read", args.pid)))?;
     let handle = plan.process.clone().ok_or_else(|| fail("not a live process"))?;
     let mut fds = Vec::new();
@@ -161,6 +152,12 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
         let (Some(facts), Some(d)) = (f.facts(), f.decision()) else { continue };
         if matches!(d.action, crrules_rules::Action::Close) {
             closed.push((facts.fd, d.rule.clone().unwrap_or_default()));
+            continue;
+        }
+        // A rejection says the fd cannot be checkpointed; a live hand-over could pass it, but the policy
+        // did not allow it: left out, and said.
+        if d.is_reject() {
+            eprintln!("crrules handover: fd {} is not handed over: {}", facts.fd, d.reason().unwrap_or("rejected"));
             continue;
         }
         let is_listener = facts.socket.as_ref().is_some_and(|s| {

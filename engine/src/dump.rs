@@ -59,6 +59,8 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         move |source| DumpError::Io { pid, what, source }
     };
     let creds = capture::creds(pid).map_err(io("credentials"))?;
+    // Duplicates are held until the end of the dump: room for one per fd.
+    crate::proc::build::ensure_fd_room(2 * plan.fds.len() as u64 + 256).map_err(io("room for duplicates"))?;
     let open: Vec<(&FdFacts, &Decision)> = plan.fds.iter().filter_map(|f| Some((f.facts()?, f.decision()?))).collect();
     let by_ino: HashMap<u64, Vec<i32>> = open.iter().fold(HashMap::new(), |mut m, (f, _)| {
         if let Some(ino) = f.ino {

@@ -80,6 +80,7 @@ pub fn prepare(
         .transpose()
         .map_err(|e| RestoreError::Other(format!("cannot take on the image's user for the opens: {e}")))?;
     let base = base_number(manifest.fds.iter().map(|f| f.fd))?;
+    room(base, manifest.fds.len())?;
     let mut b = Builder {
         base,
         data,
@@ -100,6 +101,11 @@ pub fn prepare(
     }
     drop(as_user);
     Ok(b.prepared)
+}
+
+/// Room for `count` temporaries from `base` on, plus the pipes' and pairs' other ends and a margin.
+fn room(base: RawFd, count: usize) -> Result<(), RestoreError> {
+    build::ensure_fd_room(base as u64 + 2 * count as u64 + 64).map_err(|e| RestoreError::Other(e.to_string()))
 }
 
 /// The lowest number above every number being restored and every fd this process has open.
@@ -324,6 +330,7 @@ impl Prepared {
     /// Takes fds handed over from a live process: `(number, duplicate, close-on-exec)`.
     pub fn from_live(fds: Vec<(RawFd, OwnedFd, bool)>, closed: Vec<(RawFd, String)>) -> Result<Prepared, RestoreError> {
         let base = base_number(fds.iter().map(|(at, _, _)| *at))?;
+        room(base, fds.len())?;
         let mut slots = Vec::with_capacity(fds.len());
         for (at, fd, cloexec) in fds {
             let fd = build::above(fd.as_fd(), base).map_err(|e| RestoreError::Other(e.to_string()))?;

@@ -264,6 +264,31 @@ pub fn close_number(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Makes room for fds numbered up to `needed` in this process: the soft `RLIMIT_NOFILE` raised to the hard
+/// one, and as root the hard one raised too (up to the kernel's `fs.nr_open`). An error says what is missing.
+pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `lim`.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }.into())?;
+    if lim.rlim_cur >= needed {
+        return Ok(());
+    }
+    let nr_open: u64 =
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(1 << 20);
+    let want = libc::rlimit { rlim_cur: needed.max(lim.rlim_cur), rlim_max: lim.rlim_max.max(needed.min(nr_open)) };
+    // SAFETY: setrlimit reads `want`.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 && want.rlim_cur >= needed {
+        return Ok(());
+    }
+    let soft = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) };
+    Err(io::Error::other(format!(
+        "this needs fd numbers up to {needed}, but the open files limit is {} (raise it with `ulimit -Hn`)",
+        lim.rlim_max
+    )))
+}
+
 /// The fd numbers this process has open.
 pub fn own_fds() -> io::Result<Vec<RawFd>> {
     let mut fds: Vec<RawFd> =
