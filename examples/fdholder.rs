@@ -26,12 +26,28 @@
 //! on the mount, of the temp dir); `proc_file`, `tracefs`, `debugfs`, `tty0` and `vt1` (`/dev/tty1`). When tracefs or
 //! debugfs is not mounted at its usual place, the holder first moves into a private mount namespace and
 //! mounts it there, so nothing is left mounted on the host.
+//!
+//! `fdholder --restorable` holds, in a known state, one fd of every kind the default policy lets crrules'
+//! own backend restore, for the dump/restore and handover tests; nothing there is close-on-exec but
+//! `file_cloexec` (a restore execs its command: a close-on-exec fd is rightly gone after it):
+//! `file_ro` ("hello world\n", read-only, offset 6), `file_append` ("appended\n" written with O_APPEND:
+//! offset 9), `file_cloexec` and `file_no_cloexec` (read-only), `dir` (O_DIRECTORY, the holder's temp dir),
+//! `devnull` (read-write), `pipe_r`/`pipe_w` ("pipe data" buffered), `eventfd` (count 5), `eventfd_sem`
+//! (EFD_SEMAPHORE, count 3), `timerfd` (CLOCK_MONOTONIC, 1000 s to go, interval 7 s), `signalfd` (SIGUSR1
+//! and SIGUSR2, both blocked), `memfd` (named `fdholder-restorable`, "memfd bytes", sealed against growing
+//! and shrinking, offset 3), `deleted_file` ("gone but kept", unlinked, offset 2), `unix_a`/`unix_b` (a
+//! stream pair, "to a" queued on a and "to b" on b), `unix_dgram_a`/`unix_dgram_b` (a datagram pair, "d1"
+//! and "d2" queued on b), `epoll` (pipe_r for EPOLLIN with data 42, eventfd for EPOLLIN | EPOLLET with data
+//! 7), `tcp_listen` (127.0.0.1, listening, backlog 16). Its map also has `tcp_listen_port`: that
+//! listener's port, a number that is not an fd. Any of these that cannot be made fails the whole mode
+//! (exit 2): the tests need every one. Its files are in `$TMPDIR/crrules-fdholder-PID`, removed when it exits
+//! at its stdin's EOF (a killed holder leaves it to its caller).
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
 // memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock): each
 // `unsafe` block is one syscall on values owned here.
 #![allow(unsafe_code)]
 
-use nix::fcntl::{OFlag, open};
+use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl, open};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags as FanInit, MarkFlags, MaskFlags};
@@ -39,7 +55,10 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, UnixAddr, bind, socket, socketpair};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockProtocol, SockType, SockaddrIn, UnixAddr, bind, getsockname, listen, socket,
+    socketpair,
+};
 use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
@@ -52,7 +71,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-type Opened = Result<Vec<(&'static str, OwnedFd)>, String>;
+/// Named fds, as they are put in the map.
+type Held = Vec<(&'static str, OwnedFd)>;
+type Opened = Result<Held, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -574,6 +595,117 @@ fn hold(with_inet: bool, shapes: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `--restorable`: the fds of every kind crrules' own backend restores, in the state the module doc lists,
+/// none close-on-exec but `file_cloexec`; the map adds `tcp_listen_port`.
+fn hold_restorable() {
+    let dir = temp_dir();
+    let (held, port) = match restorable(&dir) {
+        Ok(made) => made,
+        Err(e) => {
+            eprintln!("fdholder: --restorable: {e}");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(2);
+        }
+    };
+    let mut map: BTreeMap<&str, i64> = held.iter().map(|(name, fd)| (*name, i64::from(raw(fd)))).collect();
+    // Not an fd: the port `tcp_listen` listens on.
+    map.insert("tcp_listen_port", i64::from(port));
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Opens the `--restorable` fds in `dir`; also returns the listener's port.
+fn restorable(dir: &Path) -> Result<(Held, u16), String> {
+    /// An error of the step `what`.
+    fn at(what: &str) -> impl Fn(nix::Error) -> String + '_ {
+        move |e| format!("{what}: {e}")
+    }
+    let create = |name: &str, text: &[u8], flags: OFlag| -> Result<OwnedFd, String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        open(&path, flags, Mode::empty()).map_err(|e| format!("{}: {e}", path.display()))
+    };
+
+    let file_ro = create("ro.txt", b"hello world\n", OFlag::O_RDONLY)?;
+    lseek(&file_ro, 6, Whence::SeekSet).map_err(at("file_ro"))?;
+    let file_append = create("append.log", b"", OFlag::O_WRONLY | OFlag::O_APPEND)?;
+    write(&file_append, b"appended\n").map_err(at("file_append"))?;
+    let file_cloexec = create("cloexec.txt", b"closed at exec\n", OFlag::O_RDONLY | OFlag::O_CLOEXEC)?;
+    let file_no_cloexec = create("no-cloexec.txt", b"kept at exec\n", OFlag::O_RDONLY)?;
+    let dir_fd = open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).map_err(at("dir"))?;
+    let devnull = open("/dev/null", OFlag::O_RDWR, Mode::empty()).map_err(at("/dev/null"))?;
+
+    let (pipe_r, pipe_w) = pipe().map_err(at("pipe"))?;
+    write(&pipe_w, b"pipe data").map_err(at("pipe"))?;
+
+    let eventfd = EventFd::from_value_and_flags(5, EfdFlags::empty()).map_err(at("eventfd"))?;
+    let eventfd_sem = EventFd::from_value_and_flags(3, EfdFlags::EFD_SEMAPHORE).map_err(at("eventfd_sem"))?;
+
+    let timerfd = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::empty()).map_err(at("timerfd"))?;
+    let first_and_every = Expiration::IntervalDelayed(TimeSpec::new(1000, 0), TimeSpec::new(7, 0));
+    timerfd.set(first_and_every, TimerSetTimeFlags::empty()).map_err(at("timerfd"))?;
+
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGUSR1);
+    mask.add(Signal::SIGUSR2);
+    mask.thread_block().map_err(at("sigprocmask"))?;
+    let signalfd = SignalFd::with_flags(&mask, SfdFlags::empty()).map_err(at("signalfd"))?;
+
+    let memfd = memfd_create("fdholder-restorable", MFdFlags::MFD_ALLOW_SEALING).map_err(at("memfd"))?;
+    write(&memfd, b"memfd bytes").map_err(at("memfd"))?;
+    fcntl(&memfd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SHRINK)).map_err(at("memfd seals"))?;
+    lseek(&memfd, 3, Whence::SeekSet).map_err(at("memfd"))?;
+
+    let deleted_file = create("deleted.txt", b"gone but kept", OFlag::O_RDWR)?;
+    lseek(&deleted_file, 2, Whence::SeekSet).map_err(at("deleted_file"))?;
+    unlink(&dir.join("deleted.txt")).map_err(at("deleted_file"))?;
+
+    let (unix_a, unix_b) =
+        socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::empty()).map_err(at("unix pair"))?;
+    write(&unix_a, b"to b").map_err(at("unix_a"))?;
+    write(&unix_b, b"to a").map_err(at("unix_b"))?;
+    let (unix_dgram_a, unix_dgram_b) =
+        socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::empty()).map_err(at("unix dgram pair"))?;
+    write(&unix_dgram_a, b"d1").map_err(at("unix_dgram_a"))?;
+    write(&unix_dgram_a, b"d2").map_err(at("unix_dgram_a"))?;
+
+    let epoll = Epoll::new(EpollCreateFlags::empty()).map_err(at("epoll"))?;
+    epoll.add(&pipe_r, EpollEvent::new(EpollFlags::EPOLLIN, 42)).map_err(at("epoll pipe_r"))?;
+    epoll.add(&eventfd, EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, 7)).map_err(at("epoll eventfd"))?;
+
+    let tcp_listen = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).map_err(at("tcp"))?;
+    bind(raw(&tcp_listen), &SockaddrIn::new(127, 0, 0, 1, 0)).map_err(at("tcp bind"))?;
+    listen(&tcp_listen, Backlog::new(16).map_err(at("backlog"))?).map_err(at("tcp listen"))?;
+    let port = getsockname::<SockaddrIn>(raw(&tcp_listen)).map_err(at("tcp getsockname"))?.port();
+
+    let held = vec![
+        ("file_ro", file_ro),
+        ("file_append", file_append),
+        ("file_cloexec", file_cloexec),
+        ("file_no_cloexec", file_no_cloexec),
+        ("dir", dir_fd),
+        ("devnull", devnull),
+        ("pipe_r", pipe_r),
+        ("pipe_w", pipe_w),
+        ("eventfd", OwnedFd::from(eventfd)),
+        ("eventfd_sem", OwnedFd::from(eventfd_sem)),
+        ("timerfd", OwnedFd::from(timerfd)),
+        ("signalfd", OwnedFd::from(signalfd)),
+        ("memfd", memfd),
+        ("deleted_file", deleted_file),
+        ("unix_a", unix_a),
+        ("unix_b", unix_b),
+        ("unix_dgram_a", unix_dgram_a),
+        ("unix_dgram_b", unix_dgram_b),
+        ("epoll", epoll.0),
+        ("tcp_listen", tcp_listen),
+    ];
+    Ok((held, port))
+}
+
 /// Moves `fd` to number `to` (replacing whatever was there) and closes the original.
 /// Moves `fd` to number `to` and to number `also` (replacing whatever was at either) and closes the original.
 fn place(fd: OwnedFd, to: RawFd, also: RawFd) {
@@ -757,12 +889,15 @@ fn main() {
             }
             hold(false, false);
         }
+        Some("--restorable") => hold_restorable(),
         Some("--churn") => churn(),
         Some("--main-exits") => main_exits(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some(_) => {
             let other = args[0].to_string_lossy();
-            eprintln!("fdholder: unknown argument `{other}` (use --netns, --churn, --many, --comm or --open)");
+            eprintln!(
+                "fdholder: unknown argument `{other}` (use --netns, --restorable, --churn, --many, --comm or --open)"
+            );
             std::process::exit(2);
         }
     }

@@ -1,34 +1,42 @@
-//! Shared by the `scan_*` tests: spawn `examples/fdholder` (built by `cargo test`) and read its fd map.
+//! Shared by the tests that drive real processes: spawn `examples/fdholder` and read its fd map; find the other
+//! examples (`fdreport`), built on demand.
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Once;
+use std::sync::Mutex;
 
-/// The `fdholder` example next to this test binary (`target/<profile>/examples/fdholder`). `cargo test`
-/// builds examples but `cargo test --test NAME` does not, so it is brought up to date here, once per test
-/// binary (a no-op build when it is fresh).
+/// The `fdholder` example next to this test binary (`target/<profile>/examples/fdholder`).
 pub fn holder_path() -> PathBuf {
-    static BUILT: Once = Once::new();
+    example_path("fdholder")
+}
+
+/// The example `name` next to this test binary (`target/<profile>/examples/NAME`). `cargo test` builds
+/// examples but `cargo test --test NAME` does not, so each is brought up to date here, once per test binary
+/// (a no-op build when it is fresh).
+pub fn example_path(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let path = profile_dir.join("examples").join("fdholder");
-    BUILT.call_once(|| {
+    let path = profile_dir.join("examples").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut build = Command::new(cargo);
-        build.args(["build", "--example", "fdholder", "--manifest-path"]);
+        build.args(["build", "--example", name, "--manifest-path"]);
         build.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
         if release {
             build.arg("--release");
         }
-        let status = build.status().expect("cargo build --example fdholder");
-        assert!(status.success(), "cannot build the fdholder example");
-    });
+        let status = build.status().unwrap_or_else(|e| panic!("cargo build --example {name}: {e}"));
+        assert!(status.success(), "cannot build the {name} example");
+        built.push(name.to_owned());
+    }
     path
 }
 
@@ -47,9 +55,16 @@ impl Holder {
 
     /// [`Holder::spawn`] with arguments that need not be UTF-8 (`--open PATH`, `--comm NAME`).
     pub fn spawn_os(args: &[&OsStr]) -> Holder {
-        let path = holder_path();
-        let mut child = Command::new(&path)
-            .args(args)
+        Holder::spawn_with(&holder_path(), args, |_| {})
+    }
+
+    /// The holder at `path` (a copy elsewhere, for another user), its command set up by `setup` before it
+    /// starts (its stderr, its user); stdin and stdout stay the holder's pipes.
+    pub fn spawn_with(path: &Path, args: &[&OsStr], setup: impl FnOnce(&mut Command)) -> Holder {
+        let mut command = Command::new(path);
+        command.args(args);
+        setup(&mut command);
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -68,6 +83,13 @@ impl Holder {
 
     pub fn fd(&self, name: &str) -> i32 {
         *self.fds.get(name).unwrap_or_else(|| panic!("the holder did not open `{name}` (see its stderr)"))
+    }
+
+    /// Closes its stdin and waits for it to exit: it removes its temp dir itself, which a killed holder
+    /// cannot.
+    pub fn finish(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
     }
 
     /// Kills it now (SIGKILL) and reaps it.
