@@ -154,11 +154,14 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
             closed.push((facts.fd, d.rule.clone().unwrap_or_default()));
             continue;
         }
-        // A rejection says the fd cannot be checkpointed; a live hand-over could pass it, but the policy
-        // did not allow it: left out, and said.
+        // A rejection says the fd cannot be saved and brought back; handed over live it is the very same
+        // open file (a listener keeps its waiting connections), so it is passed, and said.
         if d.is_reject() {
-            eprintln!("crrules handover: fd {} is not handed over: {}", facts.fd, d.reason().unwrap_or("rejected"));
-            continue;
+            eprintln!(
+                "crrules handover: fd {} is handed over live, though a checkpoint would reject it: {}",
+                facts.fd,
+                d.reason().unwrap_or("rejected")
+            );
         }
         let is_listener = facts.socket.as_ref().is_some_and(|s| {
             s.state == Some(SockState::Listen)

@@ -162,7 +162,7 @@ impl Builder<'_> {
                     }
                     _ => format!("cannot open {}: {e}", String::from_utf8_lossy(&path)),
                 })?;
-                verify(fd.as_fd(), expect)?;
+                verify(fd.as_fd(), expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
                 build::seek(fd.as_fd(), *pos).map_err(|e| format!("cannot seek to {pos}: {e}"))?;
                 self.slot(at, fd.as_fd(), cloexec)
             }
@@ -181,7 +181,8 @@ impl Builder<'_> {
                         .map_err(|e| format!("cannot make an unnamed file in {}: {e}", String::from_utf8_lossy(dir)))?
                 };
                 let access = *flags as i32 & libc::O_ACCMODE;
-                let fd = if access == libc::O_RDWR {
+                // An `O_TMPFILE` file keeps that flag in its open file: reopened, it has only the dumped flags.
+                let fd = if access == libc::O_RDWR && *memfd {
                     made
                 } else {
                     build::reopen(made.as_fd(), *flags as i32).map_err(err)?

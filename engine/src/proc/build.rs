@@ -20,18 +20,24 @@ fn owned(r: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Open flags that a restore never passes: creating, truncating or exclusive opens, and a temporary file.
-const NEVER: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_TMPFILE;
+/// `__O_TMPFILE`: `O_TMPFILE` without the `O_DIRECTORY` bit it includes.
+const O_TMPFILE_ONLY: i32 = libc::O_TMPFILE & !libc::O_DIRECTORY;
+
+/// Open flags that a restore never passes: creating, truncating or exclusive opens, and a temporary file
+/// (but `O_DIRECTORY` stays).
+const NEVER: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | O_TMPFILE_ONLY;
 
 /// Opens `path` with the access mode and flags `flags` (close-on-exec, no controlling terminal), refusing
-/// magic links (`/proc/PID/fd/N`) anywhere on the way and a symlink as the last component.
+/// any symlink on the way (`RESOLVE_NO_SYMLINKS`, which includes magic links such as `/proc/PID/fd/N`): the
+/// path was the kernel's own name for the file, with every link already resolved, so one found now was
+/// put there since.
 pub fn open_path(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
     let path = CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))?;
-    let flags = (flags & !NEVER) | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW;
+    let flags = (flags & !NEVER) | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: an all-zero open_how is valid (no flags, no mode, no resolve restrictions).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
     // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed.
     owned(unsafe {
         libc::syscall(
