@@ -35,6 +35,8 @@ pub fn spawn_holder(nfds: usize) -> Holder {
         .env(HOLDER_ENV, nfds.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        // Not the terminal the bench runs in: a dump would need it handed in.
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn the holder");
     let stdin = child.stdin.take();

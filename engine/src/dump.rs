@@ -59,8 +59,15 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         move |source| DumpError::Io { pid, what, source }
     };
     let creds = capture::creds(pid).map_err(io("credentials"))?;
-    // Duplicates are held until the end of the dump: room for one per fd.
-    crate::proc::build::ensure_fd_room(2 * plan.fds.len() as u64 + 256).map_err(io("room for duplicates"))?;
+    // The duplicates of fds whose contents are saved are held until the end of the dump: room for them.
+    let may_save = plan
+        .fds
+        .iter()
+        .filter_map(|f| f.facts())
+        .filter(|f| matches!(f.kind, Kind::Pipe | Kind::Fifo | Kind::Memfd | Kind::File | Kind::Socket))
+        .count();
+    let own = crate::proc::build::own_fds().map(|f| f.len()).unwrap_or(0);
+    crate::proc::build::ensure_fd_room((own + may_save) as u64 + 64).map_err(io("room for duplicates"))?;
     let open: Vec<(&FdFacts, &Decision)> = plan.fds.iter().filter_map(|f| Some((f.facts()?, f.decision()?))).collect();
     let by_ino: HashMap<u64, Vec<i32>> = open.iter().fold(HashMap::new(), |mut m, (f, _)| {
         if let Some(ino) = f.ino {
@@ -75,15 +82,21 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         notes: Vec::new(),
         held: Vec::new(),
         piped: HashSet::new(),
+        contents: HashMap::new(),
     };
     let mut fds = Vec::with_capacity(open.len());
     for (facts, decision) in &open {
+        let held = ctx.held.len();
         let restore = ctx.restore_of(facts, decision).map_err(|why| DumpError::Fd {
             fd: facts.fd,
             kind: facts.kind,
             rule: decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
             why,
         })?;
+        // A duplicate nothing was saved from is let go at once; the others are compared at the end.
+        if !saves_data(&restore) {
+            ctx.held.truncate(held);
+        }
         fds.push(ImageFd { fd: facts.fd, facts: (*facts).clone(), decision: (*decision).clone(), restore });
     }
     check_epoll_targets(&fds)?;
@@ -119,6 +132,8 @@ struct Ctx<'a> {
     held: Vec<(i32, OwnedFd)>,
     /// Pipes and FIFOs whose bytes were saved already (by inode).
     piped: HashSet<u64>,
+    /// Files whose contents were saved already, by (device, inode).
+    contents: HashMap<(Option<DevNum>, Option<u64>), Restore>,
 }
 
 /// Flags restore reapplies: the access mode and status flags, not close-on-exec (a property of the number).
@@ -197,13 +212,29 @@ impl Ctx<'_> {
             return Err(format!("{size} bytes, over the rule's limit of {limit}"));
         }
         let memfd = f.kind == Kind::Memfd;
+        // Fds of one file save its bytes once, and come back as fds of one file again.
+        let key = (f.st_dev, f.ino);
+        if let Some(restore) = self.contents.get(&key).filter(|_| f.ino.is_some()) {
+            if let Restore::Contents { data, size, mode, memfd, name, seals, .. } = restore {
+                return Ok(Restore::Contents {
+                    data: data.clone(),
+                    size: *size,
+                    flags: open_flags(f),
+                    pos: f.pos.unwrap_or(0),
+                    mode: *mode,
+                    memfd: *memfd,
+                    name: name.clone(),
+                    seals: *seals,
+                });
+            }
+        }
         let dup = self.duplicate(f)?;
         let bytes = capture::file_bytes(dup, size).map_err(|e| format!("cannot read its bytes: {e}"))?;
         let seals = if memfd { capture::seals(dup) } else { 0 };
         let name = f.path.as_ref().and_then(|p| p.as_bytes().strip_prefix(b"/memfd:")).map(ByteString::from);
         let size = bytes.len() as u64;
         let data = self.save(format!("{}-contents", f.fd), bytes);
-        Ok(Restore::Contents {
+        let restore = Restore::Contents {
             data,
             size,
             flags: open_flags(f),
@@ -212,7 +243,9 @@ impl Ctx<'_> {
             memfd,
             name: if memfd { name } else { f.path.clone() },
             seals,
-        })
+        };
+        self.contents.insert(key, restore.clone());
+        Ok(restore)
     }
 
     fn recreate(&mut self, f: &FdFacts) -> Result<Restore, String> {
@@ -223,6 +256,10 @@ impl Ctx<'_> {
                 let ends = self.by_ino.get(&id).map_or(1, Vec::len);
                 let mut data = None;
                 let first_reader = !write && self.piped.insert(id);
+                // A write end whose read end is in the process too: that end's duplicate says it all.
+                if write && ends > 1 {
+                    return Ok(Restore::Pipe { id, write, flags: open_flags(f), data, capacity: None });
+                }
                 let dup = self.duplicate(f)?;
                 let capacity = capture::pipe_capacity(dup).ok();
                 if first_reader {
@@ -343,6 +380,15 @@ impl Ctx<'_> {
                 other.map_or("socket of unknown family", |f| f.name())
             )),
         }
+    }
+}
+
+/// True when the restore reads a data file the dump wrote.
+fn saves_data(r: &Restore) -> bool {
+    match r {
+        Restore::Contents { .. } => true,
+        Restore::Pipe { data, .. } | Restore::Fifo { data, .. } | Restore::UnixPair { data, .. } => data.is_some(),
+        _ => false,
     }
 }
 

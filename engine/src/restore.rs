@@ -1,8 +1,11 @@
 //! Restoring an fd table in this process, all or nothing: [`prepare`] brings back every fd of an image
-//! (or, for a hand-over, takes every fd of a live process) at a temporary number above all the numbers
-//! being restored, verifying each as it goes; only when every one succeeded does [`Prepared::install`] put
-//! each at its number, close everything else, and re-add epoll targets. The caller then execs the command:
-//! if anything failed before, the command never runs.
+//! (or, for a hand-over, takes every fd of a live process) in fd order, verifying each, and puts it at its
+//! number at once unless that number is one of this process's own open fds (stdin, stdout, stderr, an
+//! fd handed in); those wait. An object the kernel made at a number a later fd needs (the other end of a
+//! pipe, waiting for its own number) is moved out of the way when that number's turn comes, so a table of
+//! N fds needs about N numbers, not 2N. Only when every fd succeeded does [`Prepared::install`] put the
+//! waiting ones over this process's own, close everything else, and re-add epoll targets. The caller then
+//! execs the command: if anything failed before, the command never runs.
 //!
 //! Opens are made with the filesystem credentials of the image's process when crrules runs as root for an
 //! image of another user, so an image can never make a root restore open what its process could not.
@@ -33,7 +36,7 @@ pub struct RestoreOptions {
     pub inherit: Vec<(String, RawFd)>,
 }
 
-/// One fd ready to be placed.
+/// One fd waiting for a number this process still uses.
 #[derive(Debug)]
 struct Slot {
     at: RawFd,
@@ -41,15 +44,95 @@ struct Slot {
     cloexec: bool,
 }
 
-/// Every fd brought back and verified, held above the numbers it goes to.
+/// Every fd brought back and verified: most already at their numbers, the rest waiting.
 #[derive(Debug)]
 pub struct Prepared {
-    slots: Vec<Slot>,
+    placer: Placer,
     epolls: Vec<(RawFd, Vec<EpollWatch>)>,
     /// Numbers left closed on purpose, with the rule that closed them.
     closed: Vec<(RawFd, String)>,
-    /// Helpers kept open until the fds are placed (a FIFO's reader while its data waits).
-    keep: Vec<OwnedFd>,
+}
+
+/// Puts fds at their numbers without ever closing one of this process's own fds before the install.
+#[derive(Debug)]
+struct Placer {
+    /// This process's fds when the restore began: their numbers wait for the install.
+    own: std::collections::HashSet<RawFd>,
+    /// Fds at their final numbers (each `OwnedFd`'s number is its target).
+    placed: Vec<OwnedFd>,
+    /// Fds whose number is one of `own`.
+    waiting: Vec<Slot>,
+    /// Objects held for later fds (the other end of a pipe or socket pair), by handle.
+    pending: Vec<Option<OwnedFd>>,
+    /// Above every number being restored: where waiting fds are kept out of the way.
+    high: RawFd,
+}
+
+impl Placer {
+    fn new(highest: RawFd) -> Result<Placer, RestoreError> {
+        let own = build::own_fds().map_err(|e| RestoreError::Other(format!("cannot list this process's fds: {e}")))?;
+        let high = own.iter().copied().chain([highest]).max().unwrap_or(2) + 1;
+        Ok(Placer { own: own.into_iter().collect(), placed: Vec::new(), waiting: Vec::new(), pending: Vec::new(), high })
+    }
+
+    /// Takes a held object out (its last user is being placed); the caller places it.
+    fn release(&mut self, handle: usize) -> Option<OwnedFd> {
+        self.pending[handle].take()
+    }
+
+    /// Keeps an object for a later fd; its handle.
+    fn hold(&mut self, fd: OwnedFd) -> usize {
+        self.pending.push(Some(fd));
+        self.pending.len() - 1
+    }
+
+    fn held(&self, handle: usize) -> Result<BorrowedFd<'_>, String> {
+        self.pending[handle].as_ref().map(|fd| fd.as_fd()).ok_or_else(|| "its object was already given away".to_owned())
+    }
+
+    /// Puts `fd` at number `at`, close-on-exec as asked (or makes it wait for the install).
+    /// Every object this restore makes is close-on-exec when made, so only the others need a change.
+    fn place(&mut self, at: RawFd, fd: OwnedFd, cloexec: bool) -> std::io::Result<()> {
+        if self.own.contains(&at) {
+            // Above every target: never in the way of a later one (they are few: stdin, stdout, stderr).
+            let fd = build::above(fd.as_fd(), self.high)?;
+            self.waiting.push(Slot { at, fd, cloexec });
+            return Ok(());
+        }
+        if fd.as_raw_fd() == at {
+            // The kernel gave the lowest free number, which was this fd's own: nothing to move.
+            if !cloexec {
+                build::set_cloexec(fd.as_fd(), false)?;
+            }
+            self.placed.push(fd);
+            return Ok(());
+        }
+        self.make_free(at)?;
+        build::place(fd.as_fd(), at, cloexec)?;
+        self.placed.push(build::adopt(at));
+        Ok(())
+    }
+
+    /// A duplicate of a held or borrowed object, put at `at`.
+    fn place_copy(&mut self, at: RawFd, fd: BorrowedFd<'_>, cloexec: bool) -> std::io::Result<()> {
+        let copy = build::above(fd, 0)?;
+        self.place(at, copy, cloexec)
+    }
+
+    /// Moves whatever object of the restore sits at `at` to another number.
+    fn make_free(&mut self, at: RawFd) -> std::io::Result<()> {
+        if !build::is_open(at) {
+            return Ok(());
+        }
+        let candidates = self.pending.iter_mut().flatten().chain(self.waiting.iter_mut().map(|s| &mut s.fd));
+        for fd in candidates {
+            if fd.as_raw_fd() == at {
+                *fd = build::above(fd.as_fd(), 0)?;
+                return Ok(());
+            }
+        }
+        Err(std::io::Error::other(format!("fd {at} is held by something else in this process")))
+    }
 }
 
 /// What an install did, for the report.
@@ -79,16 +162,43 @@ pub fn prepare(
         .then(|| FsCreds::assume(creds.fsuid(), creds.fsgid(), &creds.groups))
         .transpose()
         .map_err(|e| RestoreError::Other(format!("cannot take on the image's user for the opens: {e}")))?;
-    let base = base_number(manifest.fds.iter().map(|f| f.fd))?;
-    room(base, manifest.fds.len())?;
+    room(manifest.fds.iter().map(|f| f.fd).max().unwrap_or(0), manifest.fds.len())?;
     let mut b = Builder {
-        base,
         data,
         opts,
         image_pid: manifest.process.pid,
         image_uid: creds.fsuid(),
-        prepared: Prepared { slots: Vec::new(), epolls: Vec::new(), closed: Vec::new(), keep: Vec::new() },
+        prepared: Prepared {
+            placer: Placer::new(manifest.fds.iter().map(|f| f.fd).max().unwrap_or(0))?,
+            epolls: Vec::new(),
+            closed: Vec::new(),
+        },
+        contents: HashMap::new(),
+        saved: manifest
+            .fds
+            .iter()
+            .filter_map(|f| match &f.restore {
+                Restore::Pipe { id, data: Some(d), .. } => Some(((*id, 0), d.clone())),
+                Restore::UnixPair { pair, ino, data: Some(d), .. } => Some(((*pair, *ino), d.clone())),
+                _ => None,
+            })
+            .collect(),
+        uses: manifest.fds.iter().fold(HashMap::new(), |mut uses, f| {
+            if let Some(key) = shared_end(&f.restore) {
+                *uses.entry(key).or_insert(0) += 1;
+            }
+            uses
+        }),
         pipes: HashMap::new(),
+        // A pipe's capacity is saved with the end that was read; the pipe is made when its first end is met.
+        capacities: manifest
+            .fds
+            .iter()
+            .filter_map(|f| match f.restore {
+                Restore::Pipe { id, capacity: Some(c), .. } => Some((id, c)),
+                _ => None,
+            })
+            .collect(),
         pairs: HashMap::new(),
     };
     for f in &manifest.fds {
@@ -103,28 +213,39 @@ pub fn prepare(
     Ok(b.prepared)
 }
 
-/// Room for `count` temporaries from `base` on, plus the pipes' and pairs' other ends and a margin.
-fn room(base: RawFd, count: usize) -> Result<(), RestoreError> {
-    build::ensure_fd_room(base as u64 + 2 * count as u64 + 64).map_err(|e| RestoreError::Other(e.to_string()))
-}
-
-/// The lowest number above every number being restored and every fd this process has open.
-fn base_number(targets: impl Iterator<Item = RawFd>) -> Result<RawFd, RestoreError> {
-    let own = build::own_fds().map_err(|e| RestoreError::Other(format!("cannot list this process's fds: {e}")))?;
-    Ok(targets.chain(own).max().unwrap_or(2).max(2) + 1)
+/// Room for fd numbers up to the highest restored, and for objects waiting or held on the way.
+fn room(highest: RawFd, count: usize) -> Result<(), RestoreError> {
+    let own = build::own_fds().map(|f| f.len()).unwrap_or(0);
+    let needed = (highest.max(0) as u64 + 1).max(count as u64) + own as u64 + 64;
+    build::ensure_fd_room(needed).map_err(|e| RestoreError::Other(e.to_string()))
 }
 
 struct Builder<'a> {
-    base: RawFd,
     data: &'a dyn Fn(&str) -> Result<Vec<u8>, String>,
     opts: &'a RestoreOptions,
     image_pid: i32,
     image_uid: u32,
     prepared: Prepared,
-    /// Pipe id -> (read end, write end), made when the first end is met.
-    pipes: HashMap<u64, (OwnedFd, OwnedFd)>,
-    /// Socket pair id -> (the end whose inode is the id, the other end).
-    pairs: HashMap<u64, (OwnedFd, OwnedFd)>,
+    /// Pipe id -> (read end, write end) held in the placer, made when the first end is met.
+    pipes: HashMap<u64, (usize, usize)>,
+    capacities: HashMap<u64, u64>,
+    /// Saved contents already made, by data file name, held in the placer.
+    contents: HashMap<String, usize>,
+    /// The data file of each pipe (id, 0) and socket-pair end (pair, inode) that has saved bytes.
+    saved: HashMap<(u64, u64), String>,
+    /// How many fds of the image still use each pipe end or socket-pair end ([`shared_end`]).
+    uses: HashMap<(u64, u64), usize>,
+    /// Socket pair id -> (the end whose inode is the id, the other end), held in the placer.
+    pairs: HashMap<u64, (usize, usize)>,
+}
+
+/// The end of a pipe (id, 0 read / 1 write) or of a socket pair (pair, inode) an fd restores.
+fn shared_end(r: &Restore) -> Option<(u64, u64)> {
+    match r {
+        Restore::Pipe { id, write, .. } => Some((*id, u64::from(*write))),
+        Restore::UnixPair { pair, ino, .. } => Some((*pair, *ino)),
+        _ => None,
+    }
 }
 
 fn err(e: std::io::Error) -> String {
@@ -136,10 +257,24 @@ fn nonblock(flags: u32) -> bool {
 }
 
 impl Builder<'_> {
-    fn slot(&mut self, at: RawFd, fd: BorrowedFd<'_>, cloexec: bool) -> Result<(), String> {
-        let fd = build::above(fd, self.base).map_err(err)?;
-        self.prepared.slots.push(Slot { at, fd, cloexec });
-        Ok(())
+    fn slot(&mut self, at: RawFd, fd: OwnedFd, cloexec: bool) -> Result<(), String> {
+        self.prepared.placer.place(at, fd, cloexec).map_err(|e| format!("cannot put it at its number: {e}"))
+    }
+
+    /// Places a held pipe or socket-pair end: the object itself for its last user, a duplicate otherwise.
+    fn place_end(&mut self, at: RawFd, handle: usize, end: Option<(u64, u64)>, cloexec: bool) -> Result<(), String> {
+        let left = end.and_then(|k| self.uses.get_mut(&k)).map(|n| {
+            *n -= 1;
+            *n
+        });
+        let placer = &mut self.prepared.placer;
+        if left == Some(0)
+            && let Some(fd) = placer.release(handle)
+        {
+            return placer.place(at, fd, cloexec).map_err(err);
+        }
+        let copy = build::above(placer.held(handle)?, 0).map_err(err)?;
+        placer.place(at, copy, cloexec).map_err(err)
     }
 
     fn bytes(&self, name: &Option<String>) -> Result<Vec<u8>, String> {
@@ -163,36 +298,45 @@ impl Builder<'_> {
                     _ => format!("cannot open {}: {e}", String::from_utf8_lossy(&path)),
                 })?;
                 verify(fd.as_fd(), expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
-                build::seek(fd.as_fd(), *pos).map_err(|e| format!("cannot seek to {pos}: {e}"))?;
-                self.slot(at, fd.as_fd(), cloexec)
+                if *pos != 0 {
+                    build::seek(fd.as_fd(), *pos).map_err(|e| format!("cannot seek to {pos}: {e}"))?;
+                }
+                self.slot(at, fd, cloexec)
             }
             Restore::Contents { data, size, flags, pos, mode, memfd, name, seals } => {
-                let bytes = (self.data)(data)?;
-                if bytes.len() as u64 != *size {
-                    return Err(format!("the saved contents hold {} bytes, not {size}", bytes.len()));
-                }
-                let made = if *memfd {
-                    build::memfd(name.as_ref().map_or(&b"restored"[..], |n| n.as_bytes()), &bytes).map_err(err)?
-                } else {
-                    let path = name.as_ref().map(|n| n.as_bytes()).unwrap_or(b"/tmp/x");
-                    let dir =
-                        path.rsplit_once_byte(b'/').map_or(&b"/tmp"[..], |(d, _)| if d.is_empty() { b"/" } else { d });
-                    build::tmpfile(dir, *mode, &bytes)
-                        .map_err(|e| format!("cannot make an unnamed file in {}: {e}", String::from_utf8_lossy(dir)))?
+                // One file per saved contents: fds that held the same file share it again.
+                let handle = match self.contents.get(data) {
+                    Some(&h) => h,
+                    None => {
+                        let bytes = (self.data)(data)?;
+                        if bytes.len() as u64 != *size {
+                            return Err(format!("the saved contents hold {} bytes, not {size}", bytes.len()));
+                        }
+                        let made = if *memfd {
+                            let name = name.as_ref().map_or(&b"restored"[..], |n| n.as_bytes());
+                            build::memfd(name, &bytes).map_err(err)?
+                        } else {
+                            let path = name.as_ref().map(|n| n.as_bytes()).unwrap_or(b"/tmp/x");
+                            let dir = path
+                                .rsplit_once_byte(b'/')
+                                .map_or(&b"/tmp"[..], |(d, _)| if d.is_empty() { b"/" } else { d });
+                            build::tmpfile(dir, *mode, &bytes).map_err(|e| {
+                                format!("cannot make an unnamed file in {}: {e}", String::from_utf8_lossy(dir))
+                            })?
+                        };
+                        if *memfd {
+                            build::add_seals(made.as_fd(), *seals).map_err(|e| format!("cannot seal: {e}"))?;
+                        }
+                        let h = self.prepared.placer.hold(made);
+                        self.contents.insert(data.clone(), h);
+                        h
+                    }
                 };
-                let access = *flags as i32 & libc::O_ACCMODE;
-                // An `O_TMPFILE` file keeps that flag in its open file: reopened, it has only the dumped flags.
-                let fd = if access == libc::O_RDWR && *memfd {
-                    made
-                } else {
-                    build::reopen(made.as_fd(), *flags as i32).map_err(err)?
-                };
-                if *memfd {
-                    build::add_seals(fd.as_fd(), *seals).map_err(|e| format!("cannot seal: {e}"))?;
-                }
+                // A new open file for each fd (its own offset and flags), and never `O_TMPFILE`'s flag.
+                let fd = build::reopen(self.prepared.placer.held(handle)?, *flags as i32).map_err(err)?;
                 build::seek(fd.as_fd(), *pos).map_err(err)?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Inherit { name, kind } => {
                 let (_, given) =
@@ -205,7 +349,7 @@ impl Builder<'_> {
                 }
                 // The caller handed this number in and keeps it open until the install.
                 let given = build::borrow(*given);
-                self.slot(at, given, cloexec)
+                self.prepared.placer.place_copy(at, given, cloexec).map_err(err)
             }
             Restore::Close => {
                 self.prepared.closed.push((at, f.decision.rule.clone().unwrap_or_default()));
@@ -214,21 +358,20 @@ impl Builder<'_> {
             Restore::Plugin { name } => {
                 Err(format!("plugin `{name}`: the fd-table backend has no plugin of that name (it has none yet)"))
             }
-            Restore::Pipe { id, write, flags, data, capacity } => {
+            Restore::Pipe { id, write, flags, data: _, capacity: _ } => {
                 if !self.pipes.contains_key(id) {
-                    let (r, w) = build::pipe(*flags & libc::O_DIRECT as u32 != 0, *capacity).map_err(err)?;
-                    self.pipes.insert(*id, (r, w));
-                }
-                let bytes = self.bytes(data)?;
-                let (r, w) = &self.pipes[id];
-                if !bytes.is_empty() {
+                    // Made, and refilled, when its first end is met: the bytes were saved with the read end.
+                    let capacity = self.capacities.get(id).copied();
+                    let (r, w) = build::pipe(*flags & libc::O_DIRECT as u32 != 0, capacity).map_err(err)?;
+                    let bytes = self.bytes(&self.saved.get(&(*id, 0)).cloned())?;
                     build::write_all(w.as_fd(), &bytes).map_err(|e| format!("cannot refill the pipe: {e}"))?;
+                    let ends = (self.prepared.placer.hold(r), self.prepared.placer.hold(w));
+                    self.pipes.insert(*id, ends);
                 }
-                let end = if *write { w } else { r };
-                build::set_status_flags(end.as_fd(), *flags as i32).map_err(err)?;
-                let end = build::above(end.as_fd(), self.base).map_err(err)?;
-                self.prepared.slots.push(Slot { at, fd: end, cloexec });
-                Ok(())
+                let (r, w) = self.pipes[id];
+                let handle = if *write { w } else { r };
+                build::set_status_flags(self.prepared.placer.held(handle)?, *flags as i32).map_err(err)?;
+                self.place_end(at, handle, shared_end(&f.restore), cloexec)
             }
             Restore::Fifo { path, flags, data } => {
                 let path = self.remap(path.as_bytes());
@@ -237,13 +380,16 @@ impl Builder<'_> {
                 verify(holder.as_fd(), &Identity { file_type: Some(FileType::Fifo), ..Identity::default() })?;
                 let bytes = self.bytes(data)?;
                 build::write_all(holder.as_fd(), &bytes).map_err(|e| format!("cannot refill the FIFO: {e}"))?;
+                // Held where placing can move it: it keeps the bytes until the restored fd holds the FIFO.
+                let holder = self.prepared.placer.hold(holder);
                 let fd = build::open_path(&path, *flags as i32 | libc::O_NONBLOCK).map_err(err)?;
                 verify(fd.as_fd(), &Identity { file_type: Some(FileType::Fifo), ..Identity::default() })?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
-                self.prepared.keep.push(holder);
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)?;
+                drop(self.prepared.placer.release(holder));
+                Ok(())
             }
-            Restore::UnixPair { pair, ino, sock_type, flags, data } => {
+            Restore::UnixPair { pair, ino, sock_type, flags, data: _ } => {
                 let (ty, stream) = match sock_type.as_str() {
                     "stream" => (libc::SOCK_STREAM, true),
                     "dgram" => (libc::SOCK_DGRAM, false),
@@ -251,44 +397,54 @@ impl Builder<'_> {
                     other => return Err(format!("a unix socket pair of type {other}")),
                 };
                 if !self.pairs.contains_key(pair) {
-                    self.pairs.insert(*pair, build::socketpair(ty).map_err(err)?);
+                    // Made, and both queues refilled, when its first end is met: the messages queued on one
+                    // end are sent from the other.
+                    let (a, b) = build::socketpair(ty).map_err(err)?;
+                    let ends: Vec<(u64, &OwnedFd, &OwnedFd)> = self
+                        .saved
+                        .keys()
+                        .filter(|(p, _)| p == pair)
+                        .map(|&(_, end)| if end == *pair { (end, &a, &b) } else { (end, &b, &a) })
+                        .collect();
+                    for (end, _, peer) in ends {
+                        let queued = self.bytes(&self.saved.get(&(*pair, end)).cloned())?;
+                        let messages = decode_messages(&queued).ok_or("the saved queue is not a list of messages")?;
+                        for m in &messages {
+                            build::send(peer.as_fd(), m, stream).map_err(|e| format!("cannot refill the queue: {e}"))?;
+                        }
+                    }
+                    let ends = (self.prepared.placer.hold(a), self.prepared.placer.hold(b));
+                    self.pairs.insert(*pair, ends);
                 }
-                let (a, b) = &self.pairs[pair];
-                let (mine, peer) = if ino == pair { (a, b) } else { (b, a) };
-                let queued = self.bytes(data)?;
-                let messages = decode_messages(&queued).ok_or("the saved queue is not a list of messages")?;
-                for m in &messages {
-                    build::send(peer.as_fd(), m, stream).map_err(|e| format!("cannot refill the queue: {e}"))?;
-                }
-                build::set_status_flags(mine.as_fd(), *flags as i32).map_err(err)?;
-                let mine = build::above(mine.as_fd(), self.base).map_err(err)?;
-                self.prepared.slots.push(Slot { at, fd: mine, cloexec });
-                Ok(())
+                let (a, b) = self.pairs[pair];
+                let mine = if ino == pair { a } else { b };
+                build::set_status_flags(self.prepared.placer.held(mine)?, *flags as i32).map_err(err)?;
+                self.place_end(at, mine, shared_end(&f.restore), cloexec)
             }
             Restore::Inet { family: _, sock_type, addr, listen, backlog, flags } => {
                 let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("`{addr}` is not an address"))?;
                 let fd = build::inet(addr, sock_type == "stream", *listen, *backlog)
                     .map_err(|e| format!("cannot bind {addr}: {e}"))?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Eventfd { count, semaphore, flags } => {
                 let fd = build::eventfd(*count, *semaphore, nonblock(*flags)).map_err(err)?;
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Timerfd { clockid, flags, value, interval } => {
                 let fd = build::timerfd(*clockid, nonblock(*flags), *value, *interval)
                     .map_err(|e| format!("cannot make a timer on clock {clockid}: {e}"))?;
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Signalfd { signals, flags } => {
                 let fd = build::signalfd(signals, nonblock(*flags)).map_err(err)?;
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Epoll { targets, flags: _ } => {
                 let fd = build::epoll().map_err(err)?;
                 self.prepared.epolls.push((at, targets.clone()));
-                self.slot(at, fd.as_fd(), cloexec)
+                self.slot(at, fd, cloexec)
             }
             Restore::Inotify { .. } => Err("the fd-table backend cannot restore inotify watches yet".into()),
         }
@@ -330,14 +486,17 @@ fn verify(fd: BorrowedFd<'_>, expect: &Identity) -> Result<(), String> {
 impl Prepared {
     /// Takes fds handed over from a live process: `(number, duplicate, close-on-exec)`.
     pub fn from_live(fds: Vec<(RawFd, OwnedFd, bool)>, closed: Vec<(RawFd, String)>) -> Result<Prepared, RestoreError> {
-        let base = base_number(fds.iter().map(|(at, _, _)| *at))?;
-        room(base, fds.len())?;
-        let mut slots = Vec::with_capacity(fds.len());
-        for (at, fd, cloexec) in fds {
-            let fd = build::above(fd.as_fd(), base).map_err(|e| RestoreError::Other(e.to_string()))?;
-            slots.push(Slot { at, fd, cloexec });
+        room(fds.iter().map(|(at, _, _)| *at).max().unwrap_or(0), fds.len())?;
+        let mut placer = Placer::new(fds.iter().map(|(at, _, _)| *at).max().unwrap_or(0))?;
+        // The duplicates were made before the placer knew of them: held first, so that placing one can move
+        // another out of its way.
+        let held: Vec<(RawFd, usize, bool)> = fds.into_iter().map(|(at, fd, c)| (at, placer.hold(fd), c)).collect();
+        placer.own.retain(|fd| !held.iter().any(|(_, h, _)| placer.pending[*h].as_ref().is_some_and(|p| p.as_raw_fd() == *fd)));
+        for (at, handle, cloexec) in held {
+            let fd = placer.pending[handle].take().expect("each handle is taken once");
+            placer.place(at, fd, cloexec).map_err(|e| RestoreError::Other(format!("cannot put fd {at} at its number: {e}")))?;
         }
-        Ok(Prepared { slots, epolls: Vec::new(), closed, keep: Vec::new() })
+        Ok(Prepared { placer, epolls: Vec::new(), closed })
     }
 
     /// The numbers left closed on purpose, with the rule that closed each.
@@ -345,39 +504,35 @@ impl Prepared {
         &self.closed
     }
 
-    /// How many fds will be placed.
+    /// How many fds will be restored.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.placer.placed.len() + self.placer.waiting.len()
     }
 
-    /// True when no fd will be placed.
+    /// True when no fd will be restored.
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
-    /// Puts every fd at its number, closes every other fd of this process (stdin, stdout and stderr stay
-    /// unless the image has their numbers), and re-adds epoll targets at their numbers. After this the
-    /// process holds the restored table and the caller execs the command.
+    /// Puts the waiting fds over this process's own, closes every other fd of this process (stdin, stdout
+    /// and stderr stay unless the image has their numbers), and re-adds epoll targets at their numbers.
+    /// After this the process holds the restored table and the caller execs the command.
     pub fn install(self) -> Result<Installed, RestoreError> {
-        let mut restored: Vec<RawFd> = Vec::with_capacity(self.slots.len());
-        for s in &self.slots {
+        let Placer { placed, waiting, pending, .. } = self.placer;
+        drop(pending);
+        for s in &waiting {
             build::place(s.fd.as_fd(), s.at, s.cloexec)
                 .map_err(|e| RestoreError::Other(format!("cannot place fd {}: {e}", s.at)))?;
-            restored.push(s.at);
         }
-        let temporaries: Vec<RawFd> = self.slots.iter().map(|s| s.fd.as_raw_fd()).collect();
-        drop(self.slots);
-        drop(self.keep);
+        let mut restored: Vec<RawFd> = waiting.iter().map(|s| s.at).collect();
+        drop(waiting);
+        // From here the numbers belong to the process image the command will run with.
+        restored.extend(placed.into_iter().map(std::os::fd::IntoRawFd::into_raw_fd));
         restored.sort_unstable();
         let closed_numbers: Vec<RawFd> = self.closed.iter().map(|(fd, _)| *fd).collect();
         for fd in build::own_fds().map_err(|e| RestoreError::Other(e.to_string()))? {
             let stdio_kept = fd <= 2 && !closed_numbers.contains(&fd);
-            if restored.binary_search(&fd).is_err() && !stdio_kept && !temporaries.contains(&fd) {
-                build::close_number(fd);
-            }
-        }
-        for &fd in &closed_numbers {
-            if restored.binary_search(&fd).is_err() {
+            if restored.binary_search(&fd).is_err() && !stdio_kept {
                 build::close_number(fd);
             }
         }

@@ -264,6 +264,25 @@ pub fn place(fd: BorrowedFd<'_>, at: RawFd, cloexec: bool) -> io::Result<()> {
     check(unsafe { libc::dup3(fd.as_raw_fd(), at, flags) }.into()).map(drop)
 }
 
+/// Takes ownership of fd number `fd`, just made by [`place`].
+pub fn adopt(fd: RawFd) -> OwnedFd {
+    // SAFETY: `place` just put an open file at this number, which nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// True when fd number `fd` is open in this process.
+pub fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on any number only reads the fd table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Sets or clears close-on-exec.
+pub fn set_cloexec(fd: BorrowedFd<'_>, cloexec: bool) -> io::Result<()> {
+    let flags = if cloexec { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags) }.into()).map(drop)
+}
+
 /// Closes fd number `fd`, which the restore owns.
 pub fn close_number(fd: RawFd) {
     // SAFETY: the number is not held by any `OwnedFd` (see `place`).

@@ -55,6 +55,12 @@ pub fn pipe_capacity(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// The bytes buffered in a pipe or FIFO, through a read end this process holds: `tee` copies them into a
 /// scratch pipe of the same capacity without consuming them, and they are read from there.
 pub fn pipe_bytes(read_end: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int; it reads nothing from the pipe.
+    check(unsafe { libc::ioctl(read_end.as_raw_fd(), libc::FIONREAD, &mut queued) }.into())?;
+    if queued == 0 {
+        return Ok(Vec::new());
+    }
     let capacity = pipe_capacity(read_end)?;
     let mut ends = [0; 2];
     // SAFETY: `ends` has room for the two fds the kernel writes.
