@@ -875,6 +875,78 @@ fn main_exits() {
     unreachable!("exit(2) returned");
 }
 
+/// `--pipes N`: holds `n` pipes, pipe I with `pipe I\n` buffered, its read end at FIRST + 2I and its write end
+/// at FIRST + 2I + 1 (none close-on-exec); prints `{"count": N, "first": FIRST}`. First raises its own fd
+/// limit to what that needs (the hard limit too, which only root may). Exits 2 when any pipe cannot be made.
+fn hold_pipes(n: usize) {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("fdholder: --pipes {n}: {what}: {e}");
+        std::process::exit(2);
+    };
+    let need = 2 * n as u64 + 64;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write `lim`, which we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < need {
+            lim.rlim_cur = need;
+            lim.rlim_max = lim.rlim_max.max(need);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                fail(&format!("cannot raise the open files limit to {need}"), &std::io::Error::last_os_error());
+            }
+        }
+    }
+    // Above every fd open now: a new pipe's ends take the lowest free numbers, always below `first`, and
+    // are moved up from there.
+    let own: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .unwrap_or_else(|e| fail("/proc/self/fd", &e))
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let first = own.into_iter().max().unwrap_or(2) + 3;
+    let mut held: Vec<OwnedFd> = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let (r, w) = pipe().unwrap_or_else(|e| fail(&format!("pipe {i}"), &e));
+        write(&w, format!("pipe {i}\n").as_bytes()).unwrap_or_else(|e| fail(&format!("pipe {i}"), &e));
+        let at = first + 2 * i as RawFd;
+        for (end, to) in [(r, at), (w, at + 1)] {
+            // SAFETY: dup2 onto a number above every fd this process had (nothing else owns it); the
+            // original is closed when `end` drops.
+            if unsafe { libc::dup2(raw(&end), to) } != to {
+                fail(&format!("dup2 to {to}"), &std::io::Error::last_os_error());
+            }
+            // SAFETY: dup2 just made `to`, owned from here on only by `held`.
+            held.push(unsafe { OwnedFd::from_raw_fd(to) });
+        }
+    }
+    println!("{{\"count\":{n},\"first\":{first}}}");
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+}
+
+/// `--fifo`: holds a FIFO made as `fifo` in its temp dir, opened read-write (not close-on-exec), with
+/// `fifo bytes` buffered; prints `{"fifo": FD}` (its path is the fd's link). The temp dir is removed at
+/// stdin's EOF (a killed holder leaves it to its caller).
+fn hold_fifo() {
+    let dir = temp_dir();
+    let path = dir.join("fifo");
+    let made = mkfifo(&path, Mode::from_bits_truncate(0o600))
+        .and_then(|()| open(&path, OFlag::O_RDWR, Mode::empty()))
+        .and_then(|fd| write(&fd, b"fifo bytes").map(|_| fd));
+    let fifo = match made {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("fdholder: --fifo: {}: {e}", path.display());
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(2);
+        }
+    };
+    println!("{{\"fifo\":{}}}", raw(&fifo));
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(fifo);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -892,6 +964,8 @@ fn main() {
         Some("--restorable") => hold_restorable(),
         Some("--churn") => churn(),
         Some("--main-exits") => main_exits(),
+        Some("--pipes") => hold_pipes(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(2000)),
+        Some("--fifo") => hold_fifo(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some(_) => {
             let other = args[0].to_string_lossy();
