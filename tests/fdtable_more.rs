@@ -8,8 +8,9 @@
 //! a refusal is checked by what it says and by a marker file its command would have created, and the
 //! holders' stderr goes to a file. `--rules FILE` replaces the whole policy, so each written policy has a
 //! rule for every fd its holder has (stdio included). Holders start with no inherited fd above 2, so an
-//! image holds only what the holder opened. Two tests are `#[ignore]`d for bugs they found (see each
-//! reason); the one as another user skips without root.
+//! image holds only what the holder opened. Two tests began as reproductions of bugs they found, since
+//! fixed: a FIFO's bytes lost under the default policy's `reopen path`, and more than 1,024 pipes failing
+//! for a user past `fs.pipe-user-pages-soft`; the one as another user skips without root.
 
 mod common;
 mod scan_common;
@@ -455,10 +456,6 @@ fn thousands_of_pipes_with_data_come_back() {
 /// Without CAP_SYS_RESOURCE a user's pipes share `fs.pipe-user-pages-soft` (16,384 pages: 1,024 pipes of
 /// 64 KiB); past it, new pipes get 2 pages and may not grow.
 #[test]
-#[ignore = "reason: bug: as a user without CAP_SYS_RESOURCE, past fs.pipe-user-pages-soft, dump fails \
-            (`fd 0 (pipe, ...): cannot copy its buffered bytes: Operation not permitted`: F_SETPIPE_SZ on \
-            its tee pipe) and so does restore (`fd N (pipe, ...): Operation not permitted` near the 1,024th \
-            pipe: F_SETPIPE_SZ to the recorded 64 KiB)"]
 fn thousands_of_pipes_with_data_come_back_for_an_unprivileged_user() {
     if !is_root() {
         eprintln!("skipped: needs root (to run the holder, the dump and the restore as uid {NOBODY})");
@@ -495,9 +492,6 @@ fn fifo_round_trip(tmp: &TempDir, policy: Option<&Path>) {
 }
 
 #[test]
-#[ignore = "reason: bug: the default policy's `fifo => reopen path` (\"queued bytes are saved and put back\") \
-            makes dump record `how: open` with no data, so a live FIFO's bytes are lost (see \
-            a_fifo_recreated_by_rule_keeps_its_buffered_bytes for `recreate`, which keeps them)"]
 fn a_fifo_keeps_its_buffered_bytes() {
     let tmp = TempDir::new("more-fifo");
     fifo_round_trip(&tmp, None);

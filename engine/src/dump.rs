@@ -83,6 +83,7 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         held: Vec::new(),
         piped: HashSet::new(),
         contents: HashMap::new(),
+        copier: None,
     };
     let mut fds = Vec::with_capacity(open.len());
     for (facts, decision) in &open {
@@ -132,6 +133,8 @@ struct Ctx<'a> {
     held: Vec<(i32, OwnedFd)>,
     /// Pipes and FIFOs whose bytes were saved already (by inode).
     piped: HashSet<u64>,
+    /// The scratch pipe buffered bytes are copied through, made at the first pipe with bytes.
+    copier: Option<capture::PipeCopier>,
     /// Files whose contents were saved already, by (device, inode).
     contents: HashMap<(Option<DevNum>, Option<u64>), Restore>,
 }
@@ -172,6 +175,9 @@ impl Ctx<'_> {
 
     fn restore_of(&mut self, f: &FdFacts, d: &Decision) -> Result<Restore, String> {
         Ok(match &d.action {
+            // A FIFO reopened by path comes back with the bytes it buffered (what the default policy's
+            // reason promises): the same restore as `recreate`.
+            Action::ReopenPath if f.kind == Kind::Fifo => self.recreate(f)?,
             Action::ReopenPath => {
                 if f.deleted || f.unlinked {
                     return Err("the file's path no longer names it: `reopen path` cannot bring it back".into());
@@ -214,19 +220,19 @@ impl Ctx<'_> {
         let memfd = f.kind == Kind::Memfd;
         // Fds of one file save its bytes once, and come back as fds of one file again.
         let key = (f.st_dev, f.ino);
-        if let Some(restore) = self.contents.get(&key).filter(|_| f.ino.is_some()) {
-            if let Restore::Contents { data, size, mode, memfd, name, seals, .. } = restore {
-                return Ok(Restore::Contents {
-                    data: data.clone(),
-                    size: *size,
-                    flags: open_flags(f),
-                    pos: f.pos.unwrap_or(0),
-                    mode: *mode,
-                    memfd: *memfd,
-                    name: name.clone(),
-                    seals: *seals,
-                });
-            }
+        if let Some(Restore::Contents { data, size, mode, memfd, name, seals, .. }) =
+            self.contents.get(&key).filter(|_| f.ino.is_some())
+        {
+            return Ok(Restore::Contents {
+                data: data.clone(),
+                size: *size,
+                flags: open_flags(f),
+                pos: f.pos.unwrap_or(0),
+                mode: *mode,
+                memfd: *memfd,
+                name: name.clone(),
+                seals: *seals,
+            });
         }
         let dup = self.duplicate(f)?;
         let bytes = capture::file_bytes(dup, size).map_err(|e| format!("cannot read its bytes: {e}"))?;
@@ -260,10 +266,11 @@ impl Ctx<'_> {
                 if write && ends > 1 {
                     return Ok(Restore::Pipe { id, write, flags: open_flags(f), data, capacity: None });
                 }
-                let dup = self.duplicate(f)?;
+                let i = self.take_duplicate(f)?;
+                let dup = self.held[i].1.as_fd();
                 let capacity = capture::pipe_capacity(dup).ok();
                 if first_reader {
-                    let bytes = capture::pipe_bytes(dup).map_err(|e| format!("cannot copy its buffered bytes: {e}"))?;
+                    let bytes = copy_pipe(&mut self.copier, dup)?;
                     if !bytes.is_empty() {
                         data = Some(self.save(format!("{}-pipe", f.fd), bytes));
                     }
@@ -284,8 +291,8 @@ impl Ctx<'_> {
                 let id = f.ino.unwrap_or(0);
                 let mut data = None;
                 if readable(f) && self.piped.insert(id) {
-                    let dup = self.duplicate(f)?;
-                    let bytes = capture::pipe_bytes(dup).map_err(|e| format!("cannot copy its buffered bytes: {e}"))?;
+                    let i = self.take_duplicate(f)?;
+                    let bytes = copy_pipe(&mut self.copier, self.held[i].1.as_fd())?;
                     if !bytes.is_empty() {
                         data = Some(self.save(format!("{}-fifo", f.fd), bytes));
                     }
@@ -395,6 +402,18 @@ fn saves_data(r: &Restore) -> bool {
 /// A duplicate of fd `fd` of the process `handle` holds (for a hand-over).
 pub fn duplicate_of(handle: &crate::scan::ProcessHandle, fd: i32) -> std::io::Result<OwnedFd> {
     capture::duplicate(handle.pidfd(), fd)
+}
+
+/// The bytes buffered in a pipe or FIFO, through the dump's one scratch pipe.
+fn copy_pipe(
+    copier: &mut Option<capture::PipeCopier>,
+    read_end: std::os::fd::BorrowedFd<'_>,
+) -> Result<Vec<u8>, String> {
+    let copier = match copier {
+        Some(c) => c,
+        None => copier.insert(capture::PipeCopier::new().map_err(|e| format!("cannot make a scratch pipe: {e}"))?),
+    };
+    copier.copy(read_end).map_err(|e| format!("cannot copy its buffered bytes: {e}"))
 }
 
 /// Messages as records: a 4-byte little-endian length, then the bytes.

@@ -72,7 +72,13 @@ impl Placer {
     fn new(highest: RawFd) -> Result<Placer, RestoreError> {
         let own = build::own_fds().map_err(|e| RestoreError::Other(format!("cannot list this process's fds: {e}")))?;
         let high = own.iter().copied().chain([highest]).max().unwrap_or(2) + 1;
-        Ok(Placer { own: own.into_iter().collect(), placed: Vec::new(), waiting: Vec::new(), pending: Vec::new(), high })
+        Ok(Placer {
+            own: own.into_iter().collect(),
+            placed: Vec::new(),
+            waiting: Vec::new(),
+            pending: Vec::new(),
+            high,
+        })
     }
 
     /// Takes a held object out (its last user is being placed); the caller places it.
@@ -364,7 +370,18 @@ impl Builder<'_> {
                     let capacity = self.capacities.get(id).copied();
                     let (r, w) = build::pipe(*flags & libc::O_DIRECT as u32 != 0, capacity).map_err(err)?;
                     let bytes = self.bytes(&self.saved.get(&(*id, 0)).cloned())?;
-                    build::write_all(w.as_fd(), &bytes).map_err(|e| format!("cannot refill the pipe: {e}"))?;
+                    if !bytes.is_empty() {
+                        // Never blocking: bytes that do not fit (a small pipe, past the user's pipe pages) are
+                        // an error, not a hang.
+                        build::set_status_flags(w.as_fd(), libc::O_NONBLOCK).map_err(err)?;
+                        build::write_all(w.as_fd(), &bytes).map_err(|e| {
+                            format!(
+                                "cannot refill the pipe with its {} bytes: {e} (a user's new pipes are small past \
+                                 fs.pipe-user-pages-soft)",
+                                bytes.len()
+                            )
+                        })?;
+                    }
                     let ends = (self.prepared.placer.hold(r), self.prepared.placer.hold(w));
                     self.pipes.insert(*id, ends);
                 }
@@ -410,7 +427,8 @@ impl Builder<'_> {
                         let queued = self.bytes(&self.saved.get(&(*pair, end)).cloned())?;
                         let messages = decode_messages(&queued).ok_or("the saved queue is not a list of messages")?;
                         for m in &messages {
-                            build::send(peer.as_fd(), m, stream).map_err(|e| format!("cannot refill the queue: {e}"))?;
+                            build::send(peer.as_fd(), m, stream)
+                                .map_err(|e| format!("cannot refill the queue: {e}"))?;
                         }
                     }
                     let ends = (self.prepared.placer.hold(a), self.prepared.placer.hold(b));
@@ -491,10 +509,14 @@ impl Prepared {
         // The duplicates were made before the placer knew of them: held first, so that placing one can move
         // another out of its way.
         let held: Vec<(RawFd, usize, bool)> = fds.into_iter().map(|(at, fd, c)| (at, placer.hold(fd), c)).collect();
-        placer.own.retain(|fd| !held.iter().any(|(_, h, _)| placer.pending[*h].as_ref().is_some_and(|p| p.as_raw_fd() == *fd)));
+        placer.own.retain(|fd| {
+            !held.iter().any(|(_, h, _)| placer.pending[*h].as_ref().is_some_and(|p| p.as_raw_fd() == *fd))
+        });
         for (at, handle, cloexec) in held {
             let fd = placer.pending[handle].take().expect("each handle is taken once");
-            placer.place(at, fd, cloexec).map_err(|e| RestoreError::Other(format!("cannot put fd {at} at its number: {e}")))?;
+            placer
+                .place(at, fd, cloexec)
+                .map_err(|e| RestoreError::Other(format!("cannot put fd {at} at its number: {e}")))?;
         }
         Ok(Prepared { placer, epolls: Vec::new(), closed })
     }

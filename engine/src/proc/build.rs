@@ -144,7 +144,16 @@ pub fn pipe(packet: bool, capacity: Option<u64>) -> io::Result<(OwnedFd, OwnedFd
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
     if let Some(size) = capacity {
         // SAFETY: fcntl with integer arguments.
-        check(unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) }.into())?;
+        let now = check(unsafe { libc::fcntl(w.as_raw_fd(), libc::F_GETPIPE_SZ) }.into())? as u64;
+        // SAFETY: as above.
+        if now != size && unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) } < 0 {
+            let e = io::Error::last_os_error();
+            // Past `fs.pipe-user-pages-soft` a user's new pipes are small and may not grow: a smaller pipe
+            // that holds the bytes is kept; the caller finds out when they do not fit.
+            if e.raw_os_error() != Some(libc::EPERM) || now > size {
+                return Err(e);
+            }
+        }
     }
     Ok((r, w))
 }

@@ -52,34 +52,68 @@ pub fn pipe_capacity(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(check(r.into())? as u64)
 }
 
-/// The bytes buffered in a pipe or FIFO, through a read end this process holds: `tee` copies them into a
-/// scratch pipe of the same capacity without consuming them, and they are read from there.
-pub fn pipe_bytes(read_end: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int; it reads nothing from the pipe.
-    check(unsafe { libc::ioctl(read_end.as_raw_fd(), libc::FIONREAD, &mut queued) }.into())?;
-    if queued == 0 {
-        return Ok(Vec::new());
+/// Copies the bytes buffered in pipes and FIFOs without consuming them: `tee` into one scratch pipe of
+/// this process, read back out. One scratch pipe for the whole dump: a pipe made per pipe copied would
+/// count against the user's pipe pages (`fs.pipe-user-pages-soft`), past which new pipes are small and
+/// cannot grow without `CAP_SYS_RESOURCE`.
+#[derive(Debug)]
+pub struct PipeCopier {
+    r: OwnedFd,
+    w: OwnedFd,
+    capacity: usize,
+}
+
+impl PipeCopier {
+    pub fn new() -> io::Result<PipeCopier> {
+        let mut ends = [0; 2];
+        // SAFETY: `ends` has room for the two fds the kernel writes.
+        check(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }.into())?;
+        // SAFETY: the kernel just returned these fds; each is owned once, here.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+        let capacity = pipe_capacity(w.as_fd())? as usize;
+        Ok(PipeCopier { r, w, capacity })
     }
-    let capacity = pipe_capacity(read_end)?;
-    let mut ends = [0; 2];
-    // SAFETY: `ends` has room for the two fds the kernel writes.
-    check(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }.into())?;
-    // SAFETY: the kernel just returned these fds; each is owned once, here.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
-    // SAFETY: fcntl with integer arguments on an fd owned here.
-    check(unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, capacity as libc::c_int) }.into())?;
-    // SAFETY: tee between two pipe fds; no memory is passed.
-    let n = unsafe { libc::tee(read_end.as_raw_fd(), w.as_raw_fd(), capacity as usize, libc::SPLICE_F_NONBLOCK) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::EAGAIN) { Ok(Vec::new()) } else { Err(e) };
+
+    /// The bytes buffered in the pipe or FIFO `read_end` (a read end this process holds).
+    pub fn copy(&mut self, read_end: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; it reads nothing from the pipe.
+        check(unsafe { libc::ioctl(read_end.as_raw_fd(), libc::FIONREAD, &mut queued) }.into())?;
+        let queued = queued.max(0) as usize;
+        if queued == 0 {
+            return Ok(Vec::new());
+        }
+        if queued > self.capacity {
+            let want = queued.next_power_of_two() as libc::c_int;
+            // SAFETY: fcntl with integer arguments on an fd owned here.
+            let r = unsafe { libc::fcntl(self.w.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::other(format!(
+                    "{queued} bytes are buffered, more than a pipe of this user may hold now ({e}; see \
+                     fs.pipe-user-pages-soft)"
+                )));
+            }
+            self.capacity = r as usize;
+        }
+        // SAFETY: tee between two pipe fds; no memory is passed.
+        let n = unsafe { libc::tee(read_end.as_raw_fd(), self.w.as_raw_fd(), queued, libc::SPLICE_F_NONBLOCK) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EAGAIN) { Ok(Vec::new()) } else { Err(e) };
+        }
+        let mut out = vec![0u8; n as usize];
+        let mut done = 0;
+        while done < out.len() {
+            let k = nix::unistd::read(&self.r, &mut out[done..]).map_err(io::Error::from)?;
+            if k == 0 {
+                break;
+            }
+            done += k;
+        }
+        out.truncate(done);
+        Ok(out)
     }
-    drop(w);
-    let mut out = Vec::with_capacity(n as usize);
-    let mut file = std::fs::File::from(r);
-    io::Read::read_to_end(&mut file, &mut out)?;
-    Ok(out)
 }
 
 /// The messages queued for reading on a unix socket this process holds a duplicate of, oldest first (a
@@ -207,13 +241,23 @@ mod tests {
 
     #[test]
     fn pipe_bytes_are_copied_not_consumed() {
+        let mut copier = PipeCopier::new().unwrap();
         let (r, w) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&w, b"kept").unwrap();
-        assert_eq!(pipe_bytes(r.as_fd()).unwrap(), b"kept");
-        assert_eq!(pipe_bytes(r.as_fd()).unwrap(), b"kept");
+        assert_eq!(copier.copy(r.as_fd()).unwrap(), b"kept");
+        assert_eq!(copier.copy(r.as_fd()).unwrap(), b"kept");
         let mut buf = [0u8; 8];
         assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 4);
-        assert_eq!(pipe_bytes(r.as_fd()).unwrap(), b"");
+        assert_eq!(copier.copy(r.as_fd()).unwrap(), b"");
+        // More than the scratch pipe holds at first: it grows.
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        let big = vec![7u8; 100_000];
+        nix::fcntl::fcntl(&w2, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 18)).unwrap();
+        let mut off = 0;
+        while off < big.len() {
+            off += nix::unistd::write(&w2, &big[off..]).unwrap();
+        }
+        assert_eq!(copier.copy(r2.as_fd()).unwrap(), big);
     }
 
     #[test]
