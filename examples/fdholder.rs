@@ -706,6 +706,75 @@ fn restorable(dir: &Path) -> Result<(Held, u16), String> {
     Ok((held, port))
 }
 
+/// `--inotify`: one inotify instance (`IN_NONBLOCK`, not close-on-exec) whose watches have gaps between
+/// their numbers, on files in `$TMPDIR/crrules-fdholder-PID`: wd 1 on `dir_a` (`IN_CREATE | IN_DELETE |
+/// IN_MOVED_TO`), wd 2 on `dir_gap` removed again, wd 3 on `dir_b` (`IN_MODIFY | IN_ATTRIB |
+/// IN_EXCL_UNLINK | IN_ONLYDIR`), wd 4 on the file `file_c` (`IN_CLOSE_WRITE | IN_ONESHOT`), wds 5 and 6
+/// on `dir_gap` removed again, wd 7 on `dir_a/sub` (`IN_ALL_EVENTS`). It prints `{"inotify": FD, "wd_dir_a":
+/// 1, "wd_dir_b": 3, "wd_file_c": 4, "wd_sub": 7}` (the wds as the kernel gave them: numbers, not fds); the
+/// removals' `IN_IGNORED` events stay queued. `--inotify --deleted` also holds the file `file_gone` open
+/// (`gone` in the map), watched as wd 8 (`IN_MODIFY`, `wd_gone`), and unlinked. Any step that fails ends it
+/// (exit 2).
+fn hold_inotify(deleted: bool) {
+    let dir = temp_dir();
+    let made = (|| -> Result<(Vec<OwnedFd>, BTreeMap<&'static str, i64>), String> {
+        // SAFETY: a plain call with an integer argument.
+        let fd = fd_of(unsafe { libc::inotify_init1(libc::IN_NONBLOCK) }.into())?;
+        let add = |name: &str, mask: u32| -> Result<i64, String> {
+            let path = dir.join(name);
+            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(err)?;
+            // SAFETY: `c` is NUL-terminated; the inotify fd is ours.
+            let wd = unsafe { libc::inotify_add_watch(raw(&fd), c.as_ptr(), mask) };
+            if wd < 0 {
+                return Err(format!("watch {}: {}", path.display(), std::io::Error::last_os_error()));
+            }
+            Ok(i64::from(wd))
+        };
+        let rm = |wd: i64| -> Result<(), String> {
+            // SAFETY: a plain call with integer arguments on our inotify fd.
+            ok_or_errno(unsafe { libc::inotify_rm_watch(raw(&fd), wd as i32) })
+        };
+        for sub in ["dir_a", "dir_a/sub", "dir_b", "dir_gap"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("{sub}: {e}"))?;
+        }
+        std::fs::write(dir.join("file_c"), b"c").map_err(|e| format!("file_c: {e}"))?;
+        let mut map = BTreeMap::new();
+        map.insert("wd_dir_a", add("dir_a", libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_TO)?);
+        rm(add("dir_gap", libc::IN_ACCESS)?)?;
+        let dir_b = libc::IN_MODIFY | libc::IN_ATTRIB | libc::IN_EXCL_UNLINK | libc::IN_ONLYDIR;
+        map.insert("wd_dir_b", add("dir_b", dir_b)?);
+        map.insert("wd_file_c", add("file_c", libc::IN_CLOSE_WRITE | libc::IN_ONESHOT)?);
+        rm(add("dir_gap", libc::IN_ACCESS)?)?;
+        rm(add("dir_gap", libc::IN_ACCESS)?)?;
+        map.insert("wd_sub", add("dir_a/sub", libc::IN_ALL_EVENTS)?);
+        map.insert("inotify", i64::from(raw(&fd)));
+        let mut held = Vec::new();
+        if deleted {
+            let gone = dir.join("file_gone");
+            let file = open(&gone, OFlag::O_RDWR | OFlag::O_CREAT, Mode::from_bits_truncate(0o600)).map_err(err)?;
+            map.insert("wd_gone", add("file_gone", libc::IN_MODIFY)?);
+            unlink(&gone).map_err(err)?;
+            map.insert("gone", i64::from(raw(&file)));
+            held.push(file);
+        }
+        held.push(fd);
+        Ok((held, map))
+    })();
+    let (held, map) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            eprintln!("fdholder: --inotify: {e}");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(2);
+        }
+    };
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Moves `fd` to number `to` (replacing whatever was there) and closes the original.
 /// Moves `fd` to number `to` and to number `also` (replacing whatever was at either) and closes the original.
 fn place(fd: OwnedFd, to: RawFd, also: RawFd) {
@@ -962,6 +1031,7 @@ fn main() {
             hold(false, false);
         }
         Some("--restorable") => hold_restorable(),
+        Some("--inotify") => hold_inotify(args.get(1).is_some_and(|a| a == "--deleted")),
         Some("--churn") => churn(),
         Some("--main-exits") => main_exits(),
         Some("--pipes") => hold_pipes(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(2000)),

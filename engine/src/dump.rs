@@ -4,7 +4,9 @@
 //! carry out, is refused whole: nothing is captured, and the caller writes nothing.
 
 use crate::facts::{ByteString, DevNum, FdFacts, FileType};
-use crate::image::{EpollWatch, FORMAT, Frozen, Identity, ImageFd, Manifest, ProcessRecord, Restore, VERSION};
+use crate::image::{
+    EpollWatch, FORMAT, Frozen, Identity, ImageFd, InotifyPath, Manifest, ProcessRecord, Restore, VERSION,
+};
 use crate::plan::{Decision, ProcessPlan};
 use crate::proc::capture;
 use crrules_rules::Action;
@@ -76,6 +78,7 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         m
     });
     let mut ctx = Ctx {
+        pid,
         pidfd: handle.pidfd(),
         by_ino: &by_ino,
         data: Vec::new(),
@@ -124,6 +127,7 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
 
 /// The state of one dump under way.
 struct Ctx<'a> {
+    pid: i32,
     pidfd: std::os::fd::BorrowedFd<'a>,
     /// Inode -> the fds holding it (both ends of a pipe, a socket's peer).
     by_ino: &'a HashMap<u64, Vec<i32>>,
@@ -324,8 +328,57 @@ impl Ctx<'_> {
                     flags: open_flags(f),
                 })
             }
+            Kind::Inotify => self.inotify(f),
             other => Err(format!("the fd-table backend cannot recreate a {other} (CRIU may: see `crrules criu`)")),
         }
+    }
+
+    /// An inotify instance: each watch resolved to the path that names its inode in the process's view,
+    /// through the file handle fdinfo shows, in wd order. The watches are read again from a duplicate: one
+    /// added or removed since the scan would otherwise be lost or brought back.
+    fn inotify(&mut self, f: &FdFacts) -> Result<Restore, String> {
+        let mut watches = f.inotify.clone().ok_or("no inotify watches were read")?;
+        watches.sort_by_key(|w| w.wd);
+        let dup = self.duplicate(f)?;
+        let mut now = capture::inotify_watches(dup).map_err(|e| format!("cannot read its watches again: {e}"))?;
+        now.sort_by_key(|w| w.wd);
+        if now != watches {
+            return Err("its watches changed while it was being dumped: run again, or dump with --freeze".into());
+        }
+        let handles: Vec<(i32, Vec<u8>)> = watches
+            .iter()
+            .map(|w| {
+                w.fhandle.as_ref().and_then(|h| Some((h.handle_type, h.decode()?))).ok_or_else(|| {
+                    format!(
+                        "wd {}: the kernel shows no file handle for the watched file (its filesystem gives none), so \
+                         it cannot be resolved to a path",
+                        w.wd
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let targets: Vec<capture::Handled<'_>> = watches
+            .iter()
+            .zip(&handles)
+            .map(|(w, (handle_type, bytes))| capture::Handled {
+                ino: w.ino,
+                dev: w.dev(),
+                handle_type: *handle_type,
+                handle: bytes,
+            })
+            .collect();
+        let paths = capture::handle_paths(self.pid, &targets)
+            .map_err(|e| format!("cannot resolve its watches to paths: {e}"))?;
+        let mut out = Vec::with_capacity(watches.len());
+        for (w, path) in watches.iter().zip(paths) {
+            let path = path.map_err(|why| unresolved(w, why))?;
+            let mask = w.mask & WATCH_BITS;
+            if mask & libc::IN_ALL_EVENTS == 0 {
+                return Err(format!("wd {}: its mask {:#x} holds no event a watch can be added for", w.wd, w.mask));
+            }
+            out.push(InotifyPath { wd: w.wd, path: ByteString::from(path), mask });
+        }
+        Ok(Restore::Inotify { watches: out, flags: open_flags(f) })
     }
 
     fn socket(&mut self, f: &FdFacts) -> Result<Restore, String> {
@@ -396,6 +449,37 @@ fn saves_data(r: &Restore) -> bool {
         Restore::Contents { .. } => true,
         Restore::Pipe { data, .. } | Restore::Fifo { data, .. } | Restore::UnixPair { data, .. } => data.is_some(),
         _ => false,
+    }
+}
+
+/// The bits of a watch's mask, as fdinfo shows it, that `inotify_add_watch` takes back: the events, and the
+/// two flags the kernel keeps with the watch and shows (`IN_EXCL_UNLINK`, `IN_ONESHOT`). `IN_ONLYDIR`,
+/// `IN_DONT_FOLLOW`, `IN_MASK_ADD` and `IN_MASK_CREATE` only steer the call that adds a watch and are not
+/// shown (measured on 6.18). Any other bit a kernel may print (its internal ones, such as 0x08000000 for
+/// events on a directory's children) is no watch flag, and `inotify_add_watch` would refuse it: left out.
+const WATCH_BITS: u32 = libc::IN_ALL_EVENTS | libc::IN_EXCL_UNLINK | libc::IN_ONESHOT;
+
+/// What to say about a watch that has no path.
+fn unresolved(w: &crate::facts::InotifyWatch, why: capture::Unresolved) -> String {
+    let wd = w.wd;
+    match why {
+        capture::Unresolved::Deleted => {
+            format!("wd {wd}: a watch on a deleted file cannot be re-added by path (inode {})", w.ino)
+        }
+        capture::Unresolved::NoMount => format!(
+            "wd {wd}: no mount of the process holds the watched file's filesystem ({}), so it has no path",
+            w.dev()
+        ),
+        capture::Unresolved::NoPath => format!(
+            "wd {wd}: no path in the process's view names the watched file (inode {} on {}): it cannot be re-added \
+             by path",
+            w.ino,
+            w.dev()
+        ),
+        capture::Unresolved::Io("open_by_handle_at", e) if e.raw_os_error() == Some(libc::EPERM) => format!(
+            "wd {wd}: opening the watched file by its handle needs CAP_DAC_READ_SEARCH (run the dump as root): {e}"
+        ),
+        capture::Unresolved::Io(what, e) => format!("wd {wd}: cannot resolve the watched file to a path: {what}: {e}"),
     }
 }
 

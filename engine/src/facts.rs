@@ -256,6 +256,12 @@ impl DevNum {
         DevNum { major, minor }
     }
 
+    /// Splits the kernel's internal device number (`MKDEV`: the major above the low 20 bits, the minor in
+    /// them), which fdinfo prints as `sdev:` (the same superblock's `st_dev` is the `dev_t` encoding).
+    pub fn from_kernel_dev(dev: u64) -> DevNum {
+        DevNum { major: (dev >> 20) as u32, minor: (dev & 0xf_ffff) as u32 }
+    }
+
     /// The `dev_t` encoding of this number.
     pub fn to_dev_t(self) -> u64 {
         let (ma, mi) = (u64::from(self.major), u64::from(self.minor));
@@ -416,13 +422,47 @@ pub struct EpollTarget {
     pub ino: Option<u64>,
 }
 
-/// One inotify watch.
+/// One inotify watch, from fdinfo's `inotify` lines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InotifyWatch {
     pub wd: i32,
     pub ino: u64,
+    /// The watched inode's filesystem, as the kernel's internal device number (`s_dev`): the major number
+    /// is `sdev >> 20`, the minor `sdev & 0xfffff` (not the `st_dev` encoding `stat` gives).
     pub sdev: u64,
+    /// The watch's mask as fdinfo shows it.
     pub mask: u32,
+    /// The inode's file handle, when its filesystem gives one: what resolves the watch to a path.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fhandle: Option<FileHandle>,
+}
+
+impl InotifyWatch {
+    /// The watched inode's filesystem device, `MAJOR:MINOR` as mountinfo shows it.
+    pub fn dev(&self) -> DevNum {
+        DevNum::from_kernel_dev(self.sdev)
+    }
+}
+
+/// A file handle as `name_to_handle_at` gives it and fdinfo prints it: the filesystem's handle type and its
+/// opaque bytes (lowercase hex in JSON: `{"type": 1, "bytes": "e803000000000000"}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHandle {
+    #[serde(rename = "type")]
+    pub handle_type: i32,
+    /// The handle's bytes, two lowercase hex digits each.
+    pub bytes: String,
+}
+
+impl FileHandle {
+    /// The handle's bytes; `None` when `bytes` is not an even number of hex digits.
+    pub fn decode(&self) -> Option<Vec<u8>> {
+        let hex = self.bytes.as_bytes();
+        if hex.len() % 2 != 0 || !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        hex.chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
+    }
 }
 
 /// One fanotify mark, as fdinfo prints it (kept as the raw line's fields).
@@ -584,6 +624,10 @@ mod tests {
             assert_eq!(DevNum::from_dev_t(d.to_dev_t()), d);
         }
         assert_eq!(DevNum::from_dev_t(0x0103), DevNum { major: 1, minor: 3 });
+        // fdinfo's `sdev:` as this kernel printed it for ext4 on 254:0 (`st_dev` 0xfe00) and tmpfs on 0:27.
+        assert_eq!(DevNum::from_kernel_dev(0xfe0_0000), DevNum { major: 254, minor: 0 });
+        assert_eq!(DevNum::from_kernel_dev(0x1b), DevNum { major: 0, minor: 27 });
+        assert_eq!(DevNum::from_kernel_dev(0x0080_0001), DevNum { major: 8, minor: 1 });
     }
 
     /// Bytes, how a person sees them, and how JSON carries them.

@@ -1,8 +1,8 @@
 //! The system calls a restore makes to bring fds back in this process: opening a path with `openat2`
 //! (`RESOLVE_NO_MAGICLINKS`, no final symlink, never creating or truncating) and verifying what was opened,
-//! making memfds, unlinked files, pipes, socket pairs, bound sockets, eventfds, timerfds, signalfds and epolls
-//! with their state, placing each at its number, and taking on the filesystem credentials of the image's
-//! process for the opens.
+//! making memfds, unlinked files, pipes, socket pairs, bound sockets, eventfds, timerfds, signalfds, epolls
+//! and inotify instances with their state and watches, placing each at its number, and taking on the
+//! filesystem credentials of the image's process for the opens.
 // Each unsafe block is one libc call on values owned or borrowed for the call.
 #![allow(unsafe_code)]
 
@@ -32,8 +32,12 @@ const NEVER: i32 = libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | O_TMPFILE_ONLY
 /// path was the kernel's own name for the file, with every link already resolved, so one found now was
 /// put there since.
 pub fn open_path(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    openat2_no_symlinks(path, (flags & !NEVER) | libc::O_CLOEXEC | libc::O_NOCTTY)
+}
+
+/// `openat2(AT_FDCWD, path, flags)` with `RESOLVE_NO_SYMLINKS`.
+fn openat2_no_symlinks(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
     let path = CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))?;
-    let flags = (flags & !NEVER) | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: an all-zero open_how is valid (no flags, no mode, no resolve restrictions).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
@@ -259,6 +263,63 @@ pub fn epoll_add(epoll: RawFd, target: RawFd, events: u32, data: u64) -> io::Res
     check(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, target, &mut ev) }.into()).map(drop)
 }
 
+/// An inotify instance (close-on-exec), non-blocking when asked.
+pub fn inotify(nonblock: bool) -> io::Result<OwnedFd> {
+    let flags = libc::IN_CLOEXEC | if nonblock { libc::IN_NONBLOCK } else { 0 };
+    // SAFETY: a plain call with an integer argument.
+    owned(unsafe { libc::inotify_init1(flags) }.into())
+}
+
+/// Adds a watch with `mask` on the file `path` names, opened as [`open_path`] opens (no symlink on the way),
+/// and on that very file: a final symlink is watched itself, never followed, since the path is the watched
+/// inode's own name. `IN_MASK_CREATE`: a file this instance watches already is an error (`EEXIST`), never
+/// a change to that watch. The watch's descriptor.
+pub fn inotify_add_watch(inotify: BorrowedFd<'_>, path: &[u8], mask: u32) -> io::Result<i32> {
+    let file = openat2_no_symlinks(path, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)?;
+    add_watch_on(inotify, fd_ref(&file), mask | libc::IN_MASK_CREATE)
+}
+
+/// A watch on the file `file` holds, through its `/proc/self/fd/N` link (which leads to that file and no
+/// other, and which this process may always follow).
+fn add_watch_on(inotify: BorrowedFd<'_>, file: BorrowedFd<'_>, mask: u32) -> io::Result<i32> {
+    let link = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|_| io::Error::other("path"))?;
+    // SAFETY: `link` is NUL-terminated; the other arguments are integers.
+    check(unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), link.as_ptr(), mask) }.into()).map(|wd| wd as i32)
+}
+
+/// Removes watch `wd` (the kernel queues an `IN_IGNORED` event for it).
+pub fn inotify_rm_watch(inotify: BorrowedFd<'_>, wd: i32) -> io::Result<()> {
+    // SAFETY: a plain call with integer arguments.
+    check(unsafe { libc::inotify_rm_watch(inotify.as_raw_fd(), wd) }.into()).map(drop)
+}
+
+/// A file to add throwaway watches on: a memfd of this process, an inode no one else can watch, which its
+/// creator may always read (as `inotify_add_watch` requires).
+pub fn inotify_spare() -> io::Result<OwnedFd> {
+    // SAFETY: the name is NUL-terminated.
+    owned(unsafe { libc::memfd_create(c"crrules-spare-watch".as_ptr(), libc::MFD_CLOEXEC) }.into())
+}
+
+/// A throwaway watch on `spare` ([`inotify_spare`]), for `IN_ACCESS` (which nothing does to it): its
+/// descriptor.
+pub fn inotify_add_spare(inotify: BorrowedFd<'_>, spare: BorrowedFd<'_>) -> io::Result<i32> {
+    add_watch_on(inotify, spare, libc::IN_ACCESS)
+}
+
+/// Reads away every event queued on an inotify instance (as many bytes as `FIONREAD` says are queued).
+pub fn inotify_drain(inotify: BorrowedFd<'_>) -> io::Result<()> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `queued`.
+    check(unsafe { libc::ioctl(inotify.as_raw_fd(), libc::FIONREAD, &mut queued) }.into())?;
+    if queued <= 0 {
+        return Ok(());
+    }
+    // Events are only added meanwhile: a buffer of this size holds every event queued now, whole, and the
+    // read does not wait.
+    let mut buf = vec![0u8; queued as usize];
+    nix::unistd::read(inotify, &mut buf).map_err(io::Error::from).map(drop)
+}
+
 /// Duplicates an fd at or above `min` (close-on-exec): out of the way of the numbers being restored.
 pub fn above(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl with integer arguments.
@@ -449,6 +510,43 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         assert!(open_path(link.as_os_str().as_bytes(), libc::O_RDONLY).is_err());
         assert!(open_path(b"/dev/null", libc::O_RDWR).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn inotify_numbers_watches_in_order_and_never_reuses_one() {
+        use std::os::fd::AsFd;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::env::temp_dir().join(format!("crrules-build-inotify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("link")).unwrap();
+        let path = |name: &str| dir.join(name).as_os_str().as_bytes().to_vec();
+        let fd = inotify(true).unwrap();
+        let spare = inotify_spare().unwrap();
+        assert_eq!(inotify_add_watch(fd.as_fd(), &path("a"), libc::IN_CREATE).unwrap(), 1);
+        let gap = inotify_add_spare(fd.as_fd(), spare.as_fd()).unwrap();
+        assert_eq!(gap, 2);
+        inotify_rm_watch(fd.as_fd(), gap).unwrap();
+        // The freed number is not given out again.
+        assert_eq!(inotify_add_watch(fd.as_fd(), &path("b"), libc::IN_DELETE | libc::IN_ONESHOT).unwrap(), 3);
+        let e = inotify_add_watch(fd.as_fd(), &path("a"), libc::IN_DELETE).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST), "a watched file is never watched twice: {e}");
+        // A final symlink is watched itself, a symlink on the way is refused.
+        assert_eq!(inotify_add_watch(fd.as_fd(), &path("link"), libc::IN_ATTRIB).unwrap(), 4);
+        let e = inotify_add_watch(fd.as_fd(), &path("link/x"), libc::IN_ATTRIB).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+        let watches = super::super::fdinfo::FdInfo::parse(&info).inotify;
+        let link_ino = std::fs::symlink_metadata(dir.join("link")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert!(watches.iter().any(|w| w.wd == 4 && w.ino == link_ino.ino()), "{info}");
+        assert!(watches.iter().any(|w| w.wd == 3 && w.mask == libc::IN_DELETE | libc::IN_ONESHOT), "{info}");
+        // The removal queued IN_IGNORED; draining leaves nothing to read.
+        let mut buf = [0u8; 64];
+        inotify_drain(fd.as_fd()).unwrap();
+        assert_eq!(nix::unistd::read(&fd, &mut buf).unwrap_err(), nix::errno::Errno::EAGAIN);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

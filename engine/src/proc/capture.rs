@@ -1,8 +1,9 @@
 //! What a dump reads from a live process beyond the scan's facts, without changing it: its credentials,
 //! duplicates of its fds (`pidfd_getfd`), a pipe's buffered bytes (`tee`, which copies and consumes nothing),
 //! a unix socket's queued messages (peeked from offset 0 with `SO_PEEK_OFF`, whose old value is put back),
-//! a memfd's or deleted file's bytes (`pread`, which moves no offset) and seals, and whether an fd still is
-//! the file a duplicate holds (`kcmp`).
+//! a memfd's or deleted file's bytes (`pread`, which moves no offset) and seals, whether an fd still is
+//! the file a duplicate holds (`kcmp`), an inotify duplicate's current watches, and the path of each
+//! watched inode (its file handle opened with `open_by_handle_at` in one of the process's mounts).
 // Each unsafe block is one libc call on fds and buffers owned or borrowed for the call.
 #![allow(unsafe_code)]
 
@@ -221,6 +222,171 @@ pub fn seals(fd: BorrowedFd<'_>) -> u32 {
     r.max(0) as u32
 }
 
+/// The watches an inotify instance this process holds (a duplicate) has now, from its fdinfo.
+pub fn inotify_watches(fd: BorrowedFd<'_>) -> io::Result<Vec<crate::facts::InotifyWatch>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    Ok(super::fdinfo::FdInfo::parse(&text).inotify)
+}
+
+/// A watched inode as fdinfo names it: its number, its filesystem's device and its file handle.
+#[derive(Clone, Copy, Debug)]
+pub struct Handled<'a> {
+    pub ino: u64,
+    /// The filesystem's device (the superblock's, as mountinfo shows it).
+    pub dev: crate::facts::DevNum,
+    pub handle_type: i32,
+    pub handle: &'a [u8],
+}
+
+/// Why a watched inode has no path.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// The filesystem no longer finds the inode by its handle, or the inode has no name left.
+    Deleted,
+    /// No mount of the process holds the inode's filesystem.
+    NoMount,
+    /// The inode was found, but no path in the process's view names it (it lies outside every mount of
+    /// its filesystem, or another file has its name now).
+    NoPath,
+    /// A system call failed: what was being done, and the error.
+    Io(&'static str, io::Error),
+}
+
+/// The path of each inode in `targets`, as process `pid` sees it (relative to its root, through its
+/// mounts), in the order given. Each handle is opened with `open_by_handle_at` (which needs
+/// `CAP_DAC_READ_SEARCH`) in a mount of the process whose device is the inode's, reached through
+/// `/proc/PID/root` and checked to be that very mount (its id); the opened file's name
+/// (`/proc/self/fd/N`) is taken as the path only if that path, looked up again in the process's root
+/// without following a final symlink, is the same inode. Nothing is opened but with `O_PATH`, so no
+/// watcher of the process hears of it.
+///
+/// `open_by_handle_at` takes its mount as an fd that is not `O_PATH` (it refuses one with `EBADF`), and
+/// opening a directory otherwise is an event for its watchers: the mount is made the working directory
+/// (`AT_FDCWD`) instead, on a thread of its own that first stops sharing its working directory with the
+/// rest of this process (`unshare(CLONE_FS)`).
+pub fn handle_paths(pid: i32, targets: &[Handled<'_>]) -> io::Result<Vec<Result<Vec<u8>, Unresolved>>> {
+    use std::os::unix::ffi::OsStringExt;
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mounts = super::mountinfo::mounts(&std::fs::read(format!("/proc/{pid}/mountinfo"))?);
+    let root = std::fs::read_link(format!("/proc/{pid}/root"))?.into_os_string().into_vec();
+    let proc_root = format!("/proc/{pid}/root").into_bytes();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: a plain syscall with an integer argument; it changes only this thread's fs_struct.
+            check(unsafe { libc::unshare(libc::CLONE_FS) }.into())?;
+            // Mount id -> its root, opened once (`None`: it could not be reached as itself).
+            let mut opened: std::collections::HashMap<u64, Option<OwnedFd>> = std::collections::HashMap::new();
+            let mut out = Vec::with_capacity(targets.len());
+            for t in targets {
+                // Mounts of the whole filesystem first: every inode of it is below their root.
+                let mut candidates: Vec<&super::mountinfo::Mount> = mounts.iter().filter(|m| m.dev == t.dev).collect();
+                candidates.sort_by_key(|m| m.root != b"/");
+                let mut result = Err(if candidates.is_empty() { Unresolved::NoMount } else { Unresolved::NoPath });
+                for m in candidates {
+                    let mount = opened.entry(m.id).or_insert_with(|| mount_root(&proc_root, m));
+                    let Some(mount) = mount.as_ref() else { continue };
+                    match path_in(mount.as_fd(), t, &root, &proc_root) {
+                        Ok(None) => continue,
+                        found => {
+                            result = found.map(Option::unwrap_or_default);
+                            break;
+                        }
+                    }
+                }
+                out.push(result);
+            }
+            Ok(out)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the thread resolving file handles failed")))
+    })
+}
+
+/// The root of mount `m` of the process whose root is `proc_root` (`/proc/PID/root`), opened `O_PATH`;
+/// `None` when what is at its mount point now is not that mount (another one sits on top of it).
+fn mount_root(proc_root: &[u8], m: &super::mountinfo::Mount) -> Option<OwnedFd> {
+    let path = [proc_root, &m.point].concat();
+    let fd = open_bytes(libc::AT_FDCWD, &path, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC).ok()?;
+    let sx = super::sys::statx(&fd, c"", libc::AT_EMPTY_PATH).ok()?;
+    (sx.mnt_id == Some(m.id)).then_some(fd)
+}
+
+/// The path of `t` through `mount`, if it has one there (`None`: try another mount).
+fn path_in(
+    mount: BorrowedFd<'_>,
+    t: &Handled<'_>,
+    root: &[u8],
+    proc_root: &[u8],
+) -> Result<Option<Vec<u8>>, Unresolved> {
+    // SAFETY: fchdir with an fd borrowed for the call; the thread's working directory is its own.
+    check(unsafe { libc::fchdir(mount.as_raw_fd()) }.into()).map_err(|e| Unresolved::Io("fchdir", e))?;
+    let file = open_by_handle(t.handle_type, t.handle).map_err(|e| match e.raw_os_error() {
+        Some(libc::ESTALE | libc::ENOENT) => Unresolved::Deleted,
+        _ => Unresolved::Io("open_by_handle_at", e),
+    })?;
+    let st = nix::sys::stat::fstat(&file).map_err(|e| Unresolved::Io("fstat", e.into()))?;
+    if st.st_nlink == 0 {
+        return Err(Unresolved::Deleted);
+    }
+    if st.st_ino != t.ino {
+        return Ok(None);
+    }
+    let link =
+        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|e| Unresolved::Io("readlink", e))?;
+    let link = std::os::unix::ffi::OsStrExt::as_bytes(link.as_os_str()).to_vec();
+    let Some(path) = below_root(&link, root) else { return Ok(None) };
+    let again = [proc_root, &path].concat();
+    let found = c_path(&again).ok().and_then(|p| {
+        nix::sys::stat::fstatat(nix::fcntl::AT_FDCWD, p.as_c_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    });
+    Ok(found.filter(|f| (f.st_dev, f.st_ino) == (st.st_dev, st.st_ino)).map(|_| path))
+}
+
+/// `path` (as this process's root sees it) relative to `root` (the other process's root, as this one
+/// sees it): itself when `root` is `/`.
+fn below_root(path: &[u8], root: &[u8]) -> Option<Vec<u8>> {
+    if root == b"/" {
+        return path.starts_with(b"/").then(|| path.to_vec());
+    }
+    match path.strip_prefix(root)? {
+        [] => Some(b"/".to_vec()),
+        rest if rest.starts_with(b"/") => Some(rest.to_vec()),
+        _ => None,
+    }
+}
+
+fn c_path(path: &[u8]) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))
+}
+
+/// `openat(dir, path, flags)`.
+fn open_bytes(dir: libc::c_int, path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let path = c_path(path)?;
+    // SAFETY: `path` is NUL-terminated.
+    let fd = check(unsafe { libc::openat(dir, path.as_ptr(), flags) }.into())?;
+    // SAFETY: the kernel just returned this fd; it is owned once, here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `open_by_handle_at(AT_FDCWD, handle, O_PATH)`: the file a handle names, in the working directory's
+/// mount (close-on-exec).
+fn open_by_handle(handle_type: i32, bytes: &[u8]) -> io::Result<OwnedFd> {
+    // `struct file_handle`: the byte count, the type, then the bytes; built in u32s so it is aligned.
+    let mut words = vec![0u32; 2 + bytes.len().div_ceil(4)];
+    words[0] = bytes.len() as u32;
+    words[1] = handle_type as u32;
+    // SAFETY: `words` has room for the header and `bytes.len()` more bytes after it.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), words.as_mut_ptr().add(2).cast::<u8>(), bytes.len()) };
+    // SAFETY: `words` holds a valid `struct file_handle` for the call.
+    let fd = check(unsafe {
+        libc::syscall(libc::SYS_open_by_handle_at, libc::AT_FDCWD, words.as_ptr(), libc::O_PATH | libc::O_CLOEXEC)
+    })?;
+    // SAFETY: the kernel just returned this fd; it is owned once, here.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// A duplicate of fd `fd` of the process `pidfd` refers to.
 pub fn duplicate(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
     super::sys::pidfd_getfd(pidfd.as_fd(), fd)
@@ -237,6 +403,59 @@ mod tests {
         assert_eq!((c.uid, c.gid, c.groups), ([1000, 1001, 1002, 1003], [10, 11, 12, 13], vec![4, 24, 27]));
         assert!(parse_creds("Name:\tx\n").is_none());
         assert_eq!(parse_creds("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n").unwrap().groups, Vec::<u32>::new());
+    }
+
+    #[test]
+    fn paths_below_another_root() {
+        assert_eq!(below_root(b"/srv/x", b"/"), Some(b"/srv/x".to_vec()));
+        assert_eq!(below_root(b"/jail/srv/x", b"/jail"), Some(b"/srv/x".to_vec()));
+        assert_eq!(below_root(b"/jail", b"/jail"), Some(b"/".to_vec()));
+        assert_eq!(below_root(b"/jailbreak/x", b"/jail"), None);
+        assert_eq!(below_root(b"/other/x", b"/jail"), None);
+        assert_eq!(below_root(b"anon_inode:[x]", b"/"), None);
+    }
+
+    #[test]
+    fn watched_inodes_resolve_to_their_paths_and_a_deleted_one_does_not() {
+        use crate::proc::build;
+        use std::os::unix::ffi::OsStrExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: open_by_handle_at needs CAP_DAC_READ_SEARCH (run as root)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("crrules-capture-inotify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a dir")).unwrap();
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let gone = dir.join("gone");
+        let kept = std::fs::File::create(&gone).unwrap();
+        let fd = build::inotify(false).unwrap();
+        let watched = dir.join("a dir");
+        build::inotify_add_watch(fd.as_fd(), watched.as_os_str().as_bytes(), libc::IN_CREATE).unwrap();
+        build::inotify_add_watch(fd.as_fd(), gone.as_os_str().as_bytes(), libc::IN_MODIFY).unwrap();
+        std::fs::remove_file(&gone).unwrap();
+        let mut watches = inotify_watches(fd.as_fd()).unwrap();
+        watches.sort_by_key(|w| w.wd);
+        assert_eq!(watches.len(), 2, "the open file keeps its watch: {watches:?}");
+        let handles: Vec<Vec<u8>> = watches.iter().map(|w| w.fhandle.as_ref().unwrap().decode().unwrap()).collect();
+        let targets: Vec<Handled<'_>> = watches
+            .iter()
+            .zip(&handles)
+            .map(|(w, h)| Handled {
+                ino: w.ino,
+                dev: w.dev(),
+                handle_type: w.fhandle.as_ref().unwrap().handle_type,
+                handle: h,
+            })
+            .collect();
+        let found = handle_paths(std::process::id() as i32, &targets).unwrap();
+        assert_eq!(found[0].as_ref().unwrap(), watched.as_os_str().as_bytes());
+        assert!(matches!(found[1], Err(Unresolved::Deleted)), "{:?}", found[1]);
+        // A filesystem no mount holds.
+        let nowhere = Handled { dev: crate::facts::DevNum { major: 4095, minor: 1 }, ..targets[0] };
+        assert!(matches!(handle_paths(std::process::id() as i32, &[nowhere]).unwrap()[0], Err(Unresolved::NoMount)));
+        drop(kept);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

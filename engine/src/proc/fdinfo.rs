@@ -3,7 +3,8 @@
 //! Pure parsing; unknown lines are skipped, malformed numbers leave the field unset.
 
 use crate::facts::{
-    EpollTarget, EventfdFacts, FanotifyFacts, FanotifyMark, FdFacts, InotifyWatch, Lock, OpenFlags, TimerfdFacts,
+    EpollTarget, EventfdFacts, FanotifyFacts, FanotifyMark, FdFacts, FileHandle, InotifyWatch, Lock, OpenFlags,
+    TimerfdFacts,
 };
 use crrules_rules::vocab::Kind;
 
@@ -91,6 +92,19 @@ fn parse_lock(text: &str) -> Option<Lock> {
     Some(Lock { class, mode, access, pid, start, end })
 }
 
+/// A watch's or mark's file handle: `fhandle-bytes:8 fhandle-type:1 f_handle:e803000000000000` (the count
+/// and the type in hex, then every byte). `None` when a field is missing or the bytes are not as many as
+/// the count says.
+fn parse_fhandle(line: &str) -> Option<FileHandle> {
+    let count = hex32(find(line, "fhandle-bytes")?)? as usize;
+    let handle_type = hex32(find(line, "fhandle-type")?)? as i32;
+    let bytes = find(line, "f_handle")?;
+    if bytes.len() != 2 * count || !bytes.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(FileHandle { handle_type, bytes: bytes.to_ascii_lowercase() })
+}
+
 fn parse_fanotify(line: &str, info: &mut FdInfo) {
     let mut it = pairs(line);
     let Some((first, first_value)) = it.next() else { return };
@@ -133,6 +147,7 @@ impl FdInfo {
                         ino: hex64(find(rest, "ino")?)?,
                         sdev: hex64(find(rest, "sdev")?)?,
                         mask: hex32(find(rest, "mask")?)?,
+                        fhandle: parse_fhandle(rest),
                     })
                 })();
                 info.inotify.extend(watch);
@@ -322,7 +337,12 @@ mod tests {
         let i = FdInfo::parse(
             "pos:\t0\ninotify wd:1 ino:3e8 sdev:800001 mask:fff ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:e803000000000000\n",
         );
-        assert_eq!(i.inotify, vec![InotifyWatch { wd: 1, ino: 1000, sdev: 0x800001, mask: 0xfff }]);
+        let handle = FileHandle { handle_type: 1, bytes: "e803000000000000".into() };
+        assert_eq!(
+            i.inotify,
+            vec![InotifyWatch { wd: 1, ino: 1000, sdev: 0x800001, mask: 0xfff, fhandle: Some(handle.clone()) }]
+        );
+        assert_eq!(handle.decode(), Some(vec![0xe8, 3, 0, 0, 0, 0, 0, 0]));
         let f = FdInfo::parse(
             "pos:\t0\nfanotify flags:10 event-flags:0\n\
              fanotify ino:3e8 sdev:800001 mflags:0 mask:1 ignored_mask:0 fhandle-bytes:8\n\
@@ -338,6 +358,41 @@ mod tests {
         assert!(p.fits(Kind::Pidfd) && !p.fits(Kind::File));
         assert!(p.fits(Kind::Anon), "an unknown anonymous inode may print any line");
         assert_eq!(FdInfo::parse("tty-index:\t3\n").tty_index, Some(3));
+    }
+
+    #[test]
+    fn inotify_file_handles() {
+        // As this kernel prints them: a watch on ext4 (254:0 is sdev fe00000) and one on tmpfs (0:27).
+        let text = "pos:\t0\nflags:\t02004000\nmnt_id:\t17\nino:\t1038\n\
+                    inotify wd:5 ino:9b2521 sdev:fe00000 mask:4 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:21259B00b5a9723e\n\
+                    inotify wd:4 ino:1 sdev:1b mask:80000020 ignored_mask:0 fhandle-bytes:c fhandle-type:81 f_handle:983ce4800100000000000000\n\
+                    inotify wd:3 ino:2 sdev:1b mask:2 ignored_mask:0\n\
+                    inotify wd:2 ino:3 sdev:1b mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:e803\n\
+                    inotify wd:1 ino:4 sdev:1b mask:2 ignored_mask:0 fhandle-bytes:2 fhandle-type:1 f_handle:+f00\n";
+        let watches = FdInfo::parse(text).inotify;
+        let handles: Vec<_> = watches.iter().map(|w| (w.wd, w.fhandle.clone())).collect();
+        assert_eq!(
+            handles,
+            vec![
+                (5, Some(FileHandle { handle_type: 1, bytes: "21259b00b5a9723e".into() })),
+                (4, Some(FileHandle { handle_type: 0x81, bytes: "983ce4800100000000000000".into() })),
+                (3, None),
+                (2, None),
+                (1, None),
+            ]
+        );
+        assert_eq!((watches[0].sdev >> 20, watches[0].sdev & 0xfffff), (254, 0));
+        assert_eq!(watches[1].mask, 0x8000_0020);
+        assert_eq!(watches[1].fhandle.as_ref().and_then(FileHandle::decode).map(|b| b.len()), Some(12));
+        assert_eq!(FileHandle { handle_type: 1, bytes: "+f".into() }.decode(), None);
+        assert_eq!(FileHandle { handle_type: 1, bytes: "abc".into() }.decode(), None);
+        // The JSON shape: the handle is an optional object, left out when there is none, and older facts
+        // without it still read.
+        let json = serde_json::to_value(&watches[..3]).unwrap();
+        assert_eq!(json[0]["fhandle"], serde_json::json!({"type": 1, "bytes": "21259b00b5a9723e"}));
+        assert!(json[2].get("fhandle").is_none(), "{json}");
+        let old: InotifyWatch = serde_json::from_str(r#"{"wd": 1, "ino": 2, "sdev": 27, "mask": 2}"#).unwrap();
+        assert_eq!(old.fhandle, None);
     }
 
     #[test]
