@@ -553,12 +553,18 @@ impl Builder<'_> {
 
     /// A path under `/proc/PID/` of the dumped process names this process (the one the command becomes).
     fn remap(&self, path: &[u8]) -> Vec<u8> {
-        let old = format!("/proc/{}/", self.image_pid);
-        match path.strip_prefix(old.as_bytes()) {
-            Some(rest) => [format!("/proc/{}/", std::process::id()).as_bytes(), rest].concat(),
-            None => path.to_vec(),
-        }
+        remap_proc(path, self.image_pid, std::process::id() as i32)
     }
+}
+
+/// `/proc/OLD/...` as `/proc/NEW/...`, and its main thread's `/proc/OLD/task/OLD/...` as `NEW`'s too.
+fn remap_proc(path: &[u8], old: i32, new: i32) -> Vec<u8> {
+    let Some(rest) = path.strip_prefix(format!("/proc/{old}/").as_bytes()) else { return path.to_vec() };
+    let rest = match rest.strip_prefix(format!("task/{old}/").as_bytes()) {
+        Some(below) => [format!("task/{new}/").as_bytes(), below].concat(),
+        None => rest.to_vec(),
+    };
+    [format!("/proc/{new}/").as_bytes(), &rest].concat()
 }
 
 /// The opened fd is what the image says: its file type, a device's number, the very inode where asked.
@@ -664,5 +670,24 @@ impl RsplitByte for [u8] {
     fn rsplit_once_byte(&self, b: u8) -> Option<(&[u8], &[u8])> {
         let i = self.iter().rposition(|&c| c == b)?;
         Some((&self[..i], &self[i + 1..]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_paths_of_the_dumped_process_name_the_restored_one() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b"/proc/41/stat", b"/proc/7/stat"),
+            (b"/proc/41/task/41/status", b"/proc/7/task/7/status"),
+            (b"/proc/41/task/42/status", b"/proc/7/task/42/status"),
+            (b"/proc/410/stat", b"/proc/410/stat"),
+            (b"/tmp/proc/41/stat", b"/tmp/proc/41/stat"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(remap_proc(path, 41, 7), want, "{}", String::from_utf8_lossy(path));
+        }
     }
 }
