@@ -53,6 +53,13 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Hand the fds of a live process straight to COMMAND, at the same numbers (the process keeps running).
     Handover(HandoverArgs),
+    /// Print the `criu dump` and `criu restore` options a checkpointable process needs (exit 1, with the
+    /// reasons, when it is not).
+    Criu(CriuArgs),
+    /// CRIU's action script: at `pre-dump`, abort the dump of a tree holding a rejected fd, before CRIU
+    /// freezes anything (`action-script` in CRIU's configuration; reads CRTOOLS_SCRIPT_ACTION and
+    /// CRTOOLS_INIT_PID).
+    CriuAction,
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -201,4 +208,37 @@ pub struct HandoverArgs {
     /// The command to run with the fds.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CriuArgs {
+    /// The process to checkpoint.
+    #[arg(long, value_name = "PID")]
+    pub pid: i32,
+
+    /// The whole tree under PID (what `criu dump -t PID` dumps).
+    #[arg(long)]
+    pub tree: bool,
+
+    /// Print whole commands with `-t PID -D DIR` (otherwise the options alone).
+    #[arg(long, value_name = "DIR")]
+    pub image_dir: Option<PathBuf>,
+
+    /// Where the crrules CRIU plugin is, for `-L` when an fd needs it.
+    #[arg(long, value_name = "DIR", default_value = crrules_engine::criu::PLUGIN_DIR)]
+    pub plugin_dir: PathBuf,
+
+    /// `args` (two shell-quoted lines: dump, then restore) or `json` (`{"dump": [...], "restore": [...]}`).
+    #[arg(long, value_enum, default_value_t = CriuFormat::Args)]
+    pub format: CriuFormat,
+
+    /// Say which fds asked for each option.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CriuFormat {
+    Args,
+    Json,
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod check;
+mod criu;
 mod fdtable;
 mod lint;
 mod load;
@@ -63,6 +64,8 @@ fn main() -> ExitCode {
         Command::Dump(a) => fdtable::dump(&cli.policy, a, &ui),
         Command::Restore(a) => fdtable::restore(a),
         Command::Handover(a) => fdtable::handover(&cli.policy, a, &ui),
+        Command::Criu(a) => criu::criu(&cli.policy, a, &ui),
+        Command::CriuAction => criu::action(&cli.policy, &ui),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "crrules", &mut std::io::stdout());
             Ok(Outcome::Clean)

@@ -17,6 +17,7 @@
 //! [`error`].
 
 pub mod backend;
+pub mod criu;
 pub mod dump;
 pub mod error;
 pub mod facts;

@@ -1,0 +1,167 @@
+//! `crrules criu` prints exactly the CRIU options a checkpoint's decisions need, for real processes holding
+//! each relevant kind; it refuses (exit 1, with `check`'s table) a process with a rejected fd; and
+//! `crrules criu-action`, run as CRIU runs an action script, aborts a `pre-dump` of a tree holding a
+//! rejected fd and lets every other dump and action through.
+
+mod common;
+mod scan_common;
+
+use common::TempDir;
+use scan_common::{Holder, holder_path};
+use std::ffi::OsStr;
+use std::process::{Command, Stdio};
+
+/// A holder of `args` whose stderr is /dev/null (a terminal there would ask for `--shell-job`).
+fn holder(args: &[&str]) -> Holder {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    Holder::spawn_with(&holder_path(), &args, |c| {
+        c.stderr(Stdio::null());
+    })
+}
+
+fn crrules(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_crrules"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run crrules");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A policy tree under a temp root: the built-in policy plus one site file.
+fn site(text: &str) -> TempDir {
+    let root = TempDir::new("criu-site");
+    root.write("etc/crrules/rules.d/05-site.rules", text);
+    root
+}
+
+#[test]
+fn one_site_line_makes_a_device_criu_refuses_go_through_the_plugin() {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("skipped: no /dev/kvm here");
+        return;
+    }
+    let h = holder(&["--open", "/dev/kvm", "--open", "/dev/null"]);
+    let pid = h.pid().to_string();
+    // The default policy refuses /dev/kvm: exit 1, the reason, no options.
+    let (code, out, err) = crrules(&["criu", "--pid", &pid], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("/dev/kvm (10:232)") && out.contains("reject"), "{out}");
+    assert!(err.contains("no CRIU options"), "{err}");
+    // One line of site policy: the plugin, from the plugin directory given.
+    let root = site("chardev 10:232 => reopen path because \"this job holds /dev/kvm but runs no VM\"\n");
+    let args =
+        ["--root", root.str(), "criu", "--pid", &pid, "--plugin-dir", "/opt/crrules/criu", "--image-dir", "/tmp/ck"];
+    let (code, out, err) = crrules(&args, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        format!("criu dump -t {pid} -D /tmp/ck -L /opt/crrules/criu\ncriu restore -D /tmp/ck -L /opt/crrules/criu\n")
+    );
+    let (_, json, _) = crrules(&["--root", root.str(), "criu", "--pid", &pid, "--format", "json"], &[]);
+    assert_eq!(json.trim(), r#"{"dump":["-L","/usr/lib/criu"],"restore":["-L","/usr/lib/criu"]}"#);
+    let (_, explained, _) = crrules(&["--root", root.str(), "criu", "--pid", &pid, "--explain"], &[]);
+    let kvm = h.fd("open0");
+    assert!(
+        explained.contains(&format!(
+            "#   pid {pid} fd {kvm} (/dev/kvm 10:232): a device CRIU refuses, reopened by the crrules plugin"
+        )),
+        "{explained}"
+    );
+}
+
+#[test]
+fn locks_tcp_deleted_and_relinked_files_ask_for_their_options() {
+    // fdholder's default shapes: a half-closed TCP connection, fcntl and flock locks, a 2 MiB deleted file, a
+    // file unlinked by one name and linked by another.
+    let h = holder(&[]);
+    let policy = TempDir::new("criu-policy");
+    let rules = policy.write(
+        "p.rules",
+        "socket protocol tcp state close_wait => recreate\nfile deleted => contents\nfile unlinked => contents\n\
+         file => reopen path\nany => close\n",
+    );
+    let pid = h.pid().to_string();
+    let (code, out, err) = crrules(&["--rules", rules.to_str().unwrap(), "criu", "--pid", &pid], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out, "--tcp-established --file-locks --link-remap --ghost-limit 2097152\n--tcp-established --file-locks\n",
+        "holder fds {:?}",
+        h.fds
+    );
+}
+
+#[test]
+fn inherited_files_and_pipes_are_named_as_criu_reads_them() {
+    let h = holder(&["--open", "/dev/null"]);
+    let pid = h.pid();
+    let null = h.fd("open0");
+    let policy = TempDir::new("criu-inherit");
+    let rules = policy.write("p.rules", "chardev 1:3 => inherit \"null\"\npipe => inherit \"stdio\"\nany => close\n");
+    // What CRIU keys an external file by: the mount id and inode in lowercase hex.
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{null}")).unwrap();
+    let mnt: u64 = info.lines().find_map(|l| l.strip_prefix("mnt_id:")).unwrap().trim().parse().unwrap();
+    let ino = std::fs::metadata("/dev/null").map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let pipe_ino = |fd: i32| {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        link.to_string_lossy().trim_start_matches("pipe:[").trim_end_matches(']').to_owned()
+    };
+    let (code, out, err) = crrules(&["--rules", rules.to_str().unwrap(), "criu", "--pid", &pid.to_string()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut lines = out.lines();
+    let dump = lines.next().unwrap();
+    let restore = lines.next().unwrap();
+    let key = format!("file[{mnt:x}:{ino:x}]");
+    assert_eq!(dump, format!("--external '{key}'"));
+    // Every fd the holder has, in fd order, from its /proc: its stdin and stdout (pipes to this test), its
+    // stderr and the opened /dev/null, and any fd its environment left open.
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    let expected: Vec<String> = fds
+        .iter()
+        .filter_map(|&fd| {
+            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            match link.to_str() {
+                Some("/dev/null") => Some(format!("--inherit-fd 'fd[{fd}]:{key}'")),
+                Some(l) if l.starts_with("pipe:") => Some(format!("--inherit-fd 'fd[{fd}]:pipe:[{}]'", pipe_ino(fd))),
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(expected.iter().any(|e| e.contains(&format!("fd[{null}]"))));
+    assert_eq!(restore, expected.join(" "));
+}
+
+#[test]
+fn the_action_script_aborts_a_pre_dump_of_a_rejected_tree_only() {
+    let rejected = holder(&[]);
+    let clean = holder(&["--open", "/dev/null"]);
+    let mqueue = rejected.fd("mqueue");
+    let pre_dump = |pid: i32| {
+        let pid = pid.to_string();
+        crrules(&["criu-action"], &[("CRTOOLS_SCRIPT_ACTION", "pre-dump"), ("CRTOOLS_INIT_PID", &pid)])
+    };
+    let (code, _, err) = pre_dump(rejected.pid());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("fd {mqueue} ")) && err.contains("POSIX message queues cannot be checkpointed"),
+        "{err}"
+    );
+    assert!(err.contains("aborted before CRIU freezes it"), "{err}");
+    let (code, _, err) = pre_dump(clean.pid());
+    assert_eq!(code, 0, "{err}");
+    // Every other stage passes at once, without reading any process.
+    for action in ["post-dump", "pre-restore", "post-restore", "network-lock"] {
+        let (code, _, err) =
+            crrules(&["criu-action"], &[("CRTOOLS_SCRIPT_ACTION", action), ("CRTOOLS_INIT_PID", "999999999")]);
+        assert_eq!(code, 0, "{action}: {err}");
+    }
+}
