@@ -111,7 +111,7 @@ fn specific_rule(spec: Spec, line: usize) -> Rule {
     match spec {
         Spec::CharExact(i) => {
             let (ma, mi) = device(i);
-            rule(Kind::Chardev, vec![dev(ma, NumSet::single(mi))], Action::ReopenPath, line)
+            rule(Kind::Chardev, vec![dev(ma, NumSet::single(mi))], Action::ReopenPath { exact: false }, line)
         }
         Spec::BlockExact(i) => {
             let (ma, mi) = device(i);
@@ -122,12 +122,16 @@ fn specific_rule(spec: Spec, line: usize) -> Rule {
             let minors = if i % 3 == 0 { NumSet::all(MINOR_LIMIT) } else { NumSet::from_ranges([(mi, mi + 50)]) };
             rule(Kind::Chardev, vec![dev(ma, minors)], Action::Inherit { name: format!("tty{i}") }, line)
         }
-        Spec::FileLiteral(i) => rule(Kind::File, vec![glob(&format!("/srv/app{i}/data.db"))], Action::ReopenPath, line),
-        Spec::AnyPrefix(i) => rule(Kind::Any, vec![glob(&format!("/srv/app{i}/**"))], Action::ReopenPath, line),
+        Spec::FileLiteral(i) => {
+            rule(Kind::File, vec![glob(&format!("/srv/app{i}/data.db"))], Action::ReopenPath { exact: false }, line)
+        }
+        Spec::AnyPrefix(i) => {
+            rule(Kind::Any, vec![glob(&format!("/srv/app{i}/**"))], Action::ReopenPath { exact: false }, line)
+        }
         Spec::LogGlob(i) => rule(
             Kind::File,
             vec![glob(&format!("/var/log/app{i}/*.log")), Predicate::Flags(0o2000)],
-            Action::ReopenPath,
+            Action::ReopenPath { exact: false },
             line,
         ),
         Spec::TmpDeleted(i) => rule(
@@ -151,7 +155,7 @@ fn specific_rule(spec: Spec, line: usize) -> Rule {
         Spec::Home(i) => rule(
             Kind::Dir,
             vec![glob(&format!("/home/u{i}")), Predicate::Not(Box::new(Predicate::Deleted))],
-            Action::ReopenPath,
+            Action::ReopenPath { exact: false },
             line,
         ),
         Spec::Socket(family, ty, state, lo) => {
@@ -169,12 +173,12 @@ fn specific_rule(spec: Spec, line: usize) -> Rule {
 fn defaults(line: usize) -> Vec<Rule> {
     let star = || NumSet::all(MINOR_LIMIT);
     vec![
-        rule(Kind::File, vec![glob("/proc/**")], Action::ReopenPath, line),
+        rule(Kind::File, vec![glob("/proc/**")], Action::ReopenPath { exact: false }, line),
         rule(Kind::Any, vec![glob("/dev/shm/**")], Action::Contents { limit: None }, line + 1),
-        rule(Kind::Chardev, vec![dev(1, star())], Action::ReopenPath, line + 2),
+        rule(Kind::Chardev, vec![dev(1, star())], Action::ReopenPath { exact: false }, line + 2),
         rule(Kind::Chardev, vec![dev(136, star())], Action::Inherit { name: "pts".into() }, line + 3),
-        rule(Kind::File, vec![], Action::ReopenPath, line + 4),
-        rule(Kind::Dir, vec![], Action::ReopenPath, line + 5),
+        rule(Kind::File, vec![], Action::ReopenPath { exact: false }, line + 4),
+        rule(Kind::Dir, vec![], Action::ReopenPath { exact: false }, line + 5),
         rule(Kind::Socket, vec![Predicate::Family(SockFamily::Unix)], Action::Recreate, line + 6),
         rule(Kind::Socket, vec![Predicate::State(SockState::Listen)], Action::Recreate, line + 7),
         rule(Kind::Pipe, vec![], Action::Recreate, line + 8),

@@ -234,7 +234,8 @@ pub fn table(plan: &ProcessPlan, ui: &Ui) -> String {
         let (action, rule, reason, style) = match planned.decision() {
             Some(decision) => {
                 let action: Cow<'_, str> = match &decision.action {
-                    Action::ReopenPath => "reopen".into(),
+                    Action::ReopenPath { exact: false } => "reopen".into(),
+                    Action::ReopenPath { exact: true } => "reopen exact".into(),
                     Action::ReopenSubst { path } => format!("reopen {path}").into(),
                     Action::Contents { .. } => "contents".into(),
                     Action::Inherit { name } => format!("inherit {name}").into(),

@@ -1,6 +1,7 @@
 //! End-to-end: the built-in policy as the distribution layer under `--root` (a site file beside it, a
 //! same-named override of one built-in file, an empty file masking one, a missing root), one JSON form of
-//! an action in `rules` and `check`, and policy tests that compare whole decisions.
+//! an action in `rules` and `check` (`reopen path exact` included), and policy tests that compare whole
+//! decisions.
 
 mod common;
 mod scan_common;
@@ -117,7 +118,7 @@ fn rules_and_check_print_the_same_action_objects() {
     let rules: Value = serde_json::from_str(&out).unwrap();
     let (_, out, _) = run(&["check", "--root", root.str(), "--pid", &holder.pid().to_string(), "--format", "json"]);
     let check: Value = serde_json::from_str(out.trim()).unwrap();
-    let keys = ["action", "substitute", "limit", "inherit", "plugin"];
+    let keys = ["action", "substitute", "exact", "limit", "inherit", "plugin"];
     let object = |v: &Value, reason: bool| -> Vec<(String, Value)> {
         let mut keys: Vec<&str> = keys.to_vec();
         if reason {
@@ -164,6 +165,42 @@ fn a_policy_test_fails_when_a_because_note_is_deleted() {
     assert!(out.contains(&format!("- expected: recreate (rule {policy}:1): pipes are rebuilt")), "{out}");
     assert!(out.contains(&format!("+ got:      recreate (rule {policy}:1)\n")), "{out}");
     assert!(out.contains(&format!(" {pipes} changed")), "{out}");
+}
+
+/// `reopen path exact` is `{"action": "reopen", "exact": true}` in `rules` and `check`, reads back from saved
+/// facts, and a policy test tells it from plain `reopen path`.
+#[test]
+fn reopen_path_exact_round_trips_and_a_policy_test_tells_it_from_reopen_path() {
+    let dir = TempDir::new("exact-json");
+    let file = dir.write("held.txt", "held\n");
+    let holder = Holder::spawn(&["--open", file.to_str().unwrap()]);
+    let fd = holder.fd("open0");
+    let policy = dir.write("p.rules", &format!("file path {:?} => reopen path exact\nany => close\n", file));
+    let policy = policy.to_str().unwrap();
+    let (_, rules, _) = run(&["--rules", policy, "rules", "--format", "json"]);
+    let rules: Value = serde_json::from_str(&rules).unwrap();
+    assert_eq!(
+        (&rules["rules"][0]["action"], &rules["rules"][0]["exact"]),
+        (&Value::from("reopen"), &Value::from(true))
+    );
+    assert_eq!(rules["rules"][1].get("exact"), None, "`exact` is left out when false: {rules}");
+
+    let (code, saved, err) = run(&["--rules", policy, "check", "--pid", &holder.pid().to_string(), "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(saved.trim()).unwrap();
+    let held = json["fds"].as_array().unwrap().iter().find(|f| f["fd"] == fd).expect("the held file");
+    assert_eq!((&held["action"], &held["exact"]), (&Value::from("reopen"), &Value::from(true)), "{held}");
+    let test = dir.write("t.test.jsonl", &saved);
+    let (code, out, _) = run(&["--rules", policy, "test", test.to_str().unwrap()]);
+    assert_eq!(code, 0, "the saved decisions read back and hold:\n{out}");
+
+    // The same rule without `exact`: that fd's decision changed, and the report says how.
+    dir.write("p.rules", &format!("file path {:?} => reopen path\nany => close\n", file));
+    let (code, out, _) = run(&["--rules", policy, "test", test.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("- expected: reopen path exact (rule {policy}:1)\n")), "{out}");
+    assert!(out.contains(&format!("+ got:      reopen path (rule {policy}:1)\n")), "{out}");
+    assert!(out.contains(" 1 changed"), "{out}");
 }
 
 #[test]

@@ -180,13 +180,20 @@ impl Ctx<'_> {
     fn restore_of(&mut self, f: &FdFacts, d: &Decision) -> Result<Restore, String> {
         Ok(match &d.action {
             // A FIFO reopened by path comes back with the bytes it buffered (what the default policy's
-            // reason promises): the same restore as `recreate`.
-            Action::ReopenPath if f.kind == Kind::Fifo => self.recreate(f)?,
-            Action::ReopenPath => {
+            // reason promises): the same restore as `recreate`, held to the very FIFO when `exact`.
+            Action::ReopenPath { exact } if f.kind == Kind::Fifo => {
+                let mut restore = self.recreate(f)?;
+                if let (Restore::Fifo { expect, .. }, true) = (&mut restore, *exact) {
+                    *expect = exact_identity(f)?;
+                }
+                restore
+            }
+            Action::ReopenPath { exact } => {
                 if f.deleted || f.unlinked {
                     return Err("the file's path no longer names it: `reopen path` cannot bring it back".into());
                 }
                 let path = f.path.clone().ok_or("no path to reopen")?;
+                let same = if *exact { exact_identity(f)? } else { Identity::default() };
                 Restore::Open {
                     path,
                     flags: open_flags(f),
@@ -194,7 +201,7 @@ impl Ctx<'_> {
                     expect: Identity {
                         file_type: f.file_type,
                         dev: f.dev.filter(|_| matches!(f.file_type, Some(FileType::Char | FileType::Block))),
-                        inode: None,
+                        ..same
                     },
                 }
             }
@@ -301,7 +308,7 @@ impl Ctx<'_> {
                         data = Some(self.save(format!("{}-fifo", f.fd), bytes));
                     }
                 }
-                Ok(Restore::Fifo { path, flags: open_flags(f), data })
+                Ok(Restore::Fifo { path, flags: open_flags(f), data, expect: Identity::default() })
             }
             Kind::Socket => self.socket(f),
             Kind::Eventfd => {
@@ -441,6 +448,21 @@ impl Ctx<'_> {
             )),
         }
     }
+}
+
+/// What `reopen path exact` holds a restore to: the very file the scan saw (its filesystem's device and its
+/// inode) and, for a regular file, its size then.
+fn exact_identity(f: &FdFacts) -> Result<Identity, String> {
+    let (Some(st_dev), Some(ino)) = (f.st_dev, f.ino) else {
+        return Err("`reopen path exact` needs the file's device and inode, which the scan did not read".into());
+    };
+    let size = match f.file_type {
+        Some(FileType::Regular) => {
+            Some(f.size.ok_or("`reopen path exact` needs the file's size, which the scan did not read")?)
+        }
+        _ => None,
+    };
+    Ok(Identity { inode: Some((st_dev, ino)), size, ..Identity::default() })
 }
 
 /// True when the restore reads a data file the dump wrote.

@@ -394,17 +394,18 @@ impl Builder<'_> {
                 build::set_status_flags(self.prepared.placer.held(handle)?, *flags as i32).map_err(err)?;
                 self.place_end(at, handle, shared_end(&f.restore), cloexec)
             }
-            Restore::Fifo { path, flags, data } => {
+            Restore::Fifo { path, flags, data, expect } => {
                 let path = self.remap(path.as_bytes());
                 let holder = build::open_path(&path, libc::O_RDWR | libc::O_NONBLOCK)
                     .map_err(|e| format!("cannot open the FIFO {}: {e}", String::from_utf8_lossy(&path)))?;
-                verify(holder.as_fd(), &Identity { file_type: Some(FileType::Fifo), ..Identity::default() })?;
+                let expect = Identity { file_type: Some(FileType::Fifo), ..expect.clone() };
+                verify(holder.as_fd(), &expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
                 let bytes = self.bytes(data)?;
                 build::write_all(holder.as_fd(), &bytes).map_err(|e| format!("cannot refill the FIFO: {e}"))?;
                 // Held where placing can move it: it keeps the bytes until the restored fd holds the FIFO.
                 let holder = self.prepared.placer.hold(holder);
                 let fd = build::open_path(&path, *flags as i32 | libc::O_NONBLOCK).map_err(err)?;
-                verify(fd.as_fd(), &Identity { file_type: Some(FileType::Fifo), ..Identity::default() })?;
+                verify(fd.as_fd(), &expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
                 self.slot(at, fd, cloexec)?;
                 drop(self.prepared.placer.release(holder));
@@ -567,9 +568,10 @@ fn remap_proc(path: &[u8], old: i32, new: i32) -> Vec<u8> {
     [format!("/proc/{new}/").as_bytes(), &rest].concat()
 }
 
-/// The opened fd is what the image says: its file type, a device's number, the very inode where asked.
+/// The opened fd is what the image says: its file type, a device's number, and where the rule asked for the
+/// very same file (`reopen path exact`) its inode and a regular file's size.
 fn verify(fd: BorrowedFd<'_>, expect: &Identity) -> Result<(), String> {
-    let (mode, rdev, dev, ino, _) = build::stat(fd).map_err(err)?;
+    let (mode, rdev, dev, ino, size) = build::stat(fd).map_err(err)?;
     let found = FileType::from_mode(mode);
     let show =
         |t: FileType| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -582,10 +584,16 @@ fn verify(fd: BorrowedFd<'_>, expect: &Identity) -> Result<(), String> {
             return Err(format!("the device is now {} {now}, not {want}", show(found)));
         }
     }
-    if let Some((want_dev, want_ino)) = expect.inode
-        && (DevNum::from_dev_t(dev), ino) != (want_dev, want_ino)
-    {
-        return Err("it is another file than the one dumped (inode)".into());
+    if let Some((want_dev, want_ino)) = expect.inode {
+        let now = DevNum::from_dev_t(dev);
+        if (now, ino) != (want_dev, want_ino) {
+            return Err(format!(
+                "it is another file (inode {ino} on {now}) than the one dumped (inode {want_ino} on {want_dev})"
+            ));
+        }
+    }
+    if let Some(want) = expect.size.filter(|&want| want != size) {
+        return Err(format!("it is now {size} bytes, not {want}"));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! What a rule does with the fds it matches, and the one JSON form of an action that every output and
 //! every input uses (`crrules rules`, `check`, policy tests, images): `{"action": KEYWORD}` plus the
-//! action's argument under a key of its own (`substitute`, `limit`, `inherit`, `plugin`, `reason`).
+//! action's argument under a key of its own (`substitute`, `limit`, `inherit`, `plugin`, `reason`, and
+//! `"exact": true` for `reopen path exact`).
 
 use crate::vocab::ActionWord;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -9,8 +10,9 @@ use std::fmt;
 /// What happens to a matched fd at checkpoint and restore.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// `reopen path`: reopen the same path at restore, identity verified.
-    ReopenPath,
+    /// `reopen path`: reopen the same path at restore, its type (and a device's number) verified;
+    /// `reopen path exact`: the very same file too (device and inode, and a regular file's size).
+    ReopenPath { exact: bool },
     /// `reopen "SUBST"`: open a substitute path instead.
     ReopenSubst { path: String },
     /// `contents` / `contents limit SIZE`: save the file's bytes.
@@ -36,7 +38,7 @@ impl Action {
     /// The action's keyword.
     pub fn word(&self) -> ActionWord {
         match self {
-            Action::ReopenPath | Action::ReopenSubst { .. } => ActionWord::Reopen,
+            Action::ReopenPath { .. } | Action::ReopenSubst { .. } => ActionWord::Reopen,
             Action::Contents { .. } => ActionWord::Contents,
             Action::Recreate => ActionWord::Recreate,
             Action::Inherit { .. } => ActionWord::Inherit,
@@ -56,7 +58,8 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::ReopenPath => f.write_str("reopen path"),
+            Action::ReopenPath { exact: false } => f.write_str("reopen path"),
+            Action::ReopenPath { exact: true } => f.write_str("reopen path exact"),
             Action::ReopenSubst { path } => write!(f, "reopen {path:?}"),
             Action::Contents { limit: None } => f.write_str("contents"),
             Action::Contents { limit: Some(n) } => write!(f, "contents limit {n}"),
@@ -98,6 +101,9 @@ pub struct ActionFields {
     pub action: Option<ActionWord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitute: Option<String>,
+    /// `reopen path exact`; left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,12 +118,13 @@ impl From<&Action> for ActionFields {
     fn from(action: &Action) -> ActionFields {
         let mut f = ActionFields { action: Some(action.word()), ..ActionFields::default() };
         match action {
+            Action::ReopenPath { exact } => f.exact = *exact,
             Action::ReopenSubst { path } => f.substitute = Some(path.clone()),
             Action::Contents { limit } => f.limit = *limit,
             Action::Inherit { name } => f.inherit = Some(name.clone()),
             Action::Plugin { name } => f.plugin = Some(name.clone()),
             Action::Reject { reason } => f.reason = Some(reason.clone()),
-            Action::ReopenPath | Action::Recreate | Action::Close => {}
+            Action::Recreate | Action::Close => {}
         }
         f
     }
@@ -131,6 +138,7 @@ impl ActionFields {
         let stray = |allowed: &[&str]| -> Result<(), String> {
             let given = [
                 ("substitute", self.substitute.is_some()),
+                ("exact", self.exact),
                 ("limit", self.limit.is_some()),
                 ("inherit", self.inherit.is_some()),
                 ("plugin", self.plugin.is_some()),
@@ -145,10 +153,13 @@ impl ActionFields {
         };
         Ok(match word {
             ActionWord::Reopen => {
-                stray(&["substitute"])?;
+                stray(&["substitute", "exact"])?;
                 match &self.substitute {
+                    Some(_) if self.exact => {
+                        return Err("`exact` belongs to `reopen path` only, not to a `substitute`".into());
+                    }
                     Some(path) => Action::ReopenSubst { path: path.clone() },
-                    None => Action::ReopenPath,
+                    None => Action::ReopenPath { exact: self.exact },
                 }
             }
             ActionWord::Contents => {
@@ -203,7 +214,8 @@ mod tests {
     #[test]
     fn one_json_form_both_ways() {
         let cases = [
-            (Action::ReopenPath, json!({"action": "reopen"})),
+            (Action::ReopenPath { exact: false }, json!({"action": "reopen"})),
+            (Action::ReopenPath { exact: true }, json!({"action": "reopen", "exact": true})),
             (Action::ReopenSubst { path: "/dev/null".into() }, json!({"action": "reopen", "substitute": "/dev/null"})),
             (Action::Contents { limit: None }, json!({"action": "contents"})),
             (Action::Contents { limit: Some(4096) }, json!({"action": "contents", "limit": 4096})),
@@ -223,6 +235,11 @@ mod tests {
     fn arguments_must_belong_to_the_action() {
         for (bad, why) in [
             (json!({"action": "close", "limit": 3}), "`limit` does not belong to the action `close`"),
+            (json!({"action": "close", "exact": true}), "`exact` does not belong to the action `close`"),
+            (
+                json!({"action": "reopen", "substitute": "/x", "exact": true}),
+                "`exact` belongs to `reopen path` only, not to a `substitute`",
+            ),
             (json!({"action": "inherit"}), "the action `inherit` needs `inherit`"),
             (json!({"action": "reject"}), "the action `reject` needs `reason`"),
             (json!({"action": "recreate", "reason": "x"}), "`reason` belongs only to the action `reject`"),

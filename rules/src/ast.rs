@@ -235,8 +235,8 @@ pub struct Action<'a> {
 /// The actions of the language, arguments as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ActionBody<'a> {
-    /// `reopen path`.
-    ReopenPath,
+    /// `reopen path`, or `reopen path exact` (`exact` is the span of that word).
+    ReopenPath { exact: Option<Span> },
     /// `reopen "SUBST"`.
     ReopenSubst(Str<'a>),
     /// `contents` or `contents limit SIZE`.
@@ -260,7 +260,7 @@ impl ActionBody<'_> {
     pub fn keyword(&self) -> Option<ActionWord> {
         use ActionBody as A;
         Some(match self {
-            A::ReopenPath | A::ReopenSubst(_) => ActionWord::Reopen,
+            A::ReopenPath { .. } | A::ReopenSubst(_) => ActionWord::Reopen,
             A::Contents { .. } => ActionWord::Contents,
             A::Recreate => ActionWord::Recreate,
             A::Inherit(_) => ActionWord::Inherit,

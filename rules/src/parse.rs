@@ -6,10 +6,10 @@
 //! line's start is a file offset; tree nodes borrow the file's own text.
 
 use crate::ast::{self, CmpOp};
-use crate::diag::{Diagnostic, list, quoted, shown};
+use crate::diag::{Diagnostic, did_you_mean, list, quoted, shown};
 use crate::lex::{self, LogicalLine};
 use crate::source::{Source, Span};
-use crate::vocab::{Access, ActionWord};
+use crate::vocab::{Access, ActionWord, EXACT};
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
@@ -256,7 +256,11 @@ impl<'a> Builder<'a, '_> {
         let body = match rule {
             G::reopen => {
                 let arg = it.next()?;
-                if arg.as_rule() == G::string { A::ReopenSubst(self.string(arg)) } else { A::ReopenPath }
+                if arg.as_rule() == G::string {
+                    A::ReopenSubst(self.string(arg))
+                } else {
+                    A::ReopenPath { exact: arg.into_inner().next().map(|exact| self.span(&exact)) }
+                }
             }
             G::contents => {
                 // `limit`, then the size.
@@ -386,6 +390,7 @@ fn describe(rule: G) -> Option<&'static str> {
         G::because => "`because`",
         G::EOI => "the end of the rule",
         G::reopen_path => "`path`",
+        G::reopen_exact => "`exact`",
         G::kw_limit => "`limit`",
         _ => return None,
     })
@@ -479,6 +484,21 @@ fn syntax_error(source: &Source, line: &str, base: usize, err: &pest::error::Err
         d = d.with_help("a rule starts with a kind, such as `file`, `chardev`, `socket` or `any`");
     } else if expected.contains(&"`path`") {
         d = d.with_help("write `reopen path` to reopen the same path, or `reopen \"/other/path\"` for a substitute");
+    } else if expected.contains(&"`exact`") {
+        let meant = did_you_mean(token, [EXACT]).map_or_else(String::new, |w| format!("did you mean `{w}`? "));
+        d = d.with_help(format!(
+            "{meant}`reopen path` may be followed by `{EXACT}` (the very same file: device, inode and a regular \
+             file's size), then `because \"NOTE\"`"
+        ));
+    } else if token == EXACT {
+        let before = line.get(..pos).unwrap_or("").trim_end();
+        d = d.with_help(if before.ends_with(EXACT) {
+            format!("write `{EXACT}` once")
+        } else if before.ends_with('"') && expected.contains(&"`because`") {
+            format!("`{EXACT}` goes with `reopen path` only: a substitute path names another file by design")
+        } else {
+            format!("`{EXACT}` goes with `reopen path` only: `reopen path {EXACT}`")
+        });
     } else if expected.iter().any(|e| e.starts_with("a comparison")) {
         d = d.with_help("`size` takes a comparison and a size, such as `size <= 16MiB`");
     } else if expected.contains(&"an action") {
@@ -503,7 +523,18 @@ mod tests {
         assert_eq!(rule.text, "chardev 1:3 => reopen path");
         assert_eq!(rule.span, 0..26);
         assert_eq!(rule.kind.text, "chardev");
-        assert_eq!(rule.action.body, ast::ActionBody::ReopenPath);
+        assert_eq!(rule.action.body, ast::ActionBody::ReopenPath { exact: None });
+    }
+
+    #[test]
+    fn reopen_path_exact_keeps_the_span_of_exact() {
+        let src = Source::new("t.rules", "file => reopen path  exact because \"same bytes\"\n");
+        let parsed = parse(&src);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let action = &parsed.rules[0].action;
+        assert_eq!(action.body, ast::ActionBody::ReopenPath { exact: Some(21..26) });
+        assert_eq!(&src.text[action.span.clone()], "reopen path  exact");
+        assert!(parsed.rules[0].because.is_some());
     }
 
     /// The keywords in `grammar`'s rule `name` (`pred_kw = _{ kw_path | kw_fs ... }`), as words.

@@ -454,7 +454,7 @@ impl Validator<'_> {
             );
         }
         let action = match &a.body {
-            A::ReopenPath => Action::ReopenPath,
+            A::ReopenPath { exact } => Action::ReopenPath { exact: exact.is_some() },
             A::ReopenSubst(s) => {
                 if !s.value.starts_with('/') {
                     let what = if s.value.is_empty() { "empty" } else { "not absolute" };

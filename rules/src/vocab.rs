@@ -109,7 +109,7 @@ impl ActionWord {
     /// alone; `contents limit SIZE` is left to its own help).
     pub const fn arguments(self) -> &'static [&'static str] {
         match self {
-            ActionWord::Reopen => &["path", "\"PATH\""],
+            ActionWord::Reopen => &["path", "path exact", "\"PATH\""],
             ActionWord::Inherit | ActionWord::Plugin => &["\"NAME\""],
             ActionWord::Reject => &["\"REASON\""],
             ActionWord::Contents | ActionWord::Recreate | ActionWord::Close => &[],
@@ -119,6 +119,9 @@ impl ActionWord {
 
 /// `because "NOTE"`, after the action: why the rule is what it is.
 pub const BECAUSE: &str = "because";
+
+/// `reopen path exact`: the very same file (device and inode, a regular file's size), not only its path.
+pub const EXACT: &str = "exact";
 
 words! {
     /// What an open fd refers to, as the language names it.

@@ -100,7 +100,11 @@ fn anon_names_take_brackets_literally_and_keep_wildcards() {
 
 #[test]
 fn actions_and_notes() {
-    assert_eq!(rule("file => reopen path").action, Action::ReopenPath);
+    assert_eq!(rule("file => reopen path").action, Action::ReopenPath { exact: false });
+    assert_eq!(rule("file => reopen path exact").action, Action::ReopenPath { exact: true });
+    assert_eq!(rule("dir => reopen   path\texact").action, Action::ReopenPath { exact: true });
+    let r = rule(r#"file => reopen path exact because "the same bytes""#);
+    assert_eq!((r.action.to_string(), r.because.as_deref()), ("reopen path exact".into(), Some("the same bytes")));
     assert_eq!(rule(r#"file => reopen "/new""#).action, Action::ReopenSubst { path: "/new".into() });
     assert_eq!(rule("memfd => contents").action, Action::Contents { limit: None });
     assert_eq!(rule("pipe => recreate").action, Action::Recreate);

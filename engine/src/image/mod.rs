@@ -99,8 +99,8 @@ pub struct ImageFd {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "how", rename_all = "snake_case")]
 pub enum Restore {
-    /// `reopen path` / `reopen "SUBST"`: open `path` with `flags`, seek to `pos`, and verify on the opened
-    /// fd that it is what `expect` says.
+    /// `reopen path [exact]` / `reopen "SUBST"`: open `path` with `flags`, seek to `pos`, and verify on the
+    /// opened fd that it is what `expect` says.
     Open { path: ByteString, flags: u32, pos: u64, expect: Identity },
     /// `contents`: a memfd (`memfd` true, with its name and seals) or an unlinked regular file recreated from
     /// a data file, with its flags and offset.
@@ -134,12 +134,15 @@ pub enum Restore {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capacity: Option<u64>,
     },
-    /// A FIFO reopened by path, its buffered bytes refilled.
+    /// A FIFO reopened by path, its buffered bytes refilled; with `reopen path exact`, `expect` holds the
+    /// very FIFO dumped (device and inode).
     Fifo {
         path: ByteString,
         flags: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<String>,
+        #[serde(default, skip_serializing_if = "Identity::is_any")]
+        expect: Identity,
     },
     /// One end of a unix socket pair inside the process; both ends share `pair` (the lower inode). The
     /// messages queued for reading on this end are in `data` (one record per message).
@@ -174,9 +177,20 @@ pub struct Identity {
     /// A device's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev: Option<DevNum>,
-    /// Set when the rule asks for the very same file: its inode and device.
+    /// Set when the rule asks for the very same file (`reopen path exact`): its filesystem's device
+    /// (`st_dev`) and its inode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inode: Option<(DevNum, u64)>,
+    /// Set when the rule asks for the very same file and it is a regular file: its size at the dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+impl Identity {
+    /// True when any file passes: nothing is asked.
+    pub fn is_any(&self) -> bool {
+        *self == Identity::default()
+    }
 }
 
 /// One epoll target.
@@ -193,4 +207,55 @@ pub struct InotifyPath {
     pub wd: i32,
     pub path: ByteString,
     pub mask: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `reopen path exact`'s fields are optional: a version-1 manifest written before them still reads, and
+    /// one written with them reads back the same.
+    #[test]
+    fn the_exact_fields_are_optional_and_round_trip() {
+        let exact = Identity {
+            file_type: Some(FileType::Regular),
+            dev: None,
+            inode: Some((DevNum { major: 8, minor: 1 }, 12)),
+            size: Some(100),
+        };
+        let cases = [
+            (
+                json!({"how": "open", "path": "/x", "flags": 0, "pos": 0, "expect": {"file_type": "regular"}}),
+                Restore::Open {
+                    path: ByteString::from(&b"/x"[..]),
+                    flags: 0,
+                    pos: 0,
+                    expect: Identity { file_type: Some(FileType::Regular), ..Identity::default() },
+                },
+            ),
+            (
+                json!({"how": "open", "path": "/x", "flags": 0, "pos": 0,
+                       "expect": {"file_type": "regular", "inode": ["8:1", 12], "size": 100}}),
+                Restore::Open { path: ByteString::from(&b"/x"[..]), flags: 0, pos: 0, expect: exact.clone() },
+            ),
+            (
+                json!({"how": "fifo", "path": "/f", "flags": 0}),
+                Restore::Fifo { path: ByteString::from(&b"/f"[..]), flags: 0, data: None, expect: Identity::default() },
+            ),
+            (
+                json!({"how": "fifo", "path": "/f", "flags": 0, "expect": {"inode": ["8:1", 12]}}),
+                Restore::Fifo {
+                    path: ByteString::from(&b"/f"[..]),
+                    flags: 0,
+                    data: None,
+                    expect: Identity { inode: Some((DevNum { major: 8, minor: 1 }, 12)), ..Identity::default() },
+                },
+            ),
+        ];
+        for (written, restore) in cases {
+            assert_eq!(serde_json::from_value::<Restore>(written.clone()).unwrap(), restore, "{written}");
+            assert_eq!(serde_json::to_value(&restore).unwrap(), written);
+        }
+    }
 }
