@@ -104,7 +104,7 @@ impl OptionsBuilder {
                 let dir = self.plugin_dir.clone();
                 self.add(Stage::Both, &["-L", &dir], &because(&format!("`plugin \"{name}\"`")));
             }
-            Action::ReopenPath | Action::ReopenSubst { .. }
+            Action::ReopenPath { .. } | Action::ReopenSubst { .. }
                 if f.kind == Kind::Chardev && f.dev.is_some_and(|d| !criu_knows(d)) =>
             {
                 let dir = self.plugin_dir.clone();
@@ -307,10 +307,10 @@ mod tests {
         let (dump, restore) = options(vec![
             (chardev(1, "/dev/pts/3", 136, 3), Action::Inherit { name: "pts".into() }),
             (pipe, Action::Inherit { name: "in".into() }),
-            (chardev(3, "/dev/kvm", 10, 232), Action::ReopenPath),
-            (chardev(4, "/dev/null", 1, 3), Action::ReopenPath),
+            (chardev(3, "/dev/kvm", 10, 232), Action::ReopenPath { exact: false }),
+            (chardev(4, "/dev/null", 1, 3), Action::ReopenPath { exact: false }),
             (big, Action::Contents { limit: None }),
-            (locked, Action::ReopenPath),
+            (locked, Action::ReopenPath { exact: false }),
             (tcp, Action::Recreate),
             (unix, Action::Recreate),
             (elsewhere, Action::Contents { limit: None }),
@@ -335,9 +335,9 @@ mod tests {
     #[test]
     fn nothing_special_asks_for_nothing() {
         let (dump, restore) = options(vec![
-            (chardev(0, "/dev/null", 1, 3), Action::ReopenPath),
-            (chardev(1, "/dev/tty1", 4, 1), Action::ReopenPath),
-            (chardev(2, "/dev/ttyUSB0", 188, 0), Action::ReopenPath),
+            (chardev(0, "/dev/null", 1, 3), Action::ReopenPath { exact: false }),
+            (chardev(1, "/dev/tty1", 4, 1), Action::ReopenPath { exact: false }),
+            (chardev(2, "/dev/ttyUSB0", 188, 0), Action::ReopenPath { exact: false }),
         ]);
         assert!(dump.is_empty() && restore.is_empty(), "{dump:?} {restore:?}");
     }
