@@ -42,6 +42,11 @@
 //! listener's port, a number that is not an fd. Any of these that cannot be made fails the whole mode
 //! (exit 2): the tests need every one. Its files are in `$TMPDIR/crrules-fdholder-PID`, removed when it exits
 //! at its stdin's EOF (a killed holder leaves it to its caller).
+//!
+//! `fdholder --kinds` holds, none close-on-exec, the kinds the backend recreates beyond those (sockets that
+//! neither listen nor hold a TCP connection, netlink and packet sockets, a FIFO and a directory with no
+//! name left, pidfds, fanotify groups), and a TCP connection and a pidfd on another process it refuses; see
+//! `hold_kinds` for each one's state.
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
 // memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock): each
 // `unsafe` block is one syscall on values owned here.
@@ -1016,6 +1021,246 @@ fn hold_fifo() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A child process that dies with the holder (`PR_SET_PDEATHSIG`), and a pidfd on it. Forked before any
+/// thread exists, so the child only makes async-signal-safe calls.
+fn child_pidfd() -> Result<OwnedFd, String> {
+    // SAFETY: getpid and fork take no arguments; the child below calls only prctl, getppid, pause and _exit.
+    let (parent, child) = unsafe { (libc::getpid(), libc::fork()) };
+    if child < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if child == 0 {
+        // SAFETY: async-signal-safe calls with integer arguments, in the forked child.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    // SAFETY: pidfd_open(pid, flags) takes plain integers.
+    fd_of(unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) })
+}
+
+/// `--kinds`: the kinds crrules' backend recreates beyond `--restorable`, each in a known state and none
+/// close-on-exec; each that cannot be made here (raw and packet sockets need CAP_NET_RAW, ping sockets a
+/// group in `net.ipv4.ping_group_range`, fanotify CAP_SYS_ADMIN) is left out with its error on stderr.
+/// Inet sockets, all IPv4 on 127.0.0.1: `tcp_unbound`; `tcp_bound` (bound, not listening); `tcp_reset` (the
+/// peer sent RST); `tcp_established` and the end it was accepted as, `tcp_accepted`; `udp_unbound`;
+/// `udp_bound`, and `udp_connected` (bound, connected to `udp_bound`); `udplite` (bound); `ping` (bound, ident
+/// 4660); `raw_icmp` (unbound); `raw_bound` (ICMP, bound to 127.0.0.1); `raw_connected` (IPPROTO_RAW,
+/// connected to 127.0.0.2). Netlink: `netlink_groups` (NETLINK_ROUTE, bound, in groups 1 and 5 by its bind
+/// and 33 and 36 by `NETLINK_ADD_MEMBERSHIP`), `netlink_unbound` (NETLINK_ROUTE), `netlink_uevent` (a
+/// datagram socket of NETLINK_KOBJECT_UEVENT, bound), `netlink_connected` (NETLINK_ROUTE, connected to port
+/// id 4242). Packet: `packet_lo` (raw, ETH_P_ALL, bound to `lo`),
+/// `packet_dgram` (datagram, ETH_P_IP, unbound). In `ghosts/` of its temp dir, since removed:
+/// `fifo_deleted` (read-write, `fifo data` buffered), `fifo_deleted_read` (the same FIFO opened again
+/// read-only and non-blocking) and `dir_deleted` (read-only, O_DIRECTORY). `pidfd_self` (on the holder,
+/// PIDFD_NONBLOCK) and `pidfd_child` (on a child that dies with it). `fanotify` (FAN_CLASS_NOTIF |
+/// FAN_NONBLOCK, events O_RDONLY | O_LARGEFILE) with three marks: on the directory `watched` (FAN_OPEN |
+/// FAN_CLOSE_WRITE | FAN_ONDIR | FAN_EVENT_ON_CHILD), on the file `watched/file` (FAN_MODIFY, FAN_CLOSE_NOWRITE
+/// ignored with FAN_MARK_IGNORED_SURV_MODIFY) and on the temp dir's mount (FAN_OPEN_EXEC); `fanotify_fs`
+/// (FAN_CLASS_NOTIF) with a filesystem mark on the temp dir's filesystem (FAN_OPEN_EXEC) and an inode mark
+/// on `watched/other` ignoring FAN_OPEN_EXEC with FAN_MARK_IGNORE. The temp dir is removed at stdin's EOF
+/// (a killed holder leaves it, and its child dies with it).
+fn hold_kinds() {
+    let child = child_pidfd();
+    let dir = temp_dir();
+    let mut held: Held = Vec::new();
+    for (what, r) in kinds(&dir, child) {
+        match r {
+            Ok(fds) => held.extend(fds),
+            Err(e) => eprintln!("fdholder: --kinds: cannot make {what}: {e}"),
+        }
+    }
+    for (name, fd) in &held {
+        // Inherited by a restored command: none close-on-exec.
+        if let Err(e) = fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())) {
+            eprintln!("fdholder: --kinds: {name}: {e}");
+            std::process::exit(2);
+        }
+    }
+    let map: BTreeMap<&str, RawFd> = held.iter().map(|(name, fd)| (*name, raw(fd))).collect();
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `--kinds` fds, one attempt per shape.
+fn kinds(dir: &Path, child: Result<OwnedFd, String>) -> Vec<Tried> {
+    let loopback = |port: u16| SockaddrIn::new(127, 0, 0, 1, port);
+    let bound = |ty: libc::c_int, protocol: libc::c_int, port: u16| -> Result<OwnedFd, String> {
+        let s = any_socket(libc::AF_INET, ty, protocol)?;
+        bind(raw(&s), &loopback(port)).map_err(err)?;
+        Ok(s)
+    };
+    let tcp_reset = || -> Result<OwnedFd, String> {
+        let (client, accepted) = connected_pair()?;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        nix::sys::socket::setsockopt(&accepted, nix::sys::socket::sockopt::Linger, &linger).map_err(err)?;
+        drop(accepted);
+        wait_for(&client, nix::poll::PollFlags::POLLERR | nix::poll::PollFlags::POLLHUP)?;
+        Ok(client)
+    };
+    let tcp_established = || -> Opened {
+        let (client, accepted) = connected_pair()?;
+        Ok(vec![("tcp_established", client), ("tcp_accepted", OwnedFd::from(accepted))])
+    };
+    let udp_pair = || -> Opened {
+        let server = bound(libc::SOCK_DGRAM, 0, 0)?;
+        let port = getsockname::<SockaddrIn>(raw(&server)).map_err(err)?.port();
+        let client = bound(libc::SOCK_DGRAM, 0, 0)?;
+        nix::sys::socket::connect(raw(&client), &loopback(port)).map_err(err)?;
+        Ok(vec![("udp_bound", server), ("udp_connected", client)])
+    };
+    let raw_connected = || -> Result<OwnedFd, String> {
+        let s = any_socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
+        nix::sys::socket::connect(raw(&s), &SockaddrIn::new(127, 0, 0, 2, 0)).map_err(err)?;
+        Ok(s)
+    };
+    let netlink_groups = || -> Result<OwnedFd, String> {
+        let nl = any_socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
+        bind(raw(&nl), &nix::sys::socket::NetlinkAddr::new(0, 1 | 1 << 4)).map_err(err)?;
+        for group in [33 as libc::c_int, 36] {
+            // SAFETY: `group` is valid for reading for the call, on a socket we own.
+            ok_or_errno(unsafe {
+                libc::setsockopt(
+                    raw(&nl),
+                    libc::SOL_NETLINK,
+                    libc::NETLINK_ADD_MEMBERSHIP,
+                    (&group as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            })
+            .map_err(|e| format!("group {group}: {e}"))?;
+        }
+        Ok(nl)
+    };
+    let netlink_connected = || -> Result<OwnedFd, String> {
+        let nl = any_socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)?;
+        nix::sys::socket::connect(raw(&nl), &nix::sys::socket::NetlinkAddr::new(4242, 0)).map_err(err)?;
+        Ok(nl)
+    };
+    let netlink_uevent = || -> Result<OwnedFd, String> {
+        let nl = any_socket(libc::AF_NETLINK, libc::SOCK_DGRAM, libc::NETLINK_KOBJECT_UEVENT)?;
+        bind(raw(&nl), &nix::sys::socket::NetlinkAddr::new(0, 0)).map_err(err)?;
+        Ok(nl)
+    };
+    let packet_lo = || -> Result<OwnedFd, String> {
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        let s = any_socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(all))?;
+        // SAFETY: the name is NUL-terminated.
+        let index = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+        if index == 0 {
+            return Err(format!("lo: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = all;
+        addr.sll_ifindex = index as libc::c_int;
+        // SAFETY: `addr` is a valid sockaddr_ll of the size passed, for a socket we own.
+        ok_or_errno(unsafe {
+            libc::bind(
+                raw(&s),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(s)
+    };
+    let packet_dgram =
+        || any_socket(libc::AF_PACKET, libc::SOCK_DGRAM, libc::c_int::from((libc::ETH_P_IP as u16).to_be()));
+    let ghosts = dir.join("ghosts");
+    let fifo_deleted = || -> Opened {
+        std::fs::create_dir_all(&ghosts).map_err(err)?;
+        let path = ghosts.join("fifo");
+        mkfifo(&path, Mode::from_bits_truncate(0o600)).map_err(err)?;
+        let fifo = open(&path, OFlag::O_RDWR, Mode::empty()).map_err(err)?;
+        write(&fifo, b"fifo data").map_err(err)?;
+        let again = format!("/proc/self/fd/{}", raw(&fifo));
+        let read = open(again.as_str(), OFlag::O_RDONLY | OFlag::O_NONBLOCK, Mode::empty()).map_err(err)?;
+        unlink(&path).map_err(err)?;
+        Ok(vec![("fifo_deleted", fifo), ("fifo_deleted_read", read)])
+    };
+    let dir_deleted = || -> Result<OwnedFd, String> {
+        let path = ghosts.join("dir");
+        std::fs::create_dir_all(&path).map_err(err)?;
+        let d = open(&path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).map_err(err)?;
+        std::fs::remove_dir(&path).map_err(err)?;
+        Ok(d)
+    };
+    // SAFETY: pidfd_open(pid, flags) takes plain integers.
+    let pidfd_self = fd_of(unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), libc::PIDFD_NONBLOCK) });
+    let watched = dir.join("watched");
+    let fanotify = || -> Result<OwnedFd, String> {
+        std::fs::create_dir_all(&watched).map_err(err)?;
+        std::fs::write(watched.join("file"), b"f").map_err(err)?;
+        let fan = Fanotify::init(
+            FanInit::FAN_CLASS_NOTIF | FanInit::FAN_NONBLOCK,
+            EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE,
+        )
+        .map_err(err)?;
+        let at = nix::fcntl::AT_FDCWD;
+        let on_dir =
+            MaskFlags::FAN_OPEN | MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_ONDIR | MaskFlags::FAN_EVENT_ON_CHILD;
+        fan.mark(MarkFlags::FAN_MARK_ADD, on_dir, at, Some(&watched)).map_err(|e| format!("watched: {e}"))?;
+        let file = watched.join("file");
+        fan.mark(MarkFlags::FAN_MARK_ADD, MaskFlags::FAN_MODIFY, at, Some(&file)).map_err(|e| format!("file: {e}"))?;
+        let ignore =
+            MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY;
+        fan.mark(ignore, MaskFlags::FAN_CLOSE_NOWRITE, at, Some(&file)).map_err(|e| format!("file ignored: {e}"))?;
+        let mount = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_MOUNT;
+        fan.mark(mount, MaskFlags::FAN_OPEN_EXEC, at, Some(dir)).map_err(|e| format!("mount: {e}"))?;
+        Ok(OwnedFd::from(fan))
+    };
+    let fanotify_fs = || -> Result<OwnedFd, String> {
+        std::fs::create_dir_all(&watched).map_err(err)?;
+        std::fs::write(watched.join("other"), b"o").map_err(err)?;
+        let fan = Fanotify::init(FanInit::FAN_CLASS_NOTIF, EventFFlags::O_RDONLY).map_err(err)?;
+        let at = nix::fcntl::AT_FDCWD;
+        let fs = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM;
+        fan.mark(fs, MaskFlags::FAN_OPEN_EXEC, at, Some(dir)).map_err(|e| format!("filesystem: {e}"))?;
+        let fan = OwnedFd::from(fan);
+        let other = std::ffi::CString::new(watched.join("other").as_os_str().as_bytes()).map_err(err)?;
+        let (flags, mask) = (libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORE, libc::FAN_OPEN_EXEC);
+        // SAFETY: `other` is NUL-terminated; the group is ours (nix does not name FAN_MARK_IGNORE).
+        ok_or_errno(unsafe { libc::fanotify_mark(raw(&fan), flags, mask, libc::AT_FDCWD, other.as_ptr()) })
+            .map_err(|e| format!("ignore: {e}"))?;
+        Ok(fan)
+    };
+    vec![
+        one("tcp_unbound", any_socket(libc::AF_INET, libc::SOCK_STREAM, 0)),
+        one("tcp_bound", bound(libc::SOCK_STREAM, 0, 0)),
+        one("tcp_reset", tcp_reset()),
+        ("tcp established", tcp_established()),
+        one("udp_unbound", any_socket(libc::AF_INET, libc::SOCK_DGRAM, 0)),
+        ("udp pair", udp_pair()),
+        one("udplite", bound(libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE, 0)),
+        one("ping", bound(libc::SOCK_DGRAM, libc::IPPROTO_ICMP, 4660)),
+        one("raw_icmp", any_socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)),
+        one("raw_bound", bound(libc::SOCK_RAW, libc::IPPROTO_ICMP, 0)),
+        one("raw_connected", raw_connected()),
+        one("netlink_groups", netlink_groups()),
+        one("netlink_unbound", any_socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE)),
+        one("netlink_uevent", netlink_uevent()),
+        one("netlink_connected", netlink_connected()),
+        one("packet_lo", packet_lo()),
+        one("packet_dgram", packet_dgram()),
+        ("deleted FIFO", fifo_deleted()),
+        one("dir_deleted", dir_deleted()),
+        one("pidfd_self", pidfd_self),
+        one("pidfd_child", child),
+        one("fanotify", fanotify()),
+        one("fanotify_fs", fanotify_fs()),
+    ]
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -1036,11 +1281,13 @@ fn main() {
         Some("--main-exits") => main_exits(),
         Some("--pipes") => hold_pipes(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(2000)),
         Some("--fifo") => hold_fifo(),
+        Some("--kinds") => hold_kinds(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some(_) => {
             let other = args[0].to_string_lossy();
             eprintln!(
-                "fdholder: unknown argument `{other}` (use --netns, --restorable, --churn, --many, --comm or --open)"
+                "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --comm or \
+                 --open)"
             );
             std::process::exit(2);
         }

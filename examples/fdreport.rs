@@ -20,7 +20,15 @@
 //!   `seqpacket`, `raw` or the number), `listening` (`SO_ACCEPTCONN`), `local` (`getsockname` as text:
 //!   `127.0.0.1:8080`, `[::1]:80`, a unix path, `@name` for an abstract one, empty when unnamed); a unix
 //!   socket that is not listening also `messages` (every message queued on it, received with `MSG_DONTWAIT`
-//!   until `EAGAIN`, lossy: they are consumed) and `peer_closed` when a stream reached its end.
+//!   until `EAGAIN`, lossy: they are consumed) and `peer_closed` when a stream reached its end. Every socket
+//!   also has `protocol` (`SO_PROTOCOL`) and, when connected, `peer` (`getpeername`, as `local`); a netlink
+//!   socket `netlink_port` (its port id, 0 when unbound), `netlink_groups` (`NETLINK_LIST_MEMBERSHIPS`,
+//!   numbered from 1) and `netlink_peer` (a connected one's peer port id); a packet socket `packet_protocol`
+//!   (the ethertype it was made or bound for) and `ifindex` (its bound interface, 0 for every one).
+//! - `other` with the link `anon_inode:[pidfd]`: `pidfd_pid` (fdinfo's `Pid:`) and `pidfd_is_self` (it names
+//!   this process); with `anon_inode:[fanotify]`: `fanotify_flags` and `fanotify_event_flags` (fdinfo, as
+//!   numbers) and `fanotify_marks`, each `{"target", "mflags", "mask", "ignored_mask"}` with `ino` and `sdev`
+//!   (`inode`), `mnt_id` (`mount`) or `sdev` (`filesystem`), as numbers.
 //!
 //! A probe that fails leaves its field out and adds to `error`, so an fd always appears with its `kind`.
 //!
@@ -127,7 +135,7 @@ fn probe(fd: RawFd) -> Value {
     let mode = stat.map_or(0, |s| s.st_mode);
     let kind = kind_of(&link, mode);
     report.set("kind", kind);
-    report.set("link", link);
+    report.set("link", link.as_str());
     let flags = report.get("F_GETFL", fcntl(borrowed, FcntlArg::F_GETFL));
     if let Some(flags) = flags {
         report.set("flags", flags);
@@ -162,6 +170,14 @@ fn probe(fd: RawFd) -> Value {
         _ => Ok(()),
     };
     if let Err(e) = state {
+        report.errors.push(e);
+    }
+    let anon = match link.as_str() {
+        "anon_inode:[pidfd]" => pidfd_state(fd, &mut report),
+        "anon_inode:[fanotify]" => fanotify_state(fd, &mut report),
+        _ => Ok(()),
+    };
+    if let Err(e) = anon {
         report.errors.push(e);
     }
     report.finish()
@@ -420,6 +436,99 @@ fn socket_state(fd: BorrowedFd, report: &mut Report) -> Result<(), String> {
     if family == libc::AF_UNIX && !listening {
         unix_messages(fd, sock_type != libc::SOCK_DGRAM, report)?;
     }
+    socket_more(fd, family, report)
+}
+
+/// `protocol` and `peer` of any socket; a netlink socket's port, groups and peer; a packet socket's protocol
+/// and interface.
+fn socket_more(fd: BorrowedFd, family: libc::c_int, report: &mut Report) -> Result<(), String> {
+    use nix::sys::socket::getpeername;
+    report.set("protocol", sockopt_int(fd, libc::SO_PROTOCOL)?);
+    // A packet socket has no peer (getpeername is not supported), a raw one never says it (ENOTCONN).
+    let peer = if family == libc::AF_PACKET { Err(nix::errno::Errno::ENOTCONN) } else { getpeername(fd.as_raw_fd()) };
+    match peer {
+        Ok(peer) if family == libc::AF_NETLINK => {
+            let port = SockaddrStorage::as_netlink_addr(&peer).map_or(0, |a| a.pid());
+            if port != 0 {
+                report.set("netlink_peer", port);
+            }
+        }
+        Ok(peer) => report.set("peer", address(&peer)),
+        Err(nix::errno::Errno::ENOTCONN) => {}
+        Err(e) => report.errors.push(format!("getpeername: {e}")),
+    }
+    let local = getsockname::<SockaddrStorage>(fd.as_raw_fd()).map_err(|e| format!("getsockname: {e}"))?;
+    if family == libc::AF_NETLINK {
+        report.set("netlink_port", local.as_netlink_addr().map_or(0, |a| a.pid()));
+        report.set("netlink_groups", netlink_groups(fd)?);
+    }
+    if family == libc::AF_PACKET {
+        let link = local.as_link_addr().ok_or("getsockname: not a link-layer address")?;
+        report.set("packet_protocol", u16::from_be(link.protocol()));
+        report.set("ifindex", link.ifindex());
+    }
+    Ok(())
+}
+
+/// The multicast groups a netlink socket is in, numbered from 1 (`NETLINK_LIST_MEMBERSHIPS`: a bitmap of
+/// 32-bit words; the kernel says how long the whole of it is).
+fn netlink_groups(fd: BorrowedFd) -> Result<Vec<u32>, String> {
+    let mut words = vec![0u32; 64];
+    let mut len = (words.len() * 4) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `words`, which we own, for an open fd.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            libc::NETLINK_LIST_MEMBERSHIPS,
+            words.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(format!("NETLINK_LIST_MEMBERSHIPS: {}", std::io::Error::last_os_error()));
+    }
+    words.truncate((len as usize / 4).min(words.len()));
+    Ok(words
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| (0..32u32).filter(move |b| w & (1 << b) != 0).map(move |b| i as u32 * 32 + b + 1))
+        .collect())
+}
+
+fn pidfd_state(fd: RawFd, report: &mut Report) -> Result<(), String> {
+    let info = fdinfo(fd)?;
+    let pid = field(&info, "Pid")?;
+    let pid: i64 = pid.parse().map_err(|_| format!("Pid `{pid}`"))?;
+    report.set("pidfd_pid", pid);
+    report.set("pidfd_is_self", pid == i64::from(std::process::id()));
+    Ok(())
+}
+
+fn fanotify_state(fd: RawFd, report: &mut Report) -> Result<(), String> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).map_err(|e| format!("fdinfo: {e}"))?;
+    let mut marks = Vec::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("fanotify ")) {
+        let w = words(line);
+        if let Ok(flags) = word(&w, "flags") {
+            report.set("fanotify_flags", hex(flags)?);
+            report.set("fanotify_event_flags", hex(word(&w, "event-flags")?)?);
+            continue;
+        }
+        let (target, keys): (&str, &[&str]) = match w.first().map(|(k, _)| *k) {
+            Some("ino") => ("inode", &["ino", "sdev"]),
+            Some("mnt_id") => ("mount", &["mnt_id"]),
+            Some("sdev") => ("filesystem", &["sdev"]),
+            _ => ("other", &[]),
+        };
+        let mut mark = Map::new();
+        mark.insert("target".into(), json!(target));
+        for key in keys.iter().chain(&["mflags", "mask", "ignored_mask"]) {
+            mark.insert((*key).into(), json!(hex(word(&w, key)?)?));
+        }
+        marks.push(Value::Object(mark));
+    }
+    report.set("fanotify_marks", marks);
     Ok(())
 }
 

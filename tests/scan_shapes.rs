@@ -189,12 +189,17 @@ const SHAPES: &[Shape] = &[
             PeerIsLocalOf("tcp_listen_backlog"),
         ],
     },
-    // Protocols the scanner does not ask sock_diag about: family, type and protocol from the name.
+    // Protocols the scanner does not ask sock_diag about: family, type and protocol from the name; a raw
+    // socket (always listed there) with its state and protocol number from `/proc/PID/net/raw`, an unbound
+    // UDP-Lite socket (listed nowhere) with what its name says only.
     Shape {
         name: "raw_icmp",
         held: Held::IfAllowed,
         kind: Kind::Socket,
-        facts: &[named(SockType::Raw), Proto(SockProto::Raw)],
+        facts: &[
+            Socket(Some(SockFamily::Inet), Some(SockType::Raw), Some(SockState::Close), Some(1)),
+            Proto(SockProto::Raw),
+        ],
     },
     Shape {
         name: "udplite",

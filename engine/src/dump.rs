@@ -3,15 +3,16 @@
 //! scan holds, without changing the process. A process with a rejected fd, or an fd this backend cannot
 //! carry out, is refused whole: nothing is captured, and the caller writes nothing.
 
-use crate::facts::{ByteString, DevNum, FdFacts, FileType};
+use crate::facts::{ByteString, DevNum, FdFacts, FileType, SocketFacts};
 use crate::image::{
-    EpollWatch, FORMAT, Frozen, Identity, ImageFd, InotifyPath, Manifest, ProcessRecord, Restore, VERSION,
+    EpollWatch, FORMAT, FanotifyPath, Frozen, Identity, ImageFd, InotifyPath, Manifest, ProcessRecord, Restore, VERSION,
 };
 use crate::plan::{Decision, ProcessPlan};
-use crate::proc::capture;
+use crate::proc::{capture, procnet};
 use crrules_rules::Action;
-use crrules_rules::vocab::{Kind, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{Kind, SockFamily, SockProto, SockState, SockType};
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 pub use crate::proc::freeze::Stopped;
@@ -181,7 +182,7 @@ impl Ctx<'_> {
         Ok(match &d.action {
             // A FIFO reopened by path comes back with the bytes it buffered (what the default policy's
             // reason promises): the same restore as `recreate`, held to the very FIFO when `exact`.
-            Action::ReopenPath { exact } if f.kind == Kind::Fifo => {
+            Action::ReopenPath { exact } if f.kind == Kind::Fifo && !f.deleted => {
                 let mut restore = self.recreate(f)?;
                 if let (Restore::Fifo { expect, .. }, true) = (&mut restore, *exact) {
                     *expect = exact_identity(f)?;
@@ -296,9 +297,6 @@ impl Ctx<'_> {
             }
             Kind::Fifo => {
                 let path = f.path.clone().ok_or("a FIFO without a path")?;
-                if f.deleted {
-                    return Err("the FIFO was deleted: the fd-table backend reopens FIFOs by path".into());
-                }
                 let id = f.ino.unwrap_or(0);
                 let mut data = None;
                 if readable(f) && self.piped.insert(id) {
@@ -308,8 +306,30 @@ impl Ctx<'_> {
                         data = Some(self.save(format!("{}-fifo", f.fd), bytes));
                     }
                 }
-                Ok(Restore::Fifo { path, flags: open_flags(f), data, expect: Identity::default() })
+                if !f.deleted {
+                    return Ok(Restore::Fifo { path, flags: open_flags(f), data, expect: Identity::default() });
+                }
+                // No name leads to it: a new FIFO, which the process's other fds of this one share.
+                let ino = f.ino.ok_or("a FIFO without an inode")?;
+                if !readable(f) && self.by_ino.get(&ino).map_or(1, Vec::len) == 1 {
+                    self.notes.push(format!(
+                        "fd {}: the deleted FIFO's read end is not in the process: its bytes, if any, are not saved",
+                        f.fd
+                    ));
+                }
+                Ok(Restore::DeletedFifo { dev: f.st_dev, ino, path, flags: open_flags(f), data })
             }
+            Kind::Dir if f.deleted => Ok(Restore::DeletedDir {
+                dev: f.st_dev,
+                ino: f.ino.ok_or("a directory without an inode")?,
+                path: f.path.clone().ok_or("a directory without a path")?,
+                flags: open_flags(f),
+            }),
+            Kind::Dir => {
+                Err("a directory that still has a name is reopened by path (`reopen path`), not recreated".into())
+            }
+            Kind::Pidfd => self.pidfd(f),
+            Kind::Fanotify => self.fanotify(f),
             Kind::Socket => self.socket(f),
             Kind::Eventfd => {
                 let e = f.eventfd.as_ref().ok_or("no eventfd count was read")?;
@@ -378,7 +398,7 @@ impl Ctx<'_> {
             .map_err(|e| format!("cannot resolve its watches to paths: {e}"))?;
         let mut out = Vec::with_capacity(watches.len());
         for (w, path) in watches.iter().zip(paths) {
-            let path = path.map_err(|why| unresolved(w, why))?;
+            let path = path.map_err(|why| unresolved(&format!("wd {}", w.wd), Noun::Watch, w.ino, w.dev(), why))?;
             let mask = w.mask & WATCH_BITS;
             if mask & libc::IN_ALL_EVENTS == 0 {
                 return Err(format!("wd {}: its mask {:#x} holds no event a watch can be added for", w.wd, w.mask));
@@ -390,6 +410,12 @@ impl Ctx<'_> {
 
     fn socket(&mut self, f: &FdFacts) -> Result<Restore, String> {
         let s = f.socket.as_ref().ok_or("no socket facts were read")?;
+        match s.family {
+            Some(family @ (SockFamily::Inet | SockFamily::Inet6)) => return self.inet(f, s, family),
+            Some(SockFamily::Netlink) => return self.netlink(f, s),
+            Some(SockFamily::Packet) => return self.packet(f, s),
+            _ => {}
+        }
         let ty = s.sock_type.ok_or("the socket's type is unknown")?;
         match s.family {
             Some(SockFamily::Unix) => {
@@ -421,32 +447,250 @@ impl Ctx<'_> {
                     data,
                 })
             }
-            Some(family @ (SockFamily::Inet | SockFamily::Inet6)) => {
-                let addr = s.local.as_ref().and_then(|a| a.to_str()).ok_or("the socket is not bound")?;
-                let listen = s.state == Some(SockState::Listen);
-                let bound_udp = ty == SockType::Dgram && s.peer.is_none() && !addr.ends_with(":0");
-                let listening_tcp = listen && ty == SockType::Stream;
-                if !listening_tcp && !bound_udp {
-                    return Err(format!(
-                        "the fd-table backend re-binds listening TCP and bound UDP sockets only; this one is {} {}",
-                        ty.name(),
-                        s.state.map_or("in no known state", |st| st.name())
-                    ));
-                }
-                Ok(Restore::Inet {
-                    family: family.name().to_owned(),
-                    sock_type: ty.name().to_owned(),
-                    addr: addr.to_owned(),
-                    listen,
-                    backlog: s.wqueue.unwrap_or(128),
-                    flags: open_flags(f),
-                })
-            }
             other => Err(format!(
                 "the fd-table backend cannot recreate a {} socket",
                 other.map_or("socket of unknown family", |f| f.name())
             )),
         }
+    }
+
+    /// What a socket that no table listed says of itself, through a duplicate (and a note saying so).
+    fn ask(&mut self, f: &FdFacts) -> Result<capture::SocketSelf, String> {
+        let dup = self.duplicate(f)?;
+        let me = capture::ask_socket(dup).map_err(|e| format!("cannot ask the socket itself: {e}"))?;
+        self.notes.push(format!(
+            "fd {}: neither sock_diag nor /proc/PID/net listed the socket (unbound, reset, or in a network namespace \
+             the dump could not join), so a duplicate was taken to ask the socket itself (see FACTS: a received \
+             socket's cgroup labels)",
+            f.fd
+        ));
+        Ok(me)
+    }
+
+    /// An inet socket. A listening TCP socket and a bound, unconnected UDP socket are bound again as they
+    /// were ([`Restore::Inet`]); any other TCP, UDP, UDP-Lite, ping or raw socket is made again, bound and
+    /// connected as it was ([`Restore::Socket`]), except a TCP connection, which only TCP repair brings
+    /// back. A socket no table listed is asked itself: an unlisted socket is not known to be unbound.
+    fn inet(&mut self, f: &FdFacts, s: &SocketFacts, family: SockFamily) -> Result<Restore, String> {
+        let proto = s.protocol.unwrap_or(SockProto::Other);
+        if !matches!(proto, SockProto::Tcp | SockProto::Udp | SockProto::Udplite | SockProto::Icmp | SockProto::Raw) {
+            return Err(format!("the fd-table backend cannot recreate a {} socket", proto.name()));
+        }
+        let parse = |a: &Option<ByteString>| -> Result<Option<SocketAddr>, String> {
+            a.as_ref()
+                .map(|a| a.to_str().and_then(|t| t.parse().ok()).ok_or_else(|| format!("`{a}` is not an address")))
+                .transpose()
+        };
+        let listed = s.state.is_some() || s.local.is_some();
+        let (ty, number, state, local, peer) = if listed {
+            let ty = s.sock_type.ok_or("the socket's type is unknown")?;
+            let number =
+                s.protocol_number.map(i32::from).or_else(|| procnet::protocol_number(family, proto).map(i32::from));
+            (ty, number, s.state, parse(&s.local)?, parse(&s.peer)?)
+        } else {
+            let me = self.ask(f)?;
+            let ty = u16::try_from(me.sock_type).ok().and_then(SockType::from_number);
+            let ty = ty.ok_or_else(|| format!("the socket's type {} is unknown", me.sock_type))?;
+            (ty, Some(me.protocol), me.tcp_state.and_then(SockState::from_tcp), me.local, me.peer)
+        };
+        let protocol = number.ok_or_else(|| format!("the {} socket's protocol number is unknown", proto.name()))?;
+        if ty == SockType::Stream {
+            match state {
+                Some(SockState::Listen) => {
+                    let addr = local.ok_or("a listening socket without a local address")?;
+                    return Ok(Restore::Inet {
+                        family: family.name().to_owned(),
+                        sock_type: ty.name().to_owned(),
+                        addr: addr.to_string(),
+                        listen: true,
+                        backlog: if listed { s.wqueue.unwrap_or(128) } else { 128 },
+                        flags: open_flags(f),
+                    });
+                }
+                None | Some(SockState::Close) => {}
+                Some(state) => {
+                    return Err(format!(
+                        "a TCP connection ({}) needs TCP repair, which the fd-table backend does not do: use CRIU with \
+                         --tcp-established",
+                        state.name()
+                    ));
+                }
+            }
+        }
+        // A raw socket's local port is its protocol: it is bound only to an address. An unlisted TCP socket
+        // is not bound (sock_diag lists bound ones, also those neither listening nor connected): the name
+        // it gives is what a reset or closed connection left.
+        let local = local.filter(|_| listed || ty != SockType::Stream);
+        let bound = local.filter(|a| if ty == SockType::Raw { !a.ip().is_unspecified() } else { a.port() != 0 });
+        let peer = peer.filter(|_| ty != SockType::Stream);
+        if let Some(q) = s.rqueue.filter(|&q| q > 0 && ty != SockType::Stream) {
+            self.notes.push(format!("fd {}: the {q} bytes waiting to be read on the socket are dropped", f.fd));
+        }
+        if proto == SockProto::Udp && peer.is_none() && ty == SockType::Dgram {
+            if let Some(addr) = bound {
+                return Ok(Restore::Inet {
+                    family: family.name().to_owned(),
+                    sock_type: ty.name().to_owned(),
+                    addr: addr.to_string(),
+                    listen: false,
+                    backlog: 128,
+                    flags: open_flags(f),
+                });
+            }
+        }
+        Ok(Restore::Socket {
+            family: family.name().to_owned(),
+            sock_type: ty.name().to_owned(),
+            protocol,
+            bound: bound.map(|a| a.to_string()),
+            peer: peer.map(|a| a.to_string()),
+            flags: open_flags(f),
+        })
+    }
+
+    /// A netlink socket: its type and netlink family, whether it was bound (the port id is the kernel's to
+    /// choose again), its multicast groups and the port id it is connected to. sock_diag lists every bound
+    /// netlink socket and every one in a group: an unlisted one is asked itself.
+    fn netlink(&mut self, f: &FdFacts, s: &SocketFacts) -> Result<Restore, String> {
+        let port =
+            |a: &Option<ByteString>| a.as_ref().and_then(|p| p.to_str()?.parse::<u32>().ok()).filter(|&p| p != 0);
+        let (ty, protocol, bound, groups, peer) = match (s.sock_type, s.protocol_number) {
+            (Some(ty), Some(number)) => (ty, i32::from(number), port(&s.local), s.groups.clone(), port(&s.peer)),
+            _ => {
+                let me = self.ask(f)?;
+                let ty = u16::try_from(me.sock_type).ok().and_then(SockType::from_number);
+                let ty = ty.ok_or_else(|| format!("the socket's type {} is unknown", me.sock_type))?;
+                (ty, me.protocol, me.nl_pid.filter(|&p| p != 0), me.groups, me.nl_peer)
+            }
+        };
+        if let Some(was) = bound {
+            self.notes.push(format!(
+                "fd {}: the netlink socket was bound as port id {was}; at restore the kernel chooses its port id \
+                 again, which may differ",
+                f.fd
+            ));
+        }
+        if let Some(q) = s.rqueue.filter(|&q| q > 0) {
+            self.notes.push(format!("fd {}: the {q} bytes of netlink messages waiting to be read are dropped", f.fd));
+        }
+        Ok(Restore::Netlink {
+            sock_type: ty.name().to_owned(),
+            protocol,
+            bound: bound.is_some(),
+            groups,
+            peer,
+            flags: open_flags(f),
+        })
+    }
+
+    /// A packet socket: its type, protocol (the ethertype) and the interface it is bound to. Its options
+    /// (`PACKET_VERSION`, rings, fanout, memberships) are not kept.
+    fn packet(&mut self, f: &FdFacts, s: &SocketFacts) -> Result<Restore, String> {
+        let (ty, protocol, ifindex) = match (s.sock_type, s.protocol_number) {
+            (Some(ty), Some(number)) => (ty, number, s.ifindex),
+            _ => {
+                let me = self.ask(f)?;
+                let ty = u16::try_from(me.sock_type).ok().and_then(SockType::from_number);
+                let ty = ty.ok_or_else(|| format!("the socket's type {} is unknown", me.sock_type))?;
+                let protocol =
+                    u16::try_from(me.protocol).map_err(|_| format!("protocol {} is no ethertype", me.protocol))?;
+                (ty, protocol, me.ifindex.filter(|&i| i != 0))
+            }
+        };
+        if !matches!(ty, SockType::Raw | SockType::Dgram) {
+            return Err(format!("a packet socket of type {} cannot be made again", ty.name()));
+        }
+        Ok(Restore::Packet { sock_type: ty.name().to_owned(), protocol, ifindex, flags: open_flags(f) })
+    }
+
+    /// A pidfd: only one on the dumped process itself comes back (as one on the restored process, which
+    /// keeps its restore's pid); the process another pidfd names is not in the checkpoint.
+    fn pidfd(&mut self, f: &FdFacts) -> Result<Restore, String> {
+        let target = f.pidfd_pid.ok_or("no pidfd target was read")?;
+        if target == -1 {
+            return Err("the pidfd's process has exited: no process can be named by it again".into());
+        }
+        if target != self.pid {
+            let own_thread = std::path::Path::new(&format!("/proc/{}/task/{target}", self.pid)).exists();
+            return Err(if own_thread {
+                format!("the pidfd names thread {target} of the process, which a restore cannot give back")
+            } else {
+                format!("the pidfd's process {target} is not in the checkpoint")
+            });
+        }
+        Ok(Restore::Pidfd { flags: open_flags(f) })
+    }
+
+    /// A fanotify group: its `fanotify_init` flags and its marks, each resolved to a path in the process's
+    /// view: an inode mark's inode through its file handle (as inotify watches are), a mount mark's mount
+    /// by its id in the process's mountinfo, a filesystem mark by a mount of that filesystem. The marks are
+    /// read again from a duplicate: one added or removed since the scan would otherwise be lost or brought
+    /// back.
+    fn fanotify(&mut self, f: &FdFacts) -> Result<Restore, String> {
+        let group = f.fanotify.clone().ok_or("no fanotify marks were read")?;
+        let dup = self.duplicate(f)?;
+        let now = capture::fanotify_group(dup).map_err(|e| format!("cannot read its marks again: {e}"))?;
+        if now.as_ref() != Some(&group) {
+            return Err("its marks changed while it was being dumped: run again, or dump with --freeze".into());
+        }
+        let handles: Vec<Option<(i32, Vec<u8>)>> =
+            group.marks.iter().map(|m| m.fhandle.as_ref().and_then(|h| Some((h.handle_type, h.decode()?)))).collect();
+        let mut inodes = Vec::new();
+        for (i, (m, handle)) in group.marks.iter().zip(&handles).enumerate() {
+            if m.target != "inode" {
+                continue;
+            }
+            let (Some((handle_type, bytes)), Some(ino), Some(dev)) = (handle, m.ino, m.dev()) else {
+                return Err(format!(
+                    "mark {}: the kernel shows no file handle for the marked file (its filesystem gives none), so it \
+                     cannot be resolved to a path",
+                    i + 1
+                ));
+            };
+            inodes.push((i, capture::Handled { ino, dev, handle_type: *handle_type, handle: bytes }));
+        }
+        let targets: Vec<capture::Handled<'_>> = inodes.iter().map(|(_, h)| *h).collect();
+        let mut resolved = capture::handle_paths(self.pid, &targets)
+            .map_err(|e| format!("cannot resolve its marks to paths: {e}"))?
+            .into_iter();
+        let mut marks = Vec::with_capacity(group.marks.len());
+        for (i, m) in group.marks.iter().enumerate() {
+            let label = format!("mark {}", i + 1);
+            let path = match m.target.as_str() {
+                "inode" => {
+                    let path = resolved.next().ok_or("a mark's path is missing")?;
+                    let (ino, dev) = (m.ino.unwrap_or(0), m.dev().unwrap_or(DevNum { major: 0, minor: 0 }));
+                    path.map_err(|why| unresolved(&label, Noun::Mark, ino, dev, why))?
+                }
+                "mount" => {
+                    let id = m.mnt_id.ok_or_else(|| format!("{label}: a mount mark without a mount id"))?;
+                    capture::mount_point(self.pid, capture::MountOf::Id(id))
+                        .map_err(|e| format!("{label}: cannot read the process's mounts: {e}"))?
+                        .ok_or_else(|| {
+                            format!("{label}: mount {id} is not one the process can reach by a path (gone, or hidden)")
+                        })?
+                }
+                "filesystem" => {
+                    let dev = m.dev().ok_or_else(|| format!("{label}: a filesystem mark without a device"))?;
+                    capture::mount_point(self.pid, capture::MountOf::Dev(dev))
+                        .map_err(|e| format!("{label}: cannot read the process's mounts: {e}"))?
+                        .ok_or_else(|| {
+                            format!("{label}: no mount of the process holds the marked filesystem ({dev})")
+                        })?
+                }
+                other => {
+                    return Err(format!("{label}: a mark on a {other} cannot be added again by path"));
+                }
+            };
+            marks.push(FanotifyPath {
+                target: m.target.clone(),
+                path: ByteString::from(path),
+                mask: m.mask,
+                ignored_mask: m.ignored_mask,
+                mflags: m.mflags.unwrap_or(0),
+            });
+        }
+        Ok(Restore::Fanotify { init_flags: group.flags, event_flags: group.event_flags, marks, flags: open_flags(f) })
     }
 }
 
@@ -469,7 +713,10 @@ fn exact_identity(f: &FdFacts) -> Result<Identity, String> {
 fn saves_data(r: &Restore) -> bool {
     match r {
         Restore::Contents { .. } => true,
-        Restore::Pipe { data, .. } | Restore::Fifo { data, .. } | Restore::UnixPair { data, .. } => data.is_some(),
+        Restore::Pipe { data, .. }
+        | Restore::Fifo { data, .. }
+        | Restore::DeletedFifo { data, .. }
+        | Restore::UnixPair { data, .. } => data.is_some(),
         _ => false,
     }
 }
@@ -481,27 +728,41 @@ fn saves_data(r: &Restore) -> bool {
 /// events on a directory's children) is no watch flag, and `inotify_add_watch` would refuse it: left out.
 const WATCH_BITS: u32 = libc::IN_ALL_EVENTS | libc::IN_EXCL_UNLINK | libc::IN_ONESHOT;
 
-/// What to say about a watch that has no path.
-fn unresolved(w: &crate::facts::InotifyWatch, why: capture::Unresolved) -> String {
-    let wd = w.wd;
+/// An inotify watch or a fanotify mark, as messages name them.
+#[derive(Clone, Copy)]
+enum Noun {
+    Watch,
+    Mark,
+}
+
+impl Noun {
+    /// (`watch`, `watched`) or (`mark`, `marked`).
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            Noun::Watch => ("watch", "watched"),
+            Noun::Mark => ("mark", "marked"),
+        }
+    }
+}
+
+/// What to say about a watch or mark (`label`: `wd 3`, `mark 2`) on inode `ino` of `dev` that has no path.
+fn unresolved(label: &str, noun: Noun, ino: u64, dev: DevNum, why: capture::Unresolved) -> String {
+    let (noun, done) = noun.words();
     match why {
         capture::Unresolved::Deleted => {
-            format!("wd {wd}: a watch on a deleted file cannot be re-added by path (inode {})", w.ino)
+            format!("{label}: a {noun} on a deleted file cannot be re-added by path (inode {ino})")
         }
-        capture::Unresolved::NoMount => format!(
-            "wd {wd}: no mount of the process holds the watched file's filesystem ({}), so it has no path",
-            w.dev()
-        ),
+        capture::Unresolved::NoMount => {
+            format!("{label}: no mount of the process holds the {done} file's filesystem ({dev}), so it has no path")
+        }
         capture::Unresolved::NoPath => format!(
-            "wd {wd}: no path in the process's view names the watched file (inode {} on {}): it cannot be re-added \
-             by path",
-            w.ino,
-            w.dev()
+            "{label}: no path in the process's view names the {done} file (inode {ino} on {dev}): it cannot be \
+             re-added by path"
         ),
         capture::Unresolved::Io("open_by_handle_at", e) if e.raw_os_error() == Some(libc::EPERM) => format!(
-            "wd {wd}: opening the watched file by its handle needs CAP_DAC_READ_SEARCH (run the dump as root): {e}"
+            "{label}: opening the {done} file by its handle needs CAP_DAC_READ_SEARCH (run the dump as root): {e}"
         ),
-        capture::Unresolved::Io(what, e) => format!("wd {wd}: cannot resolve the watched file to a path: {what}: {e}"),
+        capture::Unresolved::Io(what, e) => format!("{label}: cannot resolve the {done} file to a path: {what}: {e}"),
     }
 }
 

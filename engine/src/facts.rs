@@ -389,6 +389,13 @@ pub struct SocketFacts {
     pub rqueue: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub wqueue: Option<u32>,
+    /// For netlink sockets: the multicast groups joined (numbered from 1), from sock_diag.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub groups: Vec<u32>,
+    /// For packet sockets: the index of the interface it is bound to, from sock_diag (none when it is bound
+    /// to every interface).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ifindex: Option<u32>,
 }
 
 /// eventfd state from fdinfo.
@@ -466,12 +473,36 @@ impl FileHandle {
 }
 
 /// One fanotify mark, as fdinfo prints it (kept as the raw line's fields).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FanotifyMark {
     /// `inode`, `mount`, `filesystem` or `mntns`.
     pub target: String,
     pub mask: u64,
     pub ignored_mask: u64,
+    /// The mark's flags a caller of `fanotify_mark` gives (`FAN_MARK_IGNORED_SURV_MODIFY`,
+    /// `FAN_MARK_EVICTABLE`, `FAN_MARK_IGNORE`), as fdinfo shows them (`mflags:`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mflags: Option<u32>,
+    /// An inode mark's inode.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ino: Option<u64>,
+    /// An inode or filesystem mark's filesystem, as the kernel's internal device number (see
+    /// [`InotifyWatch::sdev`]).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sdev: Option<u64>,
+    /// A mount mark's mount id (as mountinfo numbers it; fdinfo prints it in hex).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mnt_id: Option<u64>,
+    /// An inode mark's file handle, when its filesystem gives one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fhandle: Option<FileHandle>,
+}
+
+impl FanotifyMark {
+    /// An inode or filesystem mark's device, `MAJOR:MINOR` as mountinfo shows it.
+    pub fn dev(&self) -> Option<DevNum> {
+        self.sdev.map(DevNum::from_kernel_dev)
+    }
 }
 
 /// fanotify group state.

@@ -18,6 +18,7 @@ pub mod fdinfo;
 pub mod freeze;
 pub mod link;
 pub mod mountinfo;
+pub mod procnet;
 pub mod sockdiag;
 mod sys;
 
@@ -517,6 +518,13 @@ impl ProcessDir {
         let ns = openat(&self.dir, "ns/net", FILE_FLAGS, Mode::empty()).map_err(io_err)?;
         let ino = fstat(&ns).map_err(io_err)?.st_ino;
         if own_netns() == Some(ino) { sockdiag::dump(which) } else { sockdiag::dump_in_netns(ns, which) }
+    }
+
+    /// The sockets one of `/proc/PID/net`'s tables lists (raw, ping and UDP-Lite sockets of the process's
+    /// network namespace), by inode; empty when the table cannot be read (no such protocol here).
+    pub fn proc_net_table(&self, table: procnet::Table) -> HashMap<u64, SocketFacts> {
+        let text = read_at(&self.dir, &format!("net/{}", table.file())).unwrap_or_default();
+        procnet::parse(table, &String::from_utf8_lossy(&text))
     }
 
     /// A socket fd's protocol name (`UNIX-STREAM`, `TCP`, `NETLINK`), from `getxattr(system.sockprotoname)`

@@ -11,8 +11,8 @@
 //! image of another user, so an image can never make a root restore open what its process could not.
 
 use crate::dump::decode_messages;
-use crate::facts::{DevNum, FileType};
-use crate::image::{EpollWatch, Identity, ImageFd, InotifyPath, Manifest, Restore};
+use crate::facts::{ByteString, DevNum, FileType};
+use crate::image::{EpollWatch, FanotifyPath, Identity, ImageFd, InotifyPath, Manifest, Restore};
 use crate::proc::build::{self, FsCreds};
 use crrules_rules::vocab::Kind;
 use std::collections::HashMap;
@@ -210,6 +210,12 @@ pub fn prepare(
             })
             .collect(),
         pairs: HashMap::new(),
+        ghosts: manifest.fds.iter().fold(HashMap::new(), |mut ghosts, f| {
+            if let Some(key) = ghost_of(&f.restore) {
+                ghosts.entry(key).or_insert(Ghost { held: None, left: 0 }).left += 1;
+            }
+            ghosts
+        }),
     };
     for f in &manifest.fds {
         b.one(f).map_err(|why| RestoreError::Fd {
@@ -247,6 +253,39 @@ struct Builder<'a> {
     uses: HashMap<(u64, u64), usize>,
     /// Socket pair id -> (the end whose inode is the id, the other end), held in the placer.
     pairs: HashMap<u64, (usize, usize)>,
+    /// Each deleted FIFO and directory ([`ghost_of`]): the new one, held until its last fd is made.
+    ghosts: HashMap<GhostKey, Ghost>,
+}
+
+/// A deleted FIFO (`true`) or directory (`false`), by its device and inode.
+type GhostKey = (bool, Option<DevNum>, u64);
+
+/// The new object standing for a deleted FIFO or directory.
+struct Ghost {
+    /// Its holder in the placer, once made.
+    held: Option<usize>,
+    /// How many fds of the image still reopen it.
+    left: usize,
+}
+
+/// The deleted FIFO or directory an fd restores.
+fn ghost_of(r: &Restore) -> Option<GhostKey> {
+    match r {
+        Restore::DeletedFifo { dev, ino, .. } => Some((true, *dev, *ino)),
+        Restore::DeletedDir { dev, ino, .. } => Some((false, *dev, *ino)),
+        _ => None,
+    }
+}
+
+/// A socket type's number, from its name in the image.
+fn sock_type(name: &str) -> Result<i32, String> {
+    Ok(match name {
+        "stream" => libc::SOCK_STREAM,
+        "dgram" => libc::SOCK_DGRAM,
+        "raw" => libc::SOCK_RAW,
+        "seqpacket" => libc::SOCK_SEQPACKET,
+        other => return Err(format!("a socket of type `{other}`")),
+    })
 }
 
 /// The end of a pipe (id, 0 read / 1 write) or of a socket pair (pair, inode) an fd restores.
@@ -289,6 +328,46 @@ impl Builder<'_> {
 
     fn bytes(&self, name: &Option<String>) -> Result<Vec<u8>, String> {
         name.as_deref().map_or(Ok(Vec::new()), |n| (self.data)(n))
+    }
+
+    /// A new open file, with `flags`, of the deleted FIFO or directory `key`: the object is made beside
+    /// `path` (else in `$TMPDIR`) for its first fd, and let go after its last. A FIFO is refilled with
+    /// `bytes`.
+    fn ghost(&mut self, key: GhostKey, path: &ByteString, flags: u32, bytes: &[u8]) -> Result<OwnedFd, String> {
+        let (fifo, ..) = key;
+        let near = self.remap(path.as_bytes());
+        let ghost = self.ghosts.get_mut(&key).ok_or("a deleted file the image does not count")?;
+        let handle = match ghost.held {
+            Some(h) => h,
+            None => {
+                let made = if fifo { build::ghost_fifo(&near) } else { build::ghost_dir(&near) };
+                let made = made.map_err(|e| {
+                    let what = if fifo { "FIFO" } else { "directory" };
+                    format!("cannot make a new {what} beside {} or in $TMPDIR: {e}", String::from_utf8_lossy(&near))
+                })?;
+                let h = self.prepared.placer.hold(made);
+                ghost.held = Some(h);
+                h
+            }
+        };
+        ghost.left -= 1;
+        let last = ghost.left == 0;
+        let holder = self.prepared.placer.held(handle)?;
+        if !bytes.is_empty() {
+            build::write_all(holder, bytes)
+                .map_err(|e| format!("cannot refill the FIFO with its {} bytes: {e}", bytes.len()))?;
+        }
+        // Opened again through the holder (never waiting: the holder is both a reader and a writer), with
+        // its own flags.
+        let extra = if fifo { libc::O_NONBLOCK } else { 0 };
+        let fd = build::reopen(holder, flags as i32 | extra).map_err(|e| format!("cannot open it again: {e}"))?;
+        let want = if fifo { FileType::Fifo } else { FileType::Directory };
+        verify(fd.as_fd(), &Identity { file_type: Some(want), ..Identity::default() })?;
+        build::set_status_flags(fd.as_fd(), flags as i32).map_err(err)?;
+        if last {
+            drop(self.prepared.placer.release(handle));
+        }
+        Ok(fd)
     }
 
     fn one(&mut self, f: &ImageFd) -> Result<(), String> {
@@ -474,7 +553,83 @@ impl Builder<'_> {
                 self.inotify_watches(fd.as_fd(), watches)?;
                 self.slot(at, fd, cloexec)
             }
+            Restore::Socket { family, sock_type: ty, protocol, bound, peer, flags } => {
+                let domain = match family.as_str() {
+                    "inet" => libc::AF_INET,
+                    "inet6" => libc::AF_INET6,
+                    other => return Err(format!("a socket of family `{other}`")),
+                };
+                let fd = build::socket(domain, sock_type(ty)?, *protocol).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EPERM | libc::EACCES) => format!(
+                        "cannot make a {family} {ty} socket of protocol {protocol}: {e} (raw sockets need CAP_NET_RAW; \
+                         ping sockets a group in net.ipv4.ping_group_range)"
+                    ),
+                    _ => format!("cannot make a {family} {ty} socket of protocol {protocol}: {e}"),
+                })?;
+                let addr = |a: &str| a.parse::<std::net::SocketAddr>().map_err(|_| format!("`{a}` is not an address"));
+                if let Some(a) = bound {
+                    build::bind_inet(fd.as_fd(), addr(a)?).map_err(|e| format!("cannot bind {a}: {e}"))?;
+                }
+                if let Some(p) = peer {
+                    build::connect_inet(fd.as_fd(), addr(p)?).map_err(|e| format!("cannot connect to {p}: {e}"))?;
+                }
+                build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::Netlink { sock_type: ty, protocol, bound, groups, peer, flags } => {
+                let fd = build::netlink(sock_type(ty)?, *protocol, *bound, groups, *peer)
+                    .map_err(|e| format!("cannot make netlink socket of family {protocol} again: {e}"))?;
+                build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::Packet { sock_type: ty, protocol, ifindex, flags } => {
+                let fd = build::packet(sock_type(ty)?, *protocol, *ifindex).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EPERM) => format!("cannot make a packet socket: {e} (it needs CAP_NET_RAW)"),
+                    _ => format!("cannot make a packet socket for protocol {protocol:#06x}: {e}"),
+                })?;
+                build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::DeletedFifo { dev, ino, path, flags, data } => {
+                let bytes = self.bytes(data)?;
+                let fd = self.ghost((true, *dev, *ino), path, *flags, &bytes)?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::DeletedDir { dev, ino, path, flags } => {
+                let fd = self.ghost((false, *dev, *ino), path, *flags, &[])?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::Pidfd { flags } => {
+                let fd = build::pidfd_self(*flags).map_err(|e| format!("cannot make a pidfd on this process: {e}"))?;
+                self.slot(at, fd, cloexec)
+            }
+            Restore::Fanotify { init_flags, event_flags, marks, flags } => {
+                let fd = build::fanotify(*init_flags, *event_flags, nonblock(*flags)).map_err(|e| {
+                    format!("cannot make a fanotify group (flags {init_flags:#x}, event flags {event_flags:#x}): {e}")
+                })?;
+                self.fanotify_marks(fd.as_fd(), marks)?;
+                self.slot(at, fd, cloexec)
+            }
         }
+    }
+
+    /// Adds every mark of a fanotify group again, by path, in the image's order.
+    fn fanotify_marks(&self, fd: BorrowedFd<'_>, marks: &[FanotifyPath]) -> Result<(), String> {
+        for (i, m) in marks.iter().enumerate() {
+            let path = self.remap(m.path.as_bytes());
+            let shown = String::from_utf8_lossy(&path);
+            build::fanotify_mark(fd, &m.target, &path, m.mask, m.ignored_mask, m.mflags).map_err(|e| {
+                let what = format!("mark {}: cannot mark the {} at {shown}", i + 1, m.target);
+                match e.raw_os_error() {
+                    Some(libc::EACCES | libc::EPERM) => {
+                        format!("{what}: permission denied to uid {} (the image's process)", self.image_uid)
+                    }
+                    Some(libc::ELOOP) => format!("{what}: a symlink is in the way"),
+                    _ => format!("{what}: {e}"),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// Adds every watch of an inotify instance with its own wd. The kernel numbers an instance's watches

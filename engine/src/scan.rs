@@ -9,6 +9,7 @@ pub use crate::needs::{KindMask, ScanOptions};
 pub use crate::proc::ProcessHandle;
 
 use crate::facts::{ByteString, FdFacts, SocketFacts};
+use crate::proc::procnet;
 use crate::proc::sockdiag::{self, Dump, SockTable};
 use crate::proc::{self, FdRead, ProcessDir};
 use crrules_rules::vocab::{Kind, SockProto};
@@ -207,9 +208,9 @@ fn add_filesystems(mounts: &HashMap<u64, String>, entries: &mut [FdEntry]) {
 
 /// Adds what sock_diag knows to each socket's facts (its protocol name was read with the fd): type,
 /// state, addresses, peer, queues. The unix dump may have been made beside the fd reads (`early`); then
-/// only the dumps that can list the sockets it missed are made. A socket no dump lists (unbound, reset, or
-/// of a protocol sock_diag is not asked about) keeps what its name says; one that is no longer open is a
-/// vanished fd.
+/// only the dumps that can list the sockets it missed are made. Raw, ping and UDP-Lite sockets, which the
+/// scanner does not ask sock_diag about, are looked up in their `/proc/PID/net` tables. A socket nothing
+/// lists (unbound, reset) keeps what its name says; one that is no longer open is a vanished fd.
 fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>) {
     let wanted = |e: &FdEntry| e.facts().is_some_and(|f| f.kind == Kind::Socket);
     if !entries.iter().any(wanted) {
@@ -244,6 +245,18 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<S
         if !which.is_empty() {
             table.by_ino.extend(dir.socket_table(&which).unwrap_or_default().by_ino);
         }
+    }
+    // Raw, ping and UDP-Lite sockets: their tables in `/proc/PID/net` (in the process's namespace, so
+    // readable whether or not sock_diag could be asked).
+    let listed = |f: &FdFacts| f.ino.is_some_and(|ino| table.by_ino.contains_key(&ino));
+    let mut tables: Vec<procnet::Table> = open_facts(entries)
+        .filter(|f| f.kind == Kind::Socket && !listed(f))
+        .filter_map(|f| f.socket.as_ref().and_then(procnet::table_for))
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    for t in tables {
+        table.by_ino.extend(dir.proc_net_table(t));
     }
     for entry in entries.iter_mut().filter(|e| wanted(e)) {
         let FdEntry::Open(f) = entry else { continue };

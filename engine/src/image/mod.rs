@@ -166,6 +166,70 @@ pub enum Restore {
     Epoll { targets: Vec<EpollWatch>, flags: u32 },
     /// An inotify instance; its watches are re-added by path.
     Inotify { watches: Vec<InotifyPath>, flags: u32 },
+    /// A TCP, UDP, UDP-Lite, ping or raw socket that neither listens nor holds a TCP connection, made
+    /// again: `socket(family, type, protocol)` (`family` `inet` or `inet6`, `sock_type` `stream`, `dgram` or
+    /// `raw`, `protocol` the `IPPROTO_*` number), bound to `bound` (`IP:PORT`, `[IP6]:PORT`; for a raw
+    /// socket the port is its protocol) when it was bound, and connected to `peer` when it was connected
+    /// (only datagram and raw sockets: connecting them sends nothing). Socket options are not kept.
+    Socket {
+        family: String,
+        sock_type: String,
+        protocol: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        flags: u32,
+    },
+    /// A netlink socket: `socket(AF_NETLINK, type, protocol)` (`protocol` the netlink family: 0 for
+    /// `NETLINK_ROUTE`...), bound when it was (`bound`: the kernel chooses the port id again, so it may
+    /// differ), with its multicast `groups` (numbered from 1) joined again, and connected to the port id
+    /// `peer` when it was.
+    Netlink {
+        sock_type: String,
+        protocol: i32,
+        bound: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<u32>,
+        flags: u32,
+    },
+    /// A packet socket: `socket(AF_PACKET, type, htons(protocol))` (`protocol` the ethertype), bound to the
+    /// interface `ifindex` when it was bound to one.
+    Packet {
+        sock_type: String,
+        protocol: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ifindex: Option<u32>,
+        flags: u32,
+    },
+    /// A FIFO that had no name left: a new FIFO, made in a private directory beside where it was (`path`,
+    /// else in `$TMPDIR`) and unlinked at once, refilled with its buffered bytes. The fds of one FIFO (its
+    /// device and inode, `dev` and `ino`) share the new one.
+    DeletedFifo {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dev: Option<DevNum>,
+        ino: u64,
+        path: ByteString,
+        flags: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    /// A directory that had no name left: an empty directory made beside where it was (`path`, else in
+    /// `$TMPDIR`) and removed at once. The fds of one directory share the new one.
+    DeletedDir {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dev: Option<DevNum>,
+        ino: u64,
+        path: ByteString,
+        flags: u32,
+    },
+    /// A pidfd on the dumped process itself: a pidfd on the restored process (the command keeps the pid of
+    /// the restore that execs it).
+    Pidfd { flags: u32 },
+    /// A fanotify group: `fanotify_init(init_flags, event_flags)`, its marks added again by path.
+    Fanotify { init_flags: u32, event_flags: u32, marks: Vec<FanotifyPath>, flags: u32 },
 }
 
 /// What an opened path must be.
@@ -199,6 +263,18 @@ pub struct EpollWatch {
     pub fd: i32,
     pub events: u32,
     pub data: u64,
+}
+
+/// One fanotify mark: on the inode `path` names (`target` `inode`), on the mount at `path` (`mount`), or on
+/// the filesystem holding `path` (`filesystem`), with its masks and `fanotify_mark` flags
+/// (`FAN_MARK_IGNORED_SURV_MODIFY`, `FAN_MARK_EVICTABLE`, `FAN_MARK_IGNORE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanotifyPath {
+    pub target: String,
+    pub path: ByteString,
+    pub mask: u64,
+    pub ignored_mask: u64,
+    pub mflags: u32,
 }
 
 /// One inotify watch.

@@ -269,7 +269,10 @@ fn is_data_path(path: &str) -> bool {
 fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
     manifest.fds.iter().filter_map(|fd| match &fd.restore {
         Restore::Contents { data, .. } => Some(data.as_str()),
-        Restore::Pipe { data, .. } | Restore::Fifo { data, .. } | Restore::UnixPair { data, .. } => data.as_deref(),
+        Restore::Pipe { data, .. }
+        | Restore::Fifo { data, .. }
+        | Restore::DeletedFifo { data, .. }
+        | Restore::UnixPair { data, .. } => data.as_deref(),
         // Listed one by one so that a new variant carrying data cannot be forgotten here.
         Restore::Open { .. }
         | Restore::Inherit { .. }
@@ -280,7 +283,13 @@ fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
         | Restore::Timerfd { .. }
         | Restore::Signalfd { .. }
         | Restore::Epoll { .. }
-        | Restore::Inotify { .. } => None,
+        | Restore::Inotify { .. }
+        | Restore::Socket { .. }
+        | Restore::Netlink { .. }
+        | Restore::Packet { .. }
+        | Restore::DeletedDir { .. }
+        | Restore::Pidfd { .. }
+        | Restore::Fanotify { .. } => None,
     })
 }
 

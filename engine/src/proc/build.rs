@@ -1,8 +1,10 @@
 //! The system calls a restore makes to bring fds back in this process: opening a path with `openat2`
 //! (`RESOLVE_NO_MAGICLINKS`, no final symlink, never creating or truncating) and verifying what was opened,
 //! making memfds, unlinked files, pipes, socket pairs, bound sockets, eventfds, timerfds, signalfds, epolls
-//! and inotify instances with their state and watches, placing each at its number, and taking on the
-//! filesystem credentials of the image's process for the opens.
+//! and inotify instances with their state and watches, inet, netlink and packet sockets bound and connected
+//! as they were, FIFOs and directories that have no name, pidfds on this process and fanotify groups with
+//! their marks, placing each at its number, and taking on the filesystem credentials of the image's
+//! process for the opens.
 // Each unsafe block is one libc call on values owned or borrowed for the call.
 #![allow(unsafe_code)]
 
@@ -200,6 +202,192 @@ pub fn inet(addr: std::net::SocketAddr, stream: bool, listen: bool, backlog: u32
         s::listen(&sock, backlog).map_err(io::Error::from)?;
     }
     Ok(sock)
+}
+
+/// A socket of `domain`, `sock_type` and `protocol` (close-on-exec).
+pub fn socket(domain: i32, sock_type: i32, protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain call with integer arguments.
+    owned(unsafe { libc::socket(domain, sock_type | libc::SOCK_CLOEXEC, protocol) }.into())
+}
+
+/// Binds an inet socket to `addr` (no socket option is set first: the socket is as it was made).
+pub fn bind_inet(sock: BorrowedFd<'_>, addr: std::net::SocketAddr) -> io::Result<()> {
+    use nix::sys::socket::{SockaddrStorage, bind};
+    bind(sock.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(io::Error::from)
+}
+
+/// Connects an inet socket to `addr` (for a datagram or raw socket: only sets where it sends to, and whom
+/// it hears from).
+pub fn connect_inet(sock: BorrowedFd<'_>, addr: std::net::SocketAddr) -> io::Result<()> {
+    use nix::sys::socket::{SockaddrStorage, connect};
+    connect(sock.as_raw_fd(), &SockaddrStorage::from(addr)).map_err(io::Error::from)
+}
+
+/// A netlink socket of `sock_type` and netlink family `protocol`: bound when `bound` (port id 0: the kernel
+/// chooses one) with the `groups` numbered up to 32 in the bind's group mask, every other group (or, when
+/// not bound, every group) joined with `NETLINK_ADD_MEMBERSHIP`, and connected to port id `peer` when given.
+pub fn netlink(sock_type: i32, protocol: i32, bound: bool, groups: &[u32], peer: Option<u32>) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{NetlinkAddr, bind, connect};
+    let sock = socket(libc::AF_NETLINK, sock_type, protocol)?;
+    let in_mask = |g: &&u32| bound && (1..=32).contains(*g);
+    if bound {
+        let mask = groups.iter().filter(in_mask).fold(0u32, |m, g| m | 1 << (g - 1));
+        bind(sock.as_raw_fd(), &NetlinkAddr::new(0, mask)).map_err(io::Error::from)?;
+    }
+    for &group in groups.iter().filter(|g| !in_mask(g)) {
+        let g = group as libc::c_int;
+        // SAFETY: `g` is valid for reading for the call.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_ADD_MEMBERSHIP,
+                (&g as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        check(r.into()).map_err(|e| io::Error::new(e.kind(), format!("cannot join group {group}: {e}")))?;
+    }
+    if let Some(port) = peer {
+        connect(sock.as_raw_fd(), &NetlinkAddr::new(port, 0)).map_err(io::Error::from)?;
+    }
+    Ok(sock)
+}
+
+/// A packet socket of `sock_type` for the ethertype `protocol`, bound to interface `ifindex` when given.
+pub fn packet(sock_type: i32, protocol: u16, ifindex: Option<u32>) -> io::Result<OwnedFd> {
+    let sock = socket(libc::AF_PACKET, sock_type, i32::from(protocol.to_be()))?;
+    if let Some(index) = ifindex {
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are set below.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = protocol.to_be();
+        addr.sll_ifindex = index as i32;
+        // SAFETY: `addr` is a valid sockaddr_ll of the size passed.
+        let r = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        check(r.into()).map_err(|e| io::Error::new(e.kind(), format!("cannot bind to interface {index}: {e}")))?;
+    }
+    Ok(sock)
+}
+
+/// A new private directory (mode 0700, `mkdtemp`) beside the path `near` (in its parent), or else in
+/// `$TMPDIR`: its path.
+fn private_dir(near: &[u8]) -> io::Result<Vec<u8>> {
+    let parent = near.iter().rposition(|&b| b == b'/').map(|i| if i == 0 { &near[..1] } else { &near[..i] });
+    let tmp = std::env::temp_dir();
+    let tmp = std::os::unix::ffi::OsStrExt::as_bytes(tmp.as_os_str());
+    let mut last = io::Error::other("no directory to make it in");
+    for dir in parent.into_iter().chain([tmp]) {
+        let slash = if dir.ends_with(b"/") { &b""[..] } else { b"/" };
+        let mut template = [dir, slash, b".crrules-ghost-XXXXXX\0"].concat();
+        // SAFETY: `template` is NUL-terminated and writable; mkdtemp fills in its Xs.
+        if unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) }.is_null() {
+            last = io::Error::last_os_error();
+            continue;
+        }
+        template.pop();
+        return Ok(template);
+    }
+    Err(last)
+}
+
+fn c_path(path: &[u8]) -> io::Result<CString> {
+    CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))
+}
+
+/// A new FIFO with no name: made in a private directory beside `near` (else in `$TMPDIR`), opened
+/// read-write and non-blocking (so it never waits, and holds the FIFO open for both ends), then unlinked
+/// with its directory. The FIFO's own fds are opened again through this one ([`reopen`]).
+pub fn ghost_fifo(near: &[u8]) -> io::Result<OwnedFd> {
+    let dir = private_dir(near)?;
+    let path = c_path(&[&dir[..], b"/fifo"].concat())?;
+    let made = (|| {
+        // SAFETY: `path` is NUL-terminated.
+        check(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }.into())?;
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: as above.
+        owned(unsafe { libc::open(path.as_ptr(), flags) }.into())
+    })();
+    // SAFETY: paths NUL-terminated; the directory is this call's own.
+    unsafe {
+        libc::unlink(path.as_ptr());
+        if let Ok(dir) = c_path(&dir) {
+            libc::rmdir(dir.as_ptr());
+        }
+    }
+    made
+}
+
+/// A new empty directory with no name: made beside `near` (else in `$TMPDIR`), opened, then removed. Its
+/// fds are opened again through this one ([`reopen`]).
+pub fn ghost_dir(near: &[u8]) -> io::Result<OwnedFd> {
+    let dir = c_path(&private_dir(near)?)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `dir` is NUL-terminated.
+    let made = owned(unsafe { libc::open(dir.as_ptr(), flags) }.into());
+    // SAFETY: as above; the directory is this call's own, and empty.
+    let removed = check(unsafe { libc::rmdir(dir.as_ptr()) }.into());
+    let made = made?;
+    removed?;
+    Ok(made)
+}
+
+/// A pidfd on this process (close-on-exec; `flags` may ask for `PIDFD_NONBLOCK`, and `PIDFD_THREAD`, which
+/// is `O_EXCL`).
+pub fn pidfd_self(flags: u32) -> io::Result<OwnedFd> {
+    let flags = flags & (libc::O_NONBLOCK | libc::O_EXCL) as u32;
+    // SAFETY: a plain syscall with integer arguments.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), flags) })
+}
+
+/// A fanotify group made with `init_flags` (close-on-exec, non-blocking when asked) and `event_flags`.
+pub fn fanotify(init_flags: u32, event_flags: u32, nonblock: bool) -> io::Result<OwnedFd> {
+    let flags = (init_flags & !libc::FAN_NONBLOCK) | libc::FAN_CLOEXEC | if nonblock { libc::FAN_NONBLOCK } else { 0 };
+    // SAFETY: a plain call with integer arguments.
+    owned(unsafe { libc::fanotify_init(flags, event_flags) }.into())
+}
+
+/// Adds a mark to a fanotify group: on the inode `path` names (`target` `inode`; a final symlink is
+/// marked itself, as for [`inotify_add_watch`]), on the mount at `path` (`mount`) or on the filesystem
+/// holding it (`filesystem`), for the events in `mask`, then the events in `ignored_mask` ignored, in the
+/// style `mflags` says (`FAN_MARK_IGNORE`, else the older ignored mask, `FAN_MARK_IGNORED_SURV_MODIFY` kept),
+/// an `FAN_MARK_EVICTABLE` mark made so from the start. `path` is opened as [`open_path`] opens.
+pub fn fanotify_mark(
+    group: BorrowedFd<'_>,
+    target: &str,
+    path: &[u8],
+    mask: u64,
+    ignored_mask: u64,
+    mflags: u32,
+) -> io::Result<()> {
+    let kind = match target {
+        "inode" => 0,
+        "mount" => libc::FAN_MARK_MOUNT,
+        "filesystem" => libc::FAN_MARK_FILESYSTEM,
+        other => return Err(io::Error::other(format!("a mark on a {other} cannot be added by path"))),
+    };
+    let file = openat2_no_symlinks(path, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)?;
+    let link = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).map_err(|_| io::Error::other("path"))?;
+    let base = libc::FAN_MARK_ADD | kind | (mflags & libc::FAN_MARK_EVICTABLE);
+    let mark = |flags: u32, mask: u64| {
+        // SAFETY: `link` is NUL-terminated; the other arguments are integers.
+        check(unsafe { libc::fanotify_mark(group.as_raw_fd(), flags, mask, libc::AT_FDCWD, link.as_ptr()) }.into())
+    };
+    if mask != 0 {
+        mark(base, mask)?;
+    }
+    if ignored_mask != 0 {
+        let style =
+            if mflags & libc::FAN_MARK_IGNORE != 0 { libc::FAN_MARK_IGNORE } else { libc::FAN_MARK_IGNORED_MASK };
+        mark(base | style | (mflags & libc::FAN_MARK_IGNORED_SURV_MODIFY), ignored_mask)?;
+    }
+    Ok(())
 }
 
 /// An eventfd with count `count`, semaphore mode when asked, and the `flags` (`EFD_NONBLOCK`).

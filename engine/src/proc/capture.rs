@@ -2,8 +2,10 @@
 //! duplicates of its fds (`pidfd_getfd`), a pipe's buffered bytes (`tee`, which copies and consumes nothing),
 //! a unix socket's queued messages (peeked from offset 0 with `SO_PEEK_OFF`, whose old value is put back),
 //! a memfd's or deleted file's bytes (`pread`, which moves no offset) and seals, whether an fd still is
-//! the file a duplicate holds (`kcmp`), an inotify duplicate's current watches, and the path of each
-//! watched inode (its file handle opened with `open_by_handle_at` in one of the process's mounts).
+//! the file a duplicate holds (`kcmp`), an inotify or fanotify duplicate's current watches or marks, the
+//! path of each watched inode (its file handle opened with `open_by_handle_at` in one of the process's
+//! mounts) and of each marked mount, and what a socket no table lists says of itself (its type,
+//! protocol, names, TCP state and netlink groups, from a duplicate).
 // Each unsafe block is one libc call on fds and buffers owned or borrowed for the call.
 #![allow(unsafe_code)]
 
@@ -226,6 +228,153 @@ pub fn seals(fd: BorrowedFd<'_>) -> u32 {
 pub fn inotify_watches(fd: BorrowedFd<'_>) -> io::Result<Vec<crate::facts::InotifyWatch>> {
     let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
     Ok(super::fdinfo::FdInfo::parse(&text).inotify)
+}
+
+/// The group flags and marks a fanotify group this process holds (a duplicate) has now, from its fdinfo.
+pub fn fanotify_group(fd: BorrowedFd<'_>) -> io::Result<Option<crate::facts::FanotifyFacts>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    Ok(super::fdinfo::FdInfo::parse(&text).fanotify)
+}
+
+/// Where a mount of process `pid` is, relative to its root: the mount point of mount `id` (as mountinfo
+/// numbers it), or of a mount of the filesystem `dev` (one of the whole filesystem first), whichever is
+/// asked. Only a mount that is what its mount point shows now (no other mount on top of it) is taken.
+pub fn mount_point(pid: i32, which: MountOf) -> io::Result<Option<Vec<u8>>> {
+    let mounts = super::mountinfo::mounts(&std::fs::read(format!("/proc/{pid}/mountinfo"))?);
+    let proc_root = format!("/proc/{pid}/root").into_bytes();
+    let mut candidates: Vec<&super::mountinfo::Mount> = mounts
+        .iter()
+        .filter(|m| match which {
+            MountOf::Id(id) => m.id == id,
+            MountOf::Dev(dev) => m.dev == dev,
+        })
+        .collect();
+    candidates.sort_by_key(|m| m.root != b"/");
+    Ok(candidates.into_iter().find(|m| mount_root(&proc_root, m).is_some()).map(|m| m.point.clone()))
+}
+
+/// Which mount [`mount_point`] looks for.
+#[derive(Clone, Copy, Debug)]
+pub enum MountOf {
+    /// The mount with this id.
+    Id(u64),
+    /// Any mount of the filesystem on this device.
+    Dev(crate::facts::DevNum),
+}
+
+/// What a socket says of itself, through a duplicate: what a socket sock_diag and `/proc/PID/net` do not
+/// list needs (they list neither unbound sockets nor any socket of a namespace the dump cannot join).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SocketSelf {
+    /// `SO_TYPE` and `SO_PROTOCOL` (a packet socket's protocol as the ethertype, in host order).
+    pub sock_type: i32,
+    pub protocol: i32,
+    /// An inet socket's names (`getsockname`, `getpeername`).
+    pub local: Option<std::net::SocketAddr>,
+    pub peer: Option<std::net::SocketAddr>,
+    /// A TCP socket's state (`TCP_INFO`'s first field, the kernel's `TCP_*` number).
+    pub tcp_state: Option<u8>,
+    /// A netlink socket's port id (0: unbound), its groups (numbered from 1) and its peer's port id.
+    pub nl_pid: Option<u32>,
+    pub groups: Vec<u32>,
+    pub nl_peer: Option<u32>,
+    /// A packet socket's bound interface (0: every interface).
+    pub ifindex: Option<u32>,
+}
+
+fn sockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `v` and `len` are valid for writing for the call.
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut v as *mut i32).cast(), &mut len) };
+    check(r.into())?;
+    Ok(v)
+}
+
+/// What the socket `fd` (a duplicate this process holds) says of itself; nothing on it changes.
+pub fn ask_socket(fd: BorrowedFd<'_>) -> io::Result<SocketSelf> {
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage, getpeername, getsockname};
+    let mut out = SocketSelf {
+        sock_type: sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?,
+        protocol: sockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)?,
+        ..SocketSelf::default()
+    };
+    let inet = |a: &SockaddrStorage| -> Option<std::net::SocketAddr> {
+        a.as_sockaddr_in()
+            .map(|v4| std::net::SocketAddr::from((v4.ip(), v4.port())))
+            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::SocketAddr::from((v6.ip(), v6.port()))))
+    };
+    let local: SockaddrStorage = getsockname(fd.as_raw_fd()).map_err(io::Error::from)?;
+    let peer: Option<SockaddrStorage> = match getpeername(fd.as_raw_fd()) {
+        Ok(p) => Some(p),
+        Err(nix::errno::Errno::ENOTCONN) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match local.family() {
+        Some(nix::sys::socket::AddressFamily::Inet | nix::sys::socket::AddressFamily::Inet6) => {
+            out.local = inet(&local);
+            out.peer = peer.as_ref().and_then(inet);
+            if out.sock_type == libc::SOCK_STREAM && out.protocol == libc::IPPROTO_TCP {
+                out.tcp_state = Some(tcp_state(fd)?);
+            }
+        }
+        Some(nix::sys::socket::AddressFamily::Netlink) => {
+            out.nl_pid = local.as_netlink_addr().map(|a| a.pid());
+            out.nl_peer = peer.as_ref().and_then(|p| p.as_netlink_addr()).map(|a| a.pid()).filter(|&p| p != 0);
+            out.groups = netlink_memberships(fd)?;
+        }
+        Some(nix::sys::socket::AddressFamily::Packet) => {
+            let link = local.as_link_addr();
+            out.protocol = link.map_or(out.protocol, |l| i32::from(u16::from_be(l.protocol())));
+            out.ifindex = link.map(|l| l.ifindex() as u32);
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// A TCP socket's state (`tcpi_state`, the first byte of `struct tcp_info`).
+fn tcp_state(fd: BorrowedFd<'_>) -> io::Result<u8> {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for writing for the call; the kernel writes at most `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    check(r.into())?;
+    Ok(info[0])
+}
+
+/// The multicast groups a netlink socket has joined (`NETLINK_LIST_MEMBERSHIPS`: a bitmap of 32-bit
+/// words, bit N - 1 for group N), numbered from 1.
+fn netlink_memberships(fd: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
+    let mut words = vec![0u32; 64];
+    loop {
+        let mut len = (words.len() * 4) as libc::socklen_t;
+        // SAFETY: `words` has room for `len` bytes, and `len` is valid for writing.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_LIST_MEMBERSHIPS,
+                words.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        check(r.into())?;
+        // The kernel says how much the whole bitmap needs: ask again with room for it.
+        let needed = (len as usize).div_ceil(4);
+        if needed > words.len() {
+            words = vec![0u32; needed];
+            continue;
+        }
+        words.truncate(needed);
+        return Ok(words
+            .iter()
+            .enumerate()
+            .flat_map(|(i, w)| (0..32).filter(move |b| w & (1 << b) != 0).map(move |b| i as u32 * 32 + b + 1))
+            .collect());
+    }
 }
 
 /// A watched inode as fdinfo names it: its number, its filesystem's device and its file handle.

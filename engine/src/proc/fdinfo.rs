@@ -125,6 +125,11 @@ fn parse_fanotify(line: &str, info: &mut FdInfo) {
         target: target.to_string(),
         mask: find(line, "mask").and_then(hex64).unwrap_or(0),
         ignored_mask: find(line, "ignored_mask").and_then(hex64).unwrap_or(0),
+        mflags: find(line, "mflags").and_then(hex32),
+        ino: find(line, "ino").and_then(hex64),
+        sdev: find(line, "sdev").and_then(hex64),
+        mnt_id: find(line, "mnt_id").and_then(hex64),
+        fhandle: parse_fhandle(line),
     };
     info.fanotify.get_or_insert_with(|| FanotifyFacts { flags: 0, event_flags: 0, marks: Vec::new() }).marks.push(mark);
 }
@@ -352,6 +357,28 @@ mod tests {
         assert_eq!((fa.flags, fa.event_flags), (0x10, 0));
         let targets: Vec<_> = fa.marks.iter().map(|m| (m.target.as_str(), m.mask)).collect();
         assert_eq!(targets, vec![("inode", 1), ("mount", 8)]);
+        // The mark's object: an inode (with its handle, when the line has all of it), a mount (its id in hex).
+        assert_eq!((fa.marks[0].ino, fa.marks[0].sdev, fa.marks[0].mflags), (Some(1000), Some(0x800001), Some(0)));
+        assert_eq!(fa.marks[0].fhandle, None, "a handle without its type and bytes is none");
+        assert_eq!((fa.marks[1].mnt_id, fa.marks[1].ino), (Some(31), None));
+        let g = FdInfo::parse(
+            "fanotify flags:1 event-flags:8000\n\
+             fanotify ino:9b620a sdev:fe00000 mflags:40 mask:20 ignored_mask:8 fhandle-bytes:8 fhandle-type:1 f_handle:0a629b000447fdb5\n\
+             fanotify sdev:fe00000 mflags:0 mask:1000 ignored_mask:0\n",
+        )
+        .fanotify
+        .unwrap();
+        let m = &g.marks[0];
+        assert_eq!((m.mflags, m.mask, m.ignored_mask), (Some(0x40), 0x20, 8));
+        assert_eq!(m.fhandle, Some(FileHandle { handle_type: 1, bytes: "0a629b000447fdb5".into() }));
+        assert_eq!(m.dev(), Some(crate::facts::DevNum { major: 254, minor: 0 }));
+        assert_eq!(
+            (g.marks[1].target.as_str(), g.marks[1].sdev, g.marks[1].ino),
+            ("filesystem", Some(0xfe00000), None)
+        );
+        // Older facts without the object still read.
+        let old: FanotifyMark = serde_json::from_str(r#"{"target": "inode", "mask": 1, "ignored_mask": 0}"#).unwrap();
+        assert_eq!(old, FanotifyMark { target: "inode".into(), mask: 1, ..FanotifyMark::default() });
         assert!(f.fits(Kind::Fanotify) && !f.fits(Kind::Inotify));
         let p = FdInfo::parse("pos:\t0\nflags:\t02000002\nPid:\t4242\nNSpid:\t4242\n");
         assert_eq!(p.pidfd_pid, Some(4242));

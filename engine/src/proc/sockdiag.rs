@@ -35,7 +35,11 @@ const UDIAG_SHOW_PEER: u32 = 0x4;
 const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const NDIAG_PROTO_ALL: u8 = 255;
 const NDIAG_SHOW_MEMINFO: u32 = 0x1;
+const NDIAG_SHOW_GROUPS: u32 = 0x2;
 const NETLINK_DIAG_MEMINFO: u16 = 0;
+const NETLINK_DIAG_GROUPS: u16 = 1;
+const PACKET_SHOW_INFO: u32 = 0x1;
+const PACKET_DIAG_INFO: u16 = 0;
 
 /// Sockets of one network namespace, by inode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,8 +89,10 @@ impl Dump {
                 let (family, proto) =
                     if self == Dump::Netlink { (AF_NETLINK, NDIAG_PROTO_ALL) } else { (AF_PACKET, 0) };
                 // netlink_diag_req / packet_diag_req: family, protocol, pad, ino, show, cookie[2]; netlink
-                // sockets with their memory use, whose receive allocation is the data waiting to be read.
-                let show = if self == Dump::Netlink { NDIAG_SHOW_MEMINFO } else { 0 };
+                // sockets with their memory use, whose receive allocation is the data waiting to be read,
+                // and their multicast groups; packet sockets with their bound interface.
+                let show =
+                    if self == Dump::Netlink { NDIAG_SHOW_MEMINFO | NDIAG_SHOW_GROUPS } else { PACKET_SHOW_INFO };
                 let mut req = vec![family, proto, 0, 0];
                 req.extend_from_slice(&0u32.to_ne_bytes());
                 req.extend_from_slice(&show.to_ne_bytes());
@@ -273,14 +279,35 @@ fn parse_inet(b: &[u8]) -> Option<(u64, SocketFacts)> {
     Some((u64::from(ino), facts))
 }
 
+/// The groups of a netlink socket's group bitmap (the kernel's `unsigned long` words, bit N - 1 for group N).
+fn netlink_groups(bitmap: &[u8]) -> Vec<u32> {
+    const WORD: usize = std::mem::size_of::<libc::c_ulong>();
+    let mut groups = Vec::new();
+    for (w, word) in bitmap.chunks_exact(WORD).enumerate() {
+        let mut bits = [0u8; 8];
+        bits[..WORD].copy_from_slice(word);
+        let bits = if WORD == 8 { u64::from_ne_bytes(bits) } else { u64::from(u32_at(word, 0).unwrap_or(0)) };
+        groups.extend((0..WORD as u32 * 8).filter(|b| bits & (1 << b) != 0).map(|b| (w * WORD * 8) as u32 + b + 1));
+    }
+    groups
+}
+
 fn parse_netlink(b: &[u8]) -> Option<(u64, SocketFacts)> {
     // netlink_diag_msg: family, type, protocol, state, portid, dst_portid, dst_group, ino, cookie[2]; then
-    // attributes (NETLINK_DIAG_MEMINFO: the `SK_MEMINFO_*` counters, receive allocation first)
+    // attributes (NETLINK_DIAG_MEMINFO: the `SK_MEMINFO_*` counters, receive allocation first;
+    // NETLINK_DIAG_GROUPS: the group bitmap)
     let (portid, dst_portid, ino) = (u32_at(b, 4)?, u32_at(b, 8)?, u32_at(b, 16)?);
-    let rmem = attributes(b.get(28..).unwrap_or(&[]))
-        .find(|(kind, _)| *kind == NETLINK_DIAG_MEMINFO)
-        .and_then(|(_, payload)| u32_at(payload, 0));
+    let mut rmem = None;
+    let mut groups = Vec::new();
+    for (kind, payload) in attributes(b.get(28..).unwrap_or(&[])) {
+        match kind {
+            NETLINK_DIAG_MEMINFO => rmem = u32_at(payload, 0),
+            NETLINK_DIAG_GROUPS => groups = netlink_groups(payload),
+            _ => {}
+        }
+    }
     let facts = SocketFacts {
+        groups,
         rqueue: rmem,
         family: Some(SockFamily::Netlink),
         sock_type: SockType::from_number(u16::from(b[1])),
@@ -295,13 +322,20 @@ fn parse_netlink(b: &[u8]) -> Option<(u64, SocketFacts)> {
 }
 
 fn parse_packet(b: &[u8]) -> Option<(u64, SocketFacts)> {
-    // packet_diag_msg: family, type, num (the protocol, network order), ino, cookie[2]
+    // packet_diag_msg: family, type, num (the protocol, which the kernel gives in host order: `ntohs`), ino,
+    // cookie[2]; then attributes (PACKET_DIAG_INFO: packet_diag_info, the bound interface's index first, 0
+    // for every interface)
     let ino = u32_at(b, 4)?;
+    let ifindex = attributes(b.get(16..).unwrap_or(&[]))
+        .find(|(kind, _)| *kind == PACKET_DIAG_INFO)
+        .and_then(|(_, payload)| u32_at(payload, 0))
+        .filter(|&i| i != 0);
     let facts = SocketFacts {
+        ifindex,
         family: Some(SockFamily::Packet),
         sock_type: SockType::from_number(u16::from(b[1])),
         protocol: Some(SockProto::Packet),
-        protocol_number: Some(be16_at(b, 2)?),
+        protocol_number: Some(u16_at(b, 2)?),
         state: Some(SockState::Unconnected),
         ..SocketFacts::default()
     };
@@ -550,6 +584,49 @@ mod tests {
         let err = reply(NLMSG_ERROR, 1, &(-2i32).to_ne_bytes());
         assert_eq!(parse_batch(&err, 1, &mut table), Batch::Failed(2));
         assert_eq!(parse_batch(&[1, 2, 3], 1, &mut table), Batch::More);
+    }
+
+    #[test]
+    fn netlink_groups_and_packet_interfaces() {
+        let mut m = vec![AF_NETLINK, 3, 0, 0];
+        for v in [4242u32, 0, 0, 77, 0, 0] {
+            m.extend_from_slice(&v.to_ne_bytes());
+        }
+        // Groups 1, 3 and 33 (bits 0, 2 and 32 of the first word; the kernel's words are unsigned longs).
+        let mut bitmap = vec![0u8; 2 * std::mem::size_of::<libc::c_ulong>()];
+        let word = std::mem::size_of::<libc::c_ulong>();
+        let set = |bitmap: &mut Vec<u8>, bit: usize| {
+            let (w, b) = (bit / (word * 8), bit % (word * 8));
+            let mut v = [0u8; 8];
+            v[..word].copy_from_slice(&bitmap[w * word..(w + 1) * word]);
+            let n = u64::from_ne_bytes(v) | 1 << b;
+            bitmap[w * word..(w + 1) * word].copy_from_slice(&n.to_ne_bytes()[..word]);
+        };
+        for bit in [0, 2, 32] {
+            set(&mut bitmap, bit);
+        }
+        m.extend(attr(NETLINK_DIAG_GROUPS, &bitmap));
+        m.extend(attr(NETLINK_DIAG_MEMINFO, &5u32.to_ne_bytes()));
+        let (ino, f) = parse_diag(&m).unwrap();
+        assert_eq!((ino, f.groups, f.rqueue), (77, vec![1, 3, 33], Some(5)));
+        assert_eq!(f.local.unwrap(), "4242");
+        let mut p = vec![AF_PACKET, 2];
+        p.extend_from_slice(&0x0800u16.to_ne_bytes());
+        p.extend_from_slice(&88u32.to_ne_bytes());
+        p.extend_from_slice(&[0; 8]);
+        let bare = p.clone();
+        let mut info = 3u32.to_ne_bytes().to_vec();
+        info.extend_from_slice(&[0; 20]);
+        p.extend(attr(PACKET_DIAG_INFO, &info));
+        let (ino, f) = parse_diag(&p).unwrap();
+        assert_eq!(
+            (ino, f.protocol_number, f.ifindex, f.sock_type),
+            (88, Some(0x0800), Some(3), Some(SockType::Dgram))
+        );
+        assert_eq!(parse_diag(&bare).unwrap().1.ifindex, None, "no interface said: none");
+        // The JSON shape: both left out when not known.
+        let json = serde_json::to_value(SocketFacts::default()).unwrap();
+        assert!(json.get("groups").is_none() && json.get("ifindex").is_none(), "{json}");
     }
 
     #[test]

@@ -217,7 +217,10 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
             f.fanotify = marks.map(|ms| FanotifyFacts {
                 flags: 0,
                 event_flags: 0,
-                marks: ms.iter().map(|m| FanotifyMark { target: m.name().into(), mask: 1, ignored_mask: 0 }).collect(),
+                marks: ms
+                    .iter()
+                    .map(|m| FanotifyMark { target: m.name().into(), mask: 1, ..FanotifyMark::default() })
+                    .collect(),
             });
             f
         })
