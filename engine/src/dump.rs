@@ -144,6 +144,37 @@ struct Ctx<'a> {
     contents: HashMap<(Option<DevNum>, Option<u64>), Restore>,
 }
 
+/// What a restore needs to bring back an fd that `reopen path` (`substitute` `None`) or `reopen "SUBST"`
+/// keeps: the path (the fd's own, or the substitute), the flags to open it with, the offset to seek to and,
+/// for the fd's own path, the file type and device number to verify on the opened fd (which
+/// [`crate::restore::open_verified`] does). An error when the fd's path no longer names its file. Shared by
+/// the fd-table dump and the CRIU plugin, which saves the same fields in a record of its own.
+pub fn reopen_of(f: &FdFacts, exact: bool, substitute: Option<&str>) -> Result<Restore, String> {
+    if let Some(path) = substitute {
+        return Ok(Restore::Open {
+            path: ByteString::from(path.as_bytes()),
+            flags: open_flags(f) & !(libc::O_APPEND as u32) | (f.flags.0 & libc::O_APPEND as u32),
+            pos: 0,
+            expect: Identity::default(),
+        });
+    }
+    if f.deleted || f.unlinked {
+        return Err("the file's path no longer names it: `reopen path` cannot bring it back".into());
+    }
+    let path = f.path.clone().ok_or("no path to reopen")?;
+    let same = if exact { exact_identity(f)? } else { Identity::default() };
+    Ok(Restore::Open {
+        path,
+        flags: open_flags(f),
+        pos: f.pos.unwrap_or(0),
+        expect: Identity {
+            file_type: f.file_type,
+            dev: f.dev.filter(|_| matches!(f.file_type, Some(FileType::Char | FileType::Block))),
+            ..same
+        },
+    })
+}
+
 /// Flags restore reapplies: the access mode and status flags, not close-on-exec (a property of the number).
 fn open_flags(f: &FdFacts) -> u32 {
     f.flags.0 & !(libc::O_CLOEXEC as u32)
@@ -189,29 +220,8 @@ impl Ctx<'_> {
                 }
                 restore
             }
-            Action::ReopenPath { exact } => {
-                if f.deleted || f.unlinked {
-                    return Err("the file's path no longer names it: `reopen path` cannot bring it back".into());
-                }
-                let path = f.path.clone().ok_or("no path to reopen")?;
-                let same = if *exact { exact_identity(f)? } else { Identity::default() };
-                Restore::Open {
-                    path,
-                    flags: open_flags(f),
-                    pos: f.pos.unwrap_or(0),
-                    expect: Identity {
-                        file_type: f.file_type,
-                        dev: f.dev.filter(|_| matches!(f.file_type, Some(FileType::Char | FileType::Block))),
-                        ..same
-                    },
-                }
-            }
-            Action::ReopenSubst { path } => Restore::Open {
-                path: ByteString::from(path.as_bytes()),
-                flags: open_flags(f) & !(libc::O_APPEND as u32) | (f.flags.0 & libc::O_APPEND as u32),
-                pos: 0,
-                expect: Identity::default(),
-            },
+            Action::ReopenPath { exact } => reopen_of(f, *exact, None)?,
+            Action::ReopenSubst { path } => reopen_of(f, false, Some(path))?,
             Action::Contents { limit } => self.contents(f, *limit)?,
             Action::Recreate => self.recreate(f)?,
             Action::Inherit { name } => Restore::Inherit { name: name.clone(), kind: f.kind.name().to_owned() },

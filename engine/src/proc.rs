@@ -256,6 +256,21 @@ impl ProcessDir {
         Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle, dup })
     }
 
+    /// The calling thread's own `/proc/thread-self`: the fd table the caller's fds are in (a thread may
+    /// have one of its own), for facts about an fd the caller holds. No pidfd is taken and no duplicate
+    /// is ever made: the fds are the caller's already. Errors name this process's pid.
+    pub fn own() -> Result<ProcessDir, ScanError> {
+        let pid = nix::unistd::getpid().as_raw();
+        let dir = openat(nix::fcntl::AT_FDCWD, "/proc/thread-self", DIR_FLAGS, Mode::empty())
+            .map_err(|e| scan_error(pid, "/proc/thread-self", e))?;
+        let stat = read_at(&dir, "stat").map_err(|e| scan_error(pid, "stat", e))?;
+        let comm = parse_stat(&stat).map(|s| s.comm).unwrap_or_default();
+        let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fd directory", e))?;
+        let fdinfo_dir =
+            openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fdinfo directory", e))?;
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle: None, dup: None })
+    }
+
     /// The pidfd taken when the directory was opened, if the kernel has pidfds.
     pub fn handle(&self) -> Option<std::sync::Arc<ProcessHandle>> {
         self.handle.clone()

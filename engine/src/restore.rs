@@ -375,21 +375,12 @@ impl Builder<'_> {
         match &f.restore {
             Restore::Open { path, flags, pos, expect } => {
                 let path = self.remap(path.as_bytes());
-                let fd = build::open_path(&path, *flags as i32).map_err(|e| match e.raw_os_error() {
-                    Some(libc::EACCES | libc::EPERM) => format!(
-                        "cannot open {}: permission denied to uid {} (the image's process)",
-                        String::from_utf8_lossy(&path),
-                        self.image_uid
-                    ),
-                    Some(libc::ELOOP) => {
-                        format!("cannot open {}: a symlink or magic link is in the way", String::from_utf8_lossy(&path))
+                let fd = open_verified(&path, *flags, *pos, expect).map_err(|e| match e {
+                    ReopenError::Open { path, source } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                        format!("cannot open {path}: permission denied to uid {} (the image's process)", self.image_uid)
                     }
-                    _ => format!("cannot open {}: {e}", String::from_utf8_lossy(&path)),
+                    e => e.to_string(),
                 })?;
-                verify(fd.as_fd(), expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
-                if *pos != 0 {
-                    build::seek(fd.as_fd(), *pos).map_err(|e| format!("cannot seek to {pos}: {e}"))?;
-                }
                 self.slot(at, fd, cloexec)
             }
             Restore::Contents { data, size, flags, pos, mode, memfd, name, seals } => {
@@ -721,6 +712,53 @@ fn remap_proc(path: &[u8], old: i32, new: i32) -> Vec<u8> {
         None => rest.to_vec(),
     };
     [format!("/proc/{new}/").as_bytes(), &rest].concat()
+}
+
+/// Why [`open_verified`] brought no fd back. Paths are shown lossily, as text.
+#[derive(Debug, thiserror::Error)]
+pub enum ReopenError {
+    /// The open failed (a symlink on the way fails with `ELOOP`).
+    #[error("cannot open {path}: {}", open_failure(source))]
+    Open { path: String, source: std::io::Error },
+    /// The path now names something else than what was saved.
+    #[error("{path}: {why}")]
+    Changed { path: String, why: String },
+    /// The offset could not be restored.
+    #[error("{path}: cannot seek to {pos}: {source}")]
+    Seek { path: String, pos: u64, source: std::io::Error },
+}
+
+impl ReopenError {
+    /// The errno that best says what failed: the system call's own, `EINVAL` for a changed file.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ReopenError::Open { source, .. } | ReopenError::Seek { source, .. } => {
+                source.raw_os_error().unwrap_or(libc::EIO)
+            }
+            ReopenError::Changed { .. } => libc::EINVAL,
+        }
+    }
+}
+
+fn open_failure(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => "a symlink or magic link is in the way".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Opens `path` as a `reopen` restore does (what [`crate::dump::reopen_of`] saved): `openat2` with
+/// `RESOLVE_NO_SYMLINKS`, with the saved access mode and status flags but never `O_CREAT`, `O_TRUNC`,
+/// `O_EXCL` or `O_TMPFILE`, close-on-exec; then verifies on the opened fd that it is what `expect` says
+/// (file type, device number, inode) and seeks to `pos`. Opens with this process's credentials.
+pub fn open_verified(path: &[u8], flags: u32, pos: u64, expect: &Identity) -> Result<OwnedFd, ReopenError> {
+    let shown = || String::from_utf8_lossy(path).into_owned();
+    let fd = build::open_path(path, flags as i32).map_err(|source| ReopenError::Open { path: shown(), source })?;
+    verify(fd.as_fd(), expect).map_err(|why| ReopenError::Changed { path: shown(), why })?;
+    if pos != 0 {
+        build::seek(fd.as_fd(), pos).map_err(|source| ReopenError::Seek { path: shown(), pos, source })?;
+    }
+    Ok(fd)
 }
 
 /// The opened fd is what the image says: its file type, a device's number, and where the rule asked for the

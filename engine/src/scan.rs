@@ -2,7 +2,7 @@
 //! one on the rayon pool (through [`crate::proc`], the only module that touches `/proc`), then adds what is
 //! read once per process (mountinfo, one sock_diag dump of the process's network namespace).
 //! An fd closed mid-scan is a state ([`FdEntry::Vanished`]); a process that is gone, or that the user may
-//! not inspect, is a [`ScanError`].
+//! not inspect, is a [`ScanError`]. [`facts_of_own_fd`] reads one fd of this very process the same way.
 
 pub use crate::error::ScanError;
 pub use crate::needs::{KindMask, ScanOptions};
@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
 /// One process's fds, sorted by fd number.
@@ -156,28 +157,63 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
     if !dir.alive() {
         return Err(ScanError::Exited { pid });
     }
+    complete(&dir, opts, &mut entries, early)?;
+    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, duplicated, process: dir.handle() })
+}
+
+/// The facts of one fd this process holds, read as [`scan_process`] reads each fd of a process (its
+/// `/proc/thread-self/fd/N` link, `stat`, fdinfo, then its filesystem from mountinfo): for a program handed
+/// an fd, such as the CRIU plugin, which is given CRIU's own duplicate of each fd it is asked about. The
+/// facts' `fd` is this process's number for it, and `cloexec` this process's flag.
+pub fn facts_of_own_fd(fd: BorrowedFd<'_>) -> Result<FdFacts, ScanError> {
+    let dir = ProcessDir::own()?;
+    let opts = ScanOptions { duplicates: false, ..ScanOptions::all() };
+    let number = fd.as_raw_fd();
+    let mut entries = match dir.read_fd(number, &opts)? {
+        FdRead::Open(facts, _) => vec![FdEntry::Open(Box::new(facts))],
+        // Borrowed, so open throughout: only an fd that changed on every read ends here.
+        FdRead::Gone => return Err(unreadable_own_fd(number)),
+    };
+    complete(&dir, &opts, &mut entries, Early::default())?;
+    match entries.pop() {
+        Some(FdEntry::Open(facts)) => Ok(*facts),
+        _ => Err(unreadable_own_fd(number)),
+    }
+}
+
+fn unreadable_own_fd(fd: i32) -> ScanError {
+    ScanError::Io {
+        pid: nix::unistd::getpid().as_raw(),
+        what: format!("fd {fd}"),
+        source: io::Error::other("it changed on every read"),
+    }
+}
+
+/// What is read once per process, added to the fds read: filesystems (mountinfo, then superblocks for
+/// files no mountinfo lists), sockets (sock_diag) and packet-mode pipes.
+fn complete(dir: &ProcessDir, opts: &ScanOptions, entries: &mut [FdEntry], early: Early) -> Result<(), ScanError> {
     if opts.mounts && entries.iter().any(|e| e.facts().is_some_and(|f| f.mnt_id.is_some())) {
         let mounts = match early.mounts {
             Some(mounts) => mounts?,
             None => dir.mounts()?,
         };
-        add_filesystems(&mounts, &mut entries);
+        add_filesystems(&mounts, entries);
         // A file on a mount no mountinfo lists (a message queue, secret memory): its superblock says. Only
         // fds whose fdinfo was read name a mount at all.
         // One superblock, one `statfs`: every memfd of a process shares one.
         let mut by_dev: HashMap<Option<crate::facts::DevNum>, Option<&'static str>> = HashMap::new();
-        for f in open_facts(&mut entries).filter(|f| f.fs.is_none() && f.mnt_id.is_some() && f.path.is_some()) {
+        for f in open_facts(entries).filter(|f| f.fs.is_none() && f.mnt_id.is_some() && f.path.is_some()) {
             let fs = *by_dev.entry(f.st_dev).or_insert_with(|| dir.fs_by_magic(f.fd));
             f.fs = fs.map(str::to_owned);
         }
     }
     if opts.sockets {
-        add_sockets(&dir, &mut entries, early.sockets);
+        add_sockets(dir, entries, early.sockets);
     }
     if opts.fdinfo.union(opts.flags).contains(Kind::Pipe) {
-        mark_packet_pipes(&mut entries);
+        mark_packet_pipes(entries);
     }
-    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, duplicated, process: dir.handle() })
+    Ok(())
 }
 
 fn open_facts(entries: &mut [FdEntry]) -> impl Iterator<Item = &mut FdFacts> {
@@ -348,6 +384,26 @@ mod tests {
         assert_eq!(e.to_string(), "process -5 does not exist");
         assert_eq!(e.pid(), Some(-5));
         assert!(matches!(descendants(i32::MAX), Err(ScanError::NoSuchProcess { pid: i32::MAX })));
+    }
+
+    #[test]
+    fn facts_of_an_own_fd() {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = std::env::temp_dir().join(format!("crrules-own-fd-{}", std::process::id()));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(b"0123456789").unwrap();
+        file.seek(SeekFrom::Start(4)).unwrap();
+        use std::os::fd::AsFd;
+        let facts = facts_of_own_fd(file.as_fd()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(facts.fd, file.as_raw_fd());
+        assert_eq!((facts.kind, facts.pos, facts.size), (Kind::File, Some(4), Some(10)));
+        assert_eq!(facts.path.as_ref().map(|p| p.as_bytes()), Some(path.as_os_str().as_encoded_bytes()));
+        assert!(facts.cloexec && facts.fs.is_some(), "{facts:?}");
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+        let facts = facts_of_own_fd(null.as_fd()).unwrap();
+        assert_eq!((facts.kind, facts.dev), (Kind::Chardev, Some(crate::facts::DevNum { major: 1, minor: 3 })));
+        assert!(facts.flags.contains(libc::O_WRONLY as u32));
     }
 
     #[test]
