@@ -211,6 +211,8 @@ pub struct ProcessDir {
     handle: Option<std::sync::Arc<ProcessHandle>>,
     /// Duplicates of fds for their flags, through the pidfd (see [`dup`]).
     dup: Option<dup::Duplicator>,
+    /// Superblock magic names by device, for files on no listed mount ([`ProcessDir::internal_fs`]).
+    magic_by_dev: std::sync::Mutex<HashMap<u64, Option<&'static str>>>,
 }
 
 impl ProcessDir {
@@ -253,7 +255,7 @@ impl ProcessDir {
             Err(_) => None,
         };
         let dup = handle.clone().and_then(dup::Duplicator::new);
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle, dup })
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle, dup, magic_by_dev: Default::default() })
     }
 
     /// The calling thread's own `/proc/thread-self`: the fd table the caller's fds are in (a thread may
@@ -268,7 +270,7 @@ impl ProcessDir {
         let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fd directory", e))?;
         let fdinfo_dir =
             openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fdinfo directory", e))?;
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle: None, dup: None })
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle: None, dup: None, magic_by_dev: Default::default() })
     }
 
     /// The pidfd taken when the directory was opened, if the kernel has pidfds.
@@ -390,7 +392,7 @@ impl ProcessDir {
         // superblock says which it is.
         let internal_fs = match (&shape, &st) {
             (LinkShape::Path(p), Some(s)) if DevNum::from_dev_t(s.st_dev).major == 0 && link::is_root_entry(p) => {
-                self.fs_by_magic(fd).filter(|fs| INTERNAL_FS.contains(fs))
+                self.internal_fs(fd, s.st_dev)
             }
             _ => None,
         };
@@ -506,6 +508,23 @@ impl ProcessDir {
         let rel = std::ffi::OsStr::from_bytes(&rel);
         fstatat(&self.dir, rel, AtFlags::AT_SYMLINK_NOFOLLOW)
             .is_ok_and(|found| (found.st_ino, found.st_dev) == (st.st_ino, st.st_dev))
+    }
+
+    /// The kernel-internal filesystem (`mqueue`, `secretmem`) an fd's file is on, if any: one `statfs` per
+    /// device (a thousand memfds share one), remembered for the scan.
+    fn internal_fs(&self, fd: i32, dev: u64) -> Option<&'static str> {
+        let known = self.magic_by_dev.lock().ok().and_then(|m| m.get(&dev).copied());
+        let fs = match known {
+            Some(fs) => fs,
+            None => {
+                let fs = self.fs_by_magic(fd);
+                if let Ok(mut m) = self.magic_by_dev.lock() {
+                    m.insert(dev, fs);
+                }
+                fs
+            }
+        };
+        fs.filter(|fs| INTERNAL_FS.contains(fs))
     }
 
     /// The filesystem type of an fd's file from its superblock's magic number, for a file whose mount is in

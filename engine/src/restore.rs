@@ -245,8 +245,8 @@ struct Builder<'a> {
     /// Pipe id -> (read end, write end) held in the placer, made when the first end is met.
     pipes: HashMap<u64, (usize, usize)>,
     capacities: HashMap<u64, u64>,
-    /// Saved contents already made, by data file name, held in the placer.
-    contents: HashMap<String, usize>,
+    /// Saved contents already made, by data file name and dumped file, held in the placer.
+    contents: HashMap<(String, u64), usize>,
     /// The data file of each pipe (id, 0) and socket-pair end (pair, inode) that has saved bytes.
     saved: HashMap<(u64, u64), String>,
     /// How many fds of the image still use each pipe end or socket-pair end ([`shared_end`]).
@@ -383,9 +383,9 @@ impl Builder<'_> {
                 })?;
                 self.slot(at, fd, cloexec)
             }
-            Restore::Contents { data, size, flags, pos, mode, memfd, name, seals } => {
-                // One file per saved contents: fds that held the same file share it again.
-                let handle = match self.contents.get(data) {
+            Restore::Contents { data, file, size, flags, pos, mode, memfd, name, seals } => {
+                // One file per dumped file: fds that held the same file share it again.
+                let handle = match self.contents.get(&(data.clone(), *file)) {
                     Some(&h) => h,
                     None => {
                         let bytes = (self.data)(data)?;
@@ -408,7 +408,7 @@ impl Builder<'_> {
                             build::add_seals(made.as_fd(), *seals).map_err(|e| format!("cannot seal: {e}"))?;
                         }
                         let h = self.prepared.placer.hold(made);
-                        self.contents.insert(data.clone(), h);
+                        self.contents.insert((data.clone(), *file), h);
                         h
                     }
                 };

@@ -103,9 +103,12 @@ pub enum Restore {
     /// opened fd that it is what `expect` says.
     Open { path: ByteString, flags: u32, pos: u64, expect: Identity },
     /// `contents`: a memfd (`memfd` true, with its name and seals) or an unlinked regular file recreated from
-    /// a data file, with its flags and offset.
+    /// a data file, with its flags and offset. Fds with the same `file` (the dumped file's inode) held one
+    /// file and come back as fds of one file; files with the same bytes share a data file.
     Contents {
         data: String,
+        #[serde(default)]
+        file: u64,
         size: u64,
         flags: u32,
         pos: u64,

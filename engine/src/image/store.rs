@@ -652,6 +652,7 @@ mod tests {
                     3,
                     Restore::Contents {
                         data: "data/3-file".to_owned(),
+                        file: 3,
                         size: 6,
                         flags: 2,
                         pos: 0,
