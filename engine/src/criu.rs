@@ -110,11 +110,17 @@ impl OptionsBuilder {
                 let dir = self.plugin_dir.clone();
                 self.add(Stage::Both, &["-L", &dir], &because("a device CRIU refuses, reopened by the crrules plugin"));
             }
-            Action::Contents { .. } if f.deleted && f.size.is_some_and(|s| s > GHOST_LIMIT) => {
-                let size = f.size.unwrap_or(0);
+            // CRIU saves a deleted file up to its ghost limit: the rule's `contents limit` (what the policy
+            // allows, growth included), or the file's size when the rule sets none.
+            Action::Contents { limit } if f.deleted && limit.or(f.size).is_some_and(|n| n > GHOST_LIMIT) => {
+                let need = limit.or(f.size).unwrap_or(0);
                 let ghost = self.ghost.get_or_insert((0, Vec::new()));
-                ghost.0 = ghost.0.max(size);
-                ghost.1.push(because(&format!("a deleted file of {size} bytes, over CRIU's 1 MiB default")));
+                ghost.0 = ghost.0.max(need);
+                let what = match limit {
+                    Some(l) => format!("`contents limit {l}` on a deleted file, over CRIU's 1 MiB default"),
+                    None => format!("a deleted file of {need} bytes, over CRIU's 1 MiB default"),
+                };
+                ghost.1.push(because(&what));
             }
             _ => {}
         }
@@ -330,6 +336,22 @@ mod tests {
                  --tcp-established --file-locks -L /opt/crrules/criu"
             )
         );
+    }
+
+    #[test]
+    fn the_ghost_limit_is_the_rules_limit_or_the_files_size() {
+        let deleted = |fd: i32, size: u64| {
+            let mut f = FdFacts::new(fd, Kind::File, ByteString::from("/tmp/x (deleted)"));
+            f.deleted = true;
+            f.size = Some(size);
+            f
+        };
+        let (dump, _) = options(vec![(deleted(3, 100), Action::Contents { limit: Some(16 << 20) })]);
+        assert_eq!(dump, words("--ghost-limit 16777216"));
+        let (dump, _) = options(vec![(deleted(3, 100), Action::Contents { limit: Some(1000) })]);
+        assert!(dump.is_empty(), "{dump:?}");
+        let (dump, _) = options(vec![(deleted(3, 5 << 20), Action::Contents { limit: None })]);
+        assert_eq!(dump, words("--ghost-limit 5242880"));
     }
 
     #[test]
