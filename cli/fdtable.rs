@@ -149,9 +149,16 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
     let mut listening = 0;
     let mut names = Vec::new();
     for f in &plan.fds {
-        let (Some(facts), Some(d)) = (f.facts(), f.decision()) else { continue };
+        let (Some(facts), Some(d)) = (f.facts(), f.decision()) else {
+            // Closed by the process while it was read: nothing to hand over, but said.
+            eprintln!("crrules handover: fd {} was closed while it was read: not handed over", f.fd());
+            continue;
+        };
         if matches!(d.action, crrules_rules::Action::Close) {
-            closed.push((facts.fd, d.rule.clone().unwrap_or_default()));
+            // With --listen-fds the numbers are renumbered from 3: the old ones mean nothing there.
+            if !args.listen_fds {
+                closed.push((facts.fd, d.rule.clone().unwrap_or_default()));
+            }
             continue;
         }
         // A rejection says the fd cannot be saved and brought back; handed over live it is the very same
@@ -215,9 +222,25 @@ fn exec(
         started.elapsed().as_micros(),
         program.to_string_lossy()
     );
-    prepared.install().map_err(|e| fail(format!("cannot restore: {e} (the command was not run)")))?;
+    // Errors after the install (which replaces stderr when the image has fd 2) go to the stderr crrules was
+    // started with.
+    let errors = restore::stderr_for_errors(prepared.highest());
+    let said = |message: String| -> Failure {
+        match errors.as_ref().map(|fd| fd.try_clone()) {
+            Some(Ok(copy)) => {
+                let _ = std::io::Write::write_all(
+                    &mut std::fs::File::from(copy),
+                    format!("crrules: {message}\n").as_bytes(),
+                );
+                Failure::Printed
+            }
+            _ => fail(message),
+        }
+    };
+    restore::restore_fd_limit();
+    prepared.install(errors.as_ref()).map_err(|e| said(format!("cannot restore: {e} (the command was not run)")))?;
     let e = cmd.exec();
-    Err(fail(format!("cannot run {}: {e}", program.to_string_lossy())))
+    Err(said(format!("cannot run {}: {e}", program.to_string_lossy())))
 }
 
 fn parse_inherit(given: &[String]) -> Result<Vec<(String, i32)>, Failure> {

@@ -632,3 +632,70 @@ fn dump_refuses_a_rejected_process_and_writes_nothing() {
     let left: Vec<_> = std::fs::read_dir(&parent).expect("images dir").map(|e| e.expect("entry").file_name()).collect();
     assert!(left.is_empty(), "the refused dump left {left:?} in {}", parent.display());
 }
+
+// ---- Found in review ----
+
+#[test]
+fn a_root_restore_of_another_users_process_reads_its_saved_bytes() {
+    if !is_root() {
+        eprintln!("skipped: needs root (a holder running as uid 65534, dumped and restored by root)");
+        return;
+    }
+    let tmp = TempDir::new("fdtable-other-user");
+    let exe = tmp.path().join("fdholder");
+    std::fs::copy(holder_path(), &exe).expect("copy fdholder");
+    let mut holder = Holder::spawn_with(&exe, &[OsStr::new("--restorable")], |c| {
+        c.uid(65534).gid(65534).stderr(Stdio::null());
+    });
+    let (pipe_r, memfd) = (holder.fd("pipe_r"), holder.fd("memfd"));
+    let image = tmp.path().join("image");
+    dump(holder.pid(), &image);
+    // The image is root's (0700, 0600), the opens are the other user's: the saved bytes are read first.
+    let dir = std::fs::metadata(&image).expect("image");
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&dir),
+            std::os::unix::fs::PermissionsExt::mode(&dir.permissions()) & 0o777
+        ),
+        (0, 0o700)
+    );
+    let holder_dir = std::env::temp_dir().join(format!("crrules-fdholder-{}", holder.pid()));
+    holder.kill();
+    let report = restore_report(&image, &tmp.path().join("report.json"));
+    let _ = std::fs::remove_dir_all(holder_dir);
+    assert_eq!(report[&pipe_r]["data"], "pipe data", "{:?}", report[&pipe_r]);
+    assert_eq!(report[&memfd]["data"], "memfd bytes", "{:?}", report[&memfd]);
+}
+
+#[test]
+fn an_image_that_lists_an_fd_twice_or_watches_a_missing_fd_is_refused_before_anything_runs() {
+    let tmp = TempDir::new("fdtable-table");
+    let holder = holder(&tmp, &["--restorable"]);
+    let image = tmp.path().join("image");
+    dump(holder.pid(), &image);
+    let marker = tmp.path().join("MARKER");
+
+    // Fd 1 listed twice: the second copy of the entry for the holder's read-only file renumbered to 1.
+    let twice = tmp.path().join("twice");
+    copy_image(&image, &twice);
+    let mut m = manifest(&twice);
+    let fds = m["fds"].as_array_mut().expect("fds");
+    let mut copy = fds.iter().find(|f| f["fd"] == holder.fd("file_ro")).expect("file_ro").clone();
+    copy["fd"] = json!(1);
+    fds.insert(2, copy);
+    std::fs::write(twice.join("manifest.json"), serde_json::to_string(&m).expect("json")).expect("write");
+    reseal(&twice);
+    assert_refused(&twice, &marker, &["each fd once"]);
+
+    // The epoll watches an fd the image does not have.
+    let missing = tmp.path().join("missing");
+    copy_image(&image, &missing);
+    let mut m = manifest(&missing);
+    let epoll = holder.fd("epoll");
+    let entry = m["fds"].as_array_mut().expect("fds").iter_mut().find(|f| f["fd"] == epoll).expect("epoll");
+    entry["restore"]["targets"][0]["fd"] = json!(999);
+    std::fs::write(missing.join("manifest.json"), serde_json::to_string(&m).expect("json")).expect("write");
+    reseal(&missing);
+    let err = assert_refused(&missing, &marker, &["fd 999", "does not come back"]);
+    assert!(names_fd(&err, epoll), "{err}");
+}

@@ -167,6 +167,18 @@ pub fn prepare(
     data: &dyn Fn(&str) -> Result<Vec<u8>, String>,
     opts: &RestoreOptions,
 ) -> Result<Prepared, RestoreError> {
+    check_table(manifest)?;
+    // Every saved byte is read, and verified, before the credentials change: the image is root's (0700, 0600)
+    // when root restores another user's process.
+    let mut loaded: HashMap<String, Vec<u8>> = HashMap::new();
+    for name in data_names(manifest) {
+        if !loaded.contains_key(name) {
+            let bytes = data(name).map_err(|e| RestoreError::Other(format!("cannot read {name}: {e}")))?;
+            loaded.insert(name.to_owned(), bytes);
+        }
+    }
+    let read = |name: &str| loaded.get(name).cloned().ok_or_else(|| format!("{name} is not in the image"));
+    let data: &dyn Fn(&str) -> Result<Vec<u8>, String> = &read;
     let creds = &manifest.process.creds;
     let as_user = (nix::unistd::geteuid().is_root() && creds.fsuid() != 0)
         .then(|| FsCreds::assume(creds.fsuid(), creds.fsgid(), &creds.groups))
@@ -188,8 +200,8 @@ pub fn prepare(
             .fds
             .iter()
             .filter_map(|f| match &f.restore {
-                Restore::Pipe { id, data: Some(d), .. } => Some(((*id, 0), d.clone())),
-                Restore::UnixPair { pair, ino, data: Some(d), .. } => Some(((*pair, *ino), d.clone())),
+                Restore::Pipe { id, data: Some(d), .. } => Some(((Shared::Pipe, *id, 0), d.clone())),
+                Restore::UnixPair { pair, ino, data: Some(d), .. } => Some(((Shared::Pair, *pair, *ino), d.clone())),
                 _ => None,
             })
             .collect(),
@@ -229,6 +241,45 @@ pub fn prepare(
     Ok(b.prepared)
 }
 
+/// The data files a manifest's restores read.
+fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
+    manifest.fds.iter().filter_map(|f| match &f.restore {
+        Restore::Contents { data, .. } => Some(data.as_str()),
+        Restore::Pipe { data, .. }
+        | Restore::Fifo { data, .. }
+        | Restore::DeletedFifo { data, .. }
+        | Restore::UnixPair { data, .. } => data.as_deref(),
+        _ => None,
+    })
+}
+
+/// The fd table an image describes is one a process can have: each number once, in increasing order, not
+/// negative; every epoll target one of its fds that comes back (not one its rule closes).
+fn check_table(manifest: &Manifest) -> Result<(), RestoreError> {
+    let bad = |fd: i32, why: String| RestoreError::Fd { fd, kind: String::new(), rule: String::new(), why };
+    let mut last = -1;
+    for f in &manifest.fds {
+        if f.fd <= last {
+            return Err(bad(f.fd, format!("the image lists fd {} after fd {last}: each fd once, in order", f.fd)));
+        }
+        last = f.fd;
+    }
+    let back = |fd: i32| {
+        manifest
+            .fds
+            .binary_search_by_key(&fd, |f| f.fd)
+            .is_ok_and(|i| !matches!(manifest.fds[i].restore, Restore::Close))
+    };
+    for f in &manifest.fds {
+        if let Restore::Epoll { targets, .. } = &f.restore
+            && let Some(t) = targets.iter().find(|t| !back(t.fd))
+        {
+            return Err(bad(f.fd, format!("the epoll watches fd {}, which does not come back", t.fd)));
+        }
+    }
+    Ok(())
+}
+
 /// Room for fd numbers up to the highest restored, and for objects waiting or held on the way.
 fn room(highest: RawFd, count: usize) -> Result<(), RestoreError> {
     let own = build::own_fds().map(|f| f.len()).unwrap_or(0);
@@ -248,9 +299,9 @@ struct Builder<'a> {
     /// Saved contents already made, by data file name and dumped file, held in the placer.
     contents: HashMap<(String, u64), usize>,
     /// The data file of each pipe (id, 0) and socket-pair end (pair, inode) that has saved bytes.
-    saved: HashMap<(u64, u64), String>,
+    saved: HashMap<End, String>,
     /// How many fds of the image still use each pipe end or socket-pair end ([`shared_end`]).
-    uses: HashMap<(u64, u64), usize>,
+    uses: HashMap<End, usize>,
     /// Socket pair id -> (the end whose inode is the id, the other end), held in the placer.
     pairs: HashMap<u64, (usize, usize)>,
     /// Each deleted FIFO and directory ([`ghost_of`]): the new one, held until its last fd is made.
@@ -288,14 +339,23 @@ fn sock_type(name: &str) -> Result<i32, String> {
     })
 }
 
-/// The end of a pipe (id, 0 read / 1 write) or of a socket pair (pair, inode) an fd restores.
-fn shared_end(r: &Restore) -> Option<(u64, u64)> {
+/// The end of a pipe (`Pipe`, id, 0 read / 1 write) or of a socket pair (`Pair`, pair, inode) an fd
+/// restores: kept apart, so that a pipe's id can never stand for a socket pair's.
+fn shared_end(r: &Restore) -> Option<End> {
     match r {
-        Restore::Pipe { id, write, .. } => Some((*id, u64::from(*write))),
-        Restore::UnixPair { pair, ino, .. } => Some((*pair, *ino)),
+        Restore::Pipe { id, write, .. } => Some((Shared::Pipe, *id, u64::from(*write))),
+        Restore::UnixPair { pair, ino, .. } => Some((Shared::Pair, *pair, *ino)),
         _ => None,
     }
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Shared {
+    Pipe,
+    Pair,
+}
+
+type End = (Shared, u64, u64);
 
 fn err(e: std::io::Error) -> String {
     e.to_string()
@@ -311,7 +371,7 @@ impl Builder<'_> {
     }
 
     /// Places a held pipe or socket-pair end: the object itself for its last user, a duplicate otherwise.
-    fn place_end(&mut self, at: RawFd, handle: usize, end: Option<(u64, u64)>, cloexec: bool) -> Result<(), String> {
+    fn place_end(&mut self, at: RawFd, handle: usize, end: Option<End>, cloexec: bool) -> Result<(), String> {
         let left = end.and_then(|k| self.uses.get_mut(&k)).map(|n| {
             *n -= 1;
             *n
@@ -443,7 +503,7 @@ impl Builder<'_> {
                     // Made, and refilled, when its first end is met: the bytes were saved with the read end.
                     let capacity = self.capacities.get(id).copied();
                     let (r, w) = build::pipe(*flags & libc::O_DIRECT as u32 != 0, capacity).map_err(err)?;
-                    let bytes = self.bytes(&self.saved.get(&(*id, 0)).cloned())?;
+                    let bytes = self.bytes(&self.saved.get(&(Shared::Pipe, *id, 0)).cloned())?;
                     if !bytes.is_empty() {
                         // Never blocking: bytes that do not fit (a small pipe, past the user's pipe pages) are
                         // an error, not a hang.
@@ -466,19 +526,38 @@ impl Builder<'_> {
             }
             Restore::Fifo { path, flags, data, expect } => {
                 let path = self.remap(path.as_bytes());
-                let holder = build::open_path(&path, libc::O_RDWR | libc::O_NONBLOCK)
-                    .map_err(|e| format!("cannot open the FIFO {}: {e}", String::from_utf8_lossy(&path)))?;
+                let shown = String::from_utf8_lossy(&path).into_owned();
                 let expect = Identity { file_type: Some(FileType::Fifo), ..expect.clone() };
-                verify(holder.as_fd(), &expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
                 let bytes = self.bytes(data)?;
-                build::write_all(holder.as_fd(), &bytes).map_err(|e| format!("cannot refill the FIFO: {e}"))?;
-                // Held where placing can move it: it keeps the bytes until the restored fd holds the FIFO.
-                let holder = self.prepared.placer.hold(holder);
-                let fd = build::open_path(&path, *flags as i32 | libc::O_NONBLOCK).map_err(err)?;
-                verify(fd.as_fd(), &expect).map_err(|why| format!("{}: {why}", String::from_utf8_lossy(&path)))?;
+                // A helper end only where one is needed, with no more access than needed: to refill the bytes
+                // (read-write), or as the reader a write-only open waits for.
+                let access = *flags as i32 & libc::O_ACCMODE;
+                let helper_mode = if !bytes.is_empty() {
+                    Some(libc::O_RDWR)
+                } else if access == libc::O_WRONLY {
+                    Some(libc::O_RDONLY)
+                } else {
+                    None
+                };
+                let holder = match helper_mode {
+                    Some(mode) => {
+                        let holder = build::open_path(&path, mode | libc::O_NONBLOCK)
+                            .map_err(|e| format!("cannot open the FIFO {shown}: {e}"))?;
+                        verify(holder.as_fd(), &expect).map_err(|why| format!("{shown}: {why}"))?;
+                        build::write_all(holder.as_fd(), &bytes).map_err(|e| format!("cannot refill the FIFO: {e}"))?;
+                        // Held where placing can move it, until the restored fd holds the FIFO.
+                        Some(self.prepared.placer.hold(holder))
+                    }
+                    None => None,
+                };
+                let fd = build::open_path(&path, *flags as i32 | libc::O_NONBLOCK)
+                    .map_err(|e| format!("cannot open the FIFO {shown}: {e}"))?;
+                verify(fd.as_fd(), &expect).map_err(|why| format!("{shown}: {why}"))?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
                 self.slot(at, fd, cloexec)?;
-                drop(self.prepared.placer.release(holder));
+                if let Some(h) = holder {
+                    drop(self.prepared.placer.release(h));
+                }
                 Ok(())
             }
             Restore::UnixPair { pair, ino, sock_type, flags, data: _ } => {
@@ -495,11 +574,11 @@ impl Builder<'_> {
                     let ends: Vec<(u64, &OwnedFd, &OwnedFd)> = self
                         .saved
                         .keys()
-                        .filter(|(p, _)| p == pair)
-                        .map(|&(_, end)| if end == *pair { (end, &a, &b) } else { (end, &b, &a) })
+                        .filter(|(kind, p, _)| *kind == Shared::Pair && p == pair)
+                        .map(|&(_, _, end)| if end == *pair { (end, &a, &b) } else { (end, &b, &a) })
                         .collect();
                     for (end, _, peer) in ends {
-                        let queued = self.bytes(&self.saved.get(&(*pair, end)).cloned())?;
+                        let queued = self.bytes(&self.saved.get(&(Shared::Pair, *pair, end)).cloned())?;
                         let messages = decode_messages(&queued).ok_or("the saved queue is not a list of messages")?;
                         for m in &messages {
                             build::send(peer.as_fd(), m, stream)
@@ -791,7 +870,21 @@ fn verify(fd: BorrowedFd<'_>, expect: &Identity) -> Result<(), String> {
     Ok(())
 }
 
+pub use crate::proc::build::restore_fd_limit;
+
+/// A close-on-exec copy of this process's stderr, above every number a restore may take: errors after
+/// [`Prepared::install`] (which replaces fd 2) are written there, and the exec closes it.
+pub fn stderr_for_errors(highest: RawFd) -> Option<OwnedFd> {
+    build::above(build::borrow(2), highest.max(2) + 1).ok()
+}
+
 impl Prepared {
+    /// The highest fd number this restore places.
+    pub fn highest(&self) -> RawFd {
+        let placed = self.placer.placed.iter().map(AsRawFd::as_raw_fd);
+        placed.chain(self.placer.waiting.iter().map(|s| s.at)).max().unwrap_or(2)
+    }
+
     /// Takes fds handed over from a live process: `(number, duplicate, close-on-exec)`.
     pub fn from_live(fds: Vec<(RawFd, OwnedFd, bool)>, closed: Vec<(RawFd, String)>) -> Result<Prepared, RestoreError> {
         room(fds.iter().map(|(at, _, _)| *at).max().unwrap_or(0), fds.len())?;
@@ -829,7 +922,11 @@ impl Prepared {
     /// Puts the waiting fds over this process's own, closes every other fd of this process (stdin, stdout
     /// and stderr stay unless the image has their numbers), and re-adds epoll targets at their numbers.
     /// After this the process holds the restored table and the caller execs the command.
-    pub fn install(self) -> Result<Installed, RestoreError> {
+    ///
+    /// `keep` (a close-on-exec fd, such as [`stderr_for_errors`]) stays open through the install, so that
+    /// what goes wrong after it can still be said where the user sees it; the exec closes it.
+    pub fn install(self, keep: Option<&OwnedFd>) -> Result<Installed, RestoreError> {
+        let keep = keep.map(AsRawFd::as_raw_fd);
         let Placer { placed, waiting, pending, .. } = self.placer;
         drop(pending);
         for s in &waiting {
@@ -844,7 +941,7 @@ impl Prepared {
         let closed_numbers: Vec<RawFd> = self.closed.iter().map(|(fd, _)| *fd).collect();
         for fd in build::own_fds().map_err(|e| RestoreError::Other(e.to_string()))? {
             let stdio_kept = fd <= 2 && !closed_numbers.contains(&fd);
-            if restored.binary_search(&fd).is_err() && !stdio_kept {
+            if restored.binary_search(&fd).is_err() && !stdio_kept && Some(fd) != keep {
                 build::close_number(fd);
             }
         }

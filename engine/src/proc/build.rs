@@ -547,6 +547,23 @@ pub fn close_number(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// The soft `RLIMIT_NOFILE` before [`ensure_fd_room`] first raised it.
+static ORIGINAL_NOFILE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Puts back the soft open-files limit this process started with (the restored command inherits it; the
+/// fds already open above it stay open): a program that uses `select()` relies on 1024.
+pub fn restore_fd_limit() {
+    let Some(&soft) = ORIGINAL_NOFILE.get() else { return };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into `lim`; setrlimit reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = soft.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Makes room for fds numbered up to `needed` in this process: the soft `RLIMIT_NOFILE` raised to the hard
 /// one, and as root the hard one raised too (up to the kernel's `fs.nr_open`). An error says what is missing.
 pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
@@ -556,6 +573,7 @@ pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
     if lim.rlim_cur >= needed {
         return Ok(());
     }
+    let _ = ORIGINAL_NOFILE.set(lim.rlim_cur);
     let nr_open: u64 =
         std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(1 << 20);
     let want = libc::rlimit { rlim_cur: needed.max(lim.rlim_cur), rlim_max: lim.rlim_max.max(needed.min(nr_open)) };
@@ -567,7 +585,8 @@ pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
     // SAFETY: as above.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) };
     Err(io::Error::other(format!(
-        "this needs fd numbers up to {needed}, but the open files limit is {} (raise it with `ulimit -Hn`)",
+        "this needs fd numbers up to {needed}, but the open files limit is {} (raise it with `ulimit -Hn`, up to \
+         fs.nr_open, {nr_open} here)",
         lim.rlim_max
     )))
 }

@@ -1,6 +1,7 @@
 //! Stopping a process for a consistent cut (`dump --freeze`), and letting it go: the cgroup v2 freezer when
-//! the process has a cgroup of its own (not the root, and not one holding crrules itself), `SIGSTOP`
-//! otherwise. The guard thaws on drop and says how long the process was stopped.
+//! the process has a cgroup of its own (it alone, no child cgroup, not crrules', not frozen already),
+//! `SIGSTOP` otherwise; a process stopped already is left stopped. The guard thaws on drop and says how long
+//! the process was stopped.
 
 use std::io;
 use std::path::PathBuf;
@@ -19,11 +20,17 @@ pub struct Stopped {
 enum How {
     Cgroup(PathBuf),
     Sigstop,
+    /// It was stopped before: nothing to undo.
+    Already,
 }
 
 impl Stopped {
-    /// Stops `pid` and waits until it is stopped.
+    /// Stops `pid` and waits until it is stopped. A process already stopped (by job control or a
+    /// tracer) is left as it is, and not let go afterwards either.
     pub fn stop(pid: i32) -> io::Result<Stopped> {
+        if stopped(pid) {
+            return Ok(Stopped { pid, how: How::Already, since: Instant::now(), thawed: true });
+        }
         if let Some(dir) = own_cgroup_of(pid) {
             std::fs::write(dir.join("cgroup.freeze"), "1")?;
             let since = Instant::now();
@@ -43,6 +50,7 @@ impl Stopped {
         match self.how {
             How::Cgroup(_) => "cgroup",
             How::Sigstop => "sigstop",
+            How::Already => "already stopped",
         }
     }
 
@@ -62,6 +70,7 @@ impl Stopped {
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGCONT)
                     .map_err(io::Error::from)
             }
+            How::Already => Ok(()),
         }
     }
 }
@@ -72,8 +81,8 @@ impl Drop for Stopped {
     }
 }
 
-/// The cgroup v2 directory of `pid` when it can be frozen alone: not the root, and not an ancestor of
-/// crrules' own cgroup.
+/// The cgroup v2 directory of `pid` when it can be frozen alone: not the root, not an ancestor of crrules'
+/// own cgroup, holding no other process and no child cgroup, and not frozen by someone else already.
 fn own_cgroup_of(pid: i32) -> Option<PathBuf> {
     let theirs = unified_path(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
     let ours = unified_path(&std::fs::read_to_string("/proc/self/cgroup").ok()?)?;
@@ -81,7 +90,11 @@ fn own_cgroup_of(pid: i32) -> Option<PathBuf> {
         return None;
     }
     let dir = PathBuf::from(format!("/sys/fs/cgroup{theirs}"));
-    dir.join("cgroup.freeze").exists().then_some(dir)
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+    let alone = procs.split_whitespace().all(|p| p == pid.to_string());
+    let leaf = std::fs::read_dir(&dir).ok()?.flatten().all(|e| !e.file_type().is_ok_and(|t| t.is_dir()));
+    let thawed = std::fs::read_to_string(dir.join("cgroup.freeze")).is_ok_and(|f| f.trim() == "0");
+    (alone && leaf && thawed).then_some(dir)
 }
 
 /// The `0::PATH` line of a `/proc/PID/cgroup`.
@@ -89,11 +102,11 @@ fn unified_path(text: &str) -> Option<String> {
     text.lines().find_map(|l| l.strip_prefix("0::")).map(str::to_owned)
 }
 
-/// True when the process is stopped (`T` in `/proc/PID/stat`).
+/// True when the process is stopped: `T` (a stop signal) or `t` (stopped by a tracer) in `/proc/PID/stat`.
 fn stopped(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('T')))
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['T', 't'])))
         .unwrap_or(false)
 }
 
