@@ -48,6 +48,8 @@ fn fail(e: impl std::fmt::Display) -> Failure {
 }
 
 pub fn dump(policy: &PolicyArgs, args: &DumpArgs, ui: &Ui) -> Result<Outcome, Failure> {
+    // Before any thread exists: a Ctrl-C while the process is stopped waits until it runs again.
+    let held = args.freeze.then(dump::SignalsHeld::take);
     let decider = load::decider(policy, ui)?;
     let mut source = Live::pids(&[args.pid], false).map_err(fail)?;
     let stopped = if args.freeze {
@@ -66,6 +68,7 @@ pub fn dump(policy: &PolicyArgs, args: &DumpArgs, ui: &Ui) -> Result<Outcome, Fa
         .map(Stopped::thaw)
         .transpose()
         .map_err(|e| fail(format!("cannot let process {} run again: {e}", args.pid)))?;
+    drop(held);
     run.map_err(|e| match e {
         RunError::Source(e) => fail(e),
         RunError::Backend(e) => Failure::from(e),

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
-pub use crate::proc::freeze::Stopped;
+pub use crate::proc::freeze::{SignalsHeld, Stopped};
 
 /// A dump in memory: the manifest and the data files it names, ready to be written as an image.
 #[derive(Debug)]

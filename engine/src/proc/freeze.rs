@@ -75,6 +75,30 @@ impl Stopped {
     }
 }
 
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT held back while a process is stopped, so that crrules is not killed
+/// before it lets the process go; they are delivered when the guard drops. Taken before crrules starts any
+/// thread (threads inherit the mask), dropped after the thaw.
+#[derive(Debug)]
+pub struct SignalsHeld(nix::sys::signal::SigSet);
+
+impl SignalsHeld {
+    pub fn take() -> SignalsHeld {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+            set.add(s);
+        }
+        let _ = set.thread_block();
+        SignalsHeld(set)
+    }
+}
+
+impl Drop for SignalsHeld {
+    fn drop(&mut self) {
+        let _ = self.0.thread_unblock();
+    }
+}
+
 impl Drop for Stopped {
     fn drop(&mut self) {
         let _ = self.release();
