@@ -83,6 +83,11 @@ pub struct Targets {
     /// Every process on the host.
     #[arg(long, conflicts_with_all = ["pid", "tree"])]
     pub all: bool,
+
+    /// Every process of a cgroup and of the cgroups below it (a container, a service): a cgroup
+    /// directory, or a path in the unified or a v1 hierarchy (`/system.slice/x.service`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "tree", "all"])]
+    pub cgroup: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -91,7 +96,7 @@ pub struct CheckArgs {
     pub targets: Targets,
 
     /// Decide saved facts (from `crrules facts` or `check --format json`) instead of live processes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all", "cgroup"])]
     pub facts: Option<PathBuf>,
 
     /// Output format.

@@ -40,9 +40,12 @@ fn source(targets: &Targets, facts: Option<&std::path::Path>) -> Result<Box<dyn 
     let source: Box<dyn Source> = match facts {
         Some(path) => Box::new(FactsFile::open(path).map_err(source_failure)?),
         None if targets.all => Box::new(Live::all().map_err(source_failure)?),
+        None if targets.cgroup.is_some() => Box::new(
+            Live::cgroup(targets.cgroup.as_deref().unwrap_or(std::path::Path::new("/"))).map_err(source_failure)?,
+        ),
         None if targets.pid.is_empty() => {
             return Err(Failure::Report(miette::miette!(
-                help = "give `--pid N` (repeatable, with `--tree` for descendants) or `--all`",
+                help = "give `--pid N` (repeatable, with `--tree` for descendants), `--cgroup PATH` or `--all`",
                 "no process to check"
             )));
         }

@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod capture;
+pub mod cgroup;
 mod dup;
 pub mod fdinfo;
 pub mod freeze;

@@ -29,7 +29,8 @@ pub enum SourceError {
     /// A process the user named could not be read.
     #[error(transparent)]
     Scan(#[from] ScanError),
-    #[error("cannot read facts file `{}`: {source}", path.display())]
+    /// A facts file or a cgroup that cannot be read.
+    #[error("cannot read `{}`: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -89,6 +90,21 @@ impl Live {
             }
         }
         Ok(Live::new(order, 1, false))
+    }
+
+    /// Every process of a cgroup and of the cgroups below it (a container, a service, a job): `path` is a
+    /// cgroup directory, or a path in the unified hierarchy, or in a v1 controller's. A process that exits
+    /// during the run is skipped; an empty cgroup is an error.
+    pub fn cgroup(path: &Path) -> Result<Live, SourceError> {
+        let io = |source| SourceError::Io { path: path.to_owned(), source };
+        let dir = crate::proc::cgroup::resolve(path).map_err(io)?;
+        let me = std::process::id() as i32;
+        let pids: Vec<(i32, bool)> =
+            crate::proc::cgroup::pids(&dir).map_err(io)?.into_iter().filter(|&p| p != me).map(|p| (p, false)).collect();
+        if pids.is_empty() {
+            return Err(io(std::io::Error::other(format!("the cgroup {} holds no process", dir.display()))));
+        }
+        Ok(Live::new(pids, 1, true))
     }
 
     /// Every process on the host (in this pid namespace) but the scanner itself.

@@ -113,7 +113,7 @@ fn own_cgroup_of(pid: i32) -> Option<PathBuf> {
     if theirs == "/" || ours == theirs || ours.starts_with(&format!("{}/", theirs.trim_end_matches('/'))) {
         return None;
     }
-    let dir = PathBuf::from(format!("/sys/fs/cgroup{theirs}"));
+    let dir = super::cgroup::unified_root()?.join(theirs.trim_start_matches('/'));
     let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
     let alone = procs.split_whitespace().all(|p| p == pid.to_string());
     let leaf = std::fs::read_dir(&dir).ok()?.flatten().all(|e| !e.file_type().is_ok_and(|t| t.is_dir()));
