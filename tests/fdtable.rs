@@ -19,9 +19,11 @@
 //! the tests run in). Tests that need root (another user, `mknod`, `chown`) say why they skip without it.
 
 mod common;
+mod fdtable_common;
 mod scan_common;
 
 use common::{TempDir, run};
+use fdtable_common::{is_root, names_fd, path_str, read_report, reseal};
 use scan_common::{Holder, example_path, holder_path};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -90,15 +92,6 @@ fn restore_report(image: &Path, out: &Path) -> BTreeMap<i32, Value> {
     read_report(out)
 }
 
-/// fdreport's JSON: fd number -> its report.
-fn read_report(path: &Path) -> BTreeMap<i32, Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("the command wrote no report at {}: {e}", path.display()));
-    let by_name: BTreeMap<String, Value> =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("fdreport wrote {text:?}: {e}"));
-    by_name.into_iter().map(|(fd, v)| (fd.parse().unwrap_or_else(|_| panic!("key {fd:?} in {text}")), v)).collect()
-}
-
 /// A command that creates `marker`: run by a restore, it proves the restore went ahead.
 fn marker_command(marker: &Path) -> Vec<String> {
     ["sh", "-c", "touch \"$1\"", "sh", path_str(marker)].map(String::from).to_vec()
@@ -130,20 +123,6 @@ fn assert_refused(image: &Path, marker: &Path, words: &[&str]) -> String {
         assert!(err.contains(word), "the refusal must say `{word}`:\n{err}");
     }
     err
-}
-
-/// `text` names fd `fd` as `fd N`, N not followed by another digit.
-fn names_fd(text: &str, fd: i32) -> bool {
-    let needle = format!("fd {fd}");
-    text.match_indices(&needle).any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 // ---- The processes ----
@@ -251,14 +230,6 @@ fn data_file(image: &Path, fd: i32) -> PathBuf {
         .into_iter()
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("fd {fd}'s data file `{name}` is not in {}", image.display()))
-}
-
-/// Recomputes `SHA256SUMS` over the files it lists, as someone who edited the image would.
-fn reseal(image: &Path) {
-    let script = "cd \"$1\" && sha256sum $(sed -E 's/^[0-9a-f]+ [ *]//' SHA256SUMS) > SHA256SUMS.new \
-                  && mv SHA256SUMS.new SHA256SUMS";
-    let status = Command::new("sh").args(["-c", script, "sh", path_str(image)]).status().expect("sh");
-    assert!(status.success(), "cannot recompute SHA256SUMS in {}", image.display());
 }
 
 /// `cp -a FROM TO`.
@@ -644,8 +615,13 @@ fn a_root_restore_of_another_users_process_reads_its_saved_bytes() {
     let tmp = TempDir::new("fdtable-other-user");
     let exe = tmp.path().join("fdholder");
     std::fs::copy(holder_path(), &exe).expect("copy fdholder");
+    // Its files in a directory of its own: a /tmp/crrules-fdholder-PID left by an earlier holder with the
+    // same pid (and another owner) would stop it.
+    let own_tmp = tmp.path().join("tmp");
+    std::fs::create_dir(&own_tmp).expect("tmp");
+    std::os::unix::fs::chown(&own_tmp, Some(65534), Some(65534)).expect("chown tmp");
     let mut holder = Holder::spawn_with(&exe, &[OsStr::new("--restorable")], |c| {
-        c.uid(65534).gid(65534).stderr(Stdio::null());
+        c.uid(65534).gid(65534).env("TMPDIR", &own_tmp).stderr(Stdio::null());
     });
     let (pipe_r, memfd) = (holder.fd("pipe_r"), holder.fd("memfd"));
     let image = tmp.path().join("image");
@@ -659,10 +635,8 @@ fn a_root_restore_of_another_users_process_reads_its_saved_bytes() {
         ),
         (0, 0o700)
     );
-    let holder_dir = std::env::temp_dir().join(format!("crrules-fdholder-{}", holder.pid()));
     holder.kill();
     let report = restore_report(&image, &tmp.path().join("report.json"));
-    let _ = std::fs::remove_dir_all(holder_dir);
     assert_eq!(report[&pipe_r]["data"], "pipe data", "{:?}", report[&pipe_r]);
     assert_eq!(report[&memfd]["data"], "memfd bytes", "{:?}", report[&memfd]);
 }

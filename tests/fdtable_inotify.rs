@@ -9,20 +9,17 @@
 //! root the tests say so and skip.
 
 mod common;
+mod fdtable_common;
 mod scan_common;
 
 use common::{TempDir, run};
+use fdtable_common::{names_fd, path_str, reseal};
 use scan_common::{Holder, example_path, holder_path};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
 
 /// True when the dump can open file handles; otherwise says why the test skips.
 fn can_open_handles() -> bool {
@@ -98,20 +95,6 @@ fn restore_report(image: &Path, out: &Path) -> BTreeMap<i32, Value> {
 fn manifest(image: &Path) -> Value {
     let text = std::fs::read_to_string(image.join("manifest.json")).expect("manifest.json");
     serde_json::from_str(&text).expect("manifest.json is JSON")
-}
-
-/// `text` names fd `fd` as `fd N`, N not followed by another digit.
-fn names_fd(text: &str, fd: i32) -> bool {
-    let needle = format!("fd {fd}");
-    text.match_indices(&needle).any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// Recomputes `SHA256SUMS` over the files it lists, as someone who edited the image would.
-fn reseal(image: &Path) {
-    let script = "cd \"$1\" && sha256sum $(sed -E 's/^[0-9a-f]+ [ *]//' SHA256SUMS) > SHA256SUMS.new \
-                  && mv SHA256SUMS.new SHA256SUMS";
-    let status = Command::new("sh").args(["-c", script, "sh", path_str(image)]).status().expect("sh");
-    assert!(status.success(), "cannot recompute SHA256SUMS in {}", image.display());
 }
 
 #[test]

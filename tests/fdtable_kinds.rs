@@ -16,9 +16,11 @@
 //! `net.ipv4.ping_group_range` (root's is not in it by default): without one they are left out, and said.
 
 mod common;
+mod fdtable_common;
 mod scan_common;
 
 use common::{TempDir, run};
+use fdtable_common::{names_fd, path_str};
 use scan_common::{Holder, example_path, holder_path};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -26,10 +28,6 @@ use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
 
 /// True when running as root; otherwise says why the test skips.
 fn root(test: &str) -> bool {
@@ -166,12 +164,6 @@ fn restore(tmp: &TempDir, image: &Path, env: &[(&str, &Path)]) -> Restored {
     let by_name: BTreeMap<String, Value> = serde_json::from_str(&text).expect("fdreport's JSON");
     let report = by_name.into_iter().map(|(fd, v)| (fd.parse().expect("an fd number"), v)).collect();
     Restored { report, raw_table: std::fs::read_to_string(&raw).unwrap_or_default() }
-}
-
-/// `text` names fd `fd` as `fd N`, N not followed by another digit.
-fn names_fd(text: &str, fd: i32) -> bool {
-    let needle = format!("fd {fd}");
-    text.match_indices(&needle).any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// The sockets' facts of process `pid`, by fd (from `crrules facts`).

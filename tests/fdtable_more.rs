@@ -13,9 +13,11 @@
 //! for a user past `fs.pipe-user-pages-soft`; the one as another user skips without root.
 
 mod common;
+mod fdtable_common;
 mod scan_common;
 
 use common::{TempDir, run};
+use fdtable_common::{is_root, names_fd, path_str, read_report};
 use scan_common::{Holder, example_path, holder_path};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -71,15 +73,6 @@ fn restore_report(image: &Path, out: &Path) -> BTreeMap<i32, Value> {
     read_report(out)
 }
 
-/// fdreport's JSON: fd number -> its report.
-fn read_report(path: &Path) -> BTreeMap<i32, Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("the command wrote no report at {}: {e}", path.display()));
-    let by_name: BTreeMap<String, Value> =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("fdreport wrote {text:?}: {e}"));
-    by_name.into_iter().map(|(fd, v)| (fd.parse().unwrap_or_else(|_| panic!("key {fd:?} in {text}")), v)).collect()
-}
-
 /// `crrules restore --image IMAGE EXTRA... -- sh -c 'touch MARKER'`, set up by `setup`: exit code, stderr,
 /// and whether the command ran (the marker is removed again).
 fn restore_marking(
@@ -106,20 +99,6 @@ fn assert_refused((code, said, ran): (i32, String, bool), words: &[&str]) -> Str
         assert!(said.contains(word), "the refusal must say `{word}`:\n{said}");
     }
     said
-}
-
-/// `text` names fd `fd` as `fd N`, N not followed by another digit.
-fn names_fd(text: &str, fd: i32) -> bool {
-    let needle = format!("fd {fd}");
-    text.match_indices(&needle).any(|(at, _)| !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit()))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 /// Before `exec`, makes `fd` (open in this process) also fd number `to` of the command, not close-on-exec.
