@@ -896,7 +896,9 @@ impl Prepared {
             !held.iter().any(|(_, h, _)| placer.pending[*h].as_ref().is_some_and(|p| p.as_raw_fd() == *fd))
         });
         for (at, handle, cloexec) in held {
-            let fd = placer.pending[handle].take().expect("each handle is taken once");
+            let Some(fd) = placer.pending[handle].take() else {
+                return Err(RestoreError::Other(format!("fd {at} is handed over twice")));
+            };
             placer
                 .place(at, fd, cloexec)
                 .map_err(|e| RestoreError::Other(format!("cannot put fd {at} at its number: {e}")))?;
