@@ -23,7 +23,7 @@ mod fdtable_common;
 mod scan_common;
 
 use common::{TempDir, run};
-use fdtable_common::{is_root, names_fd, path_str, read_report, reseal};
+use fdtable_common::{image_fd, is_root, manifest, names_fd, path_str, read_report, reseal};
 use scan_common::{Holder, example_path, holder_path};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -208,17 +208,6 @@ fn assert_alive(holder: &mut Holder) {
 }
 
 // ---- Images ----
-
-fn manifest(image: &Path) -> Value {
-    let text = std::fs::read_to_string(image.join("manifest.json")).expect("manifest.json");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest.json: {e}\n{text}"))
-}
-
-/// The manifest's entry for fd `fd`.
-fn image_fd(manifest: &Value, fd: i32) -> &Value {
-    let fds = manifest["fds"].as_array().expect("manifest fds");
-    fds.iter().find(|f| f["fd"] == fd).unwrap_or_else(|| panic!("no fd {fd} in the manifest"))
-}
 
 /// The data file that holds fd `fd`'s saved bytes (`restore.data`, relative to the image or to its `data`
 /// directory).

@@ -37,3 +37,15 @@ pub fn reseal(image: &Path) {
     let status = Command::new("sh").args(["-c", script, "sh", path_str(image)]).status().expect("sh");
     assert!(status.success(), "cannot recompute SHA256SUMS in {}", image.display());
 }
+
+/// An image's manifest, as JSON.
+pub fn manifest(image: &Path) -> Value {
+    let text = std::fs::read_to_string(image.join("manifest.json")).expect("manifest.json");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest.json: {e}\n{text}"))
+}
+
+/// The manifest's entry for fd `fd`.
+pub fn image_fd(manifest: &Value, fd: i32) -> &Value {
+    let fds = manifest["fds"].as_array().expect("manifest fds");
+    fds.iter().find(|f| f["fd"] == fd).unwrap_or_else(|| panic!("no fd {fd} in the manifest"))
+}

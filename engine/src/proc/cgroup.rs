@@ -8,39 +8,19 @@ use std::path::{Path, PathBuf};
 /// The cgroup filesystems this process sees: (mount point, `true` for the unified hierarchy), from
 /// `/proc/self/mountinfo`.
 pub fn mounts() -> Vec<(PathBuf, bool)> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return Vec::new() };
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let fstype = right.split_whitespace().next()?;
-            let point = left.split_whitespace().nth(4)?;
-            let unified = match fstype {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(text) = std::fs::read("/proc/self/mountinfo") else { return Vec::new() };
+    super::mountinfo::mounts(&text)
+        .into_iter()
+        .filter_map(|m| {
+            let unified = match m.fstype.as_str() {
                 "cgroup2" => true,
                 "cgroup" => false,
                 _ => return None,
             };
-            Some((PathBuf::from(unescape(point)), unified))
+            Some((PathBuf::from(std::ffi::OsStr::from_bytes(&m.point)), unified))
         })
         .collect()
-}
-
-/// mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The unified hierarchy's mount point, if any.
@@ -88,12 +68,6 @@ pub fn pids(dir: &Path) -> io::Result<Vec<i32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mount_points_are_unescaped() {
-        assert_eq!(unescape(r"/sys/fs/cgroup/a\040b"), "/sys/fs/cgroup/a b");
-        assert_eq!(unescape("/plain"), "/plain");
-    }
 
     #[test]
     fn this_process_is_in_its_own_cgroup() {

@@ -30,6 +30,8 @@ pub struct Mount {
     pub root: Vec<u8>,
     /// Where it is mounted, relative to the process's root.
     pub point: Vec<u8>,
+    /// The filesystem type (`ext4`, `cgroup2`...), the word after the lone `-`.
+    pub fstype: String,
 }
 
 /// Every mount of a mountinfo text, in its order. Paths are bytes, with the kernel's octal escapes
@@ -49,7 +51,8 @@ fn parse_mount(line: &[u8]) -> Option<Mount> {
     if !root.starts_with(b"/") || !point.starts_with(b"/") {
         return None;
     }
-    Some(Mount { id, dev, root, point })
+    let fstype = words.skip_while(|w| *w != b"-").nth(1).map(|w| String::from_utf8_lossy(w).into_owned())?;
+    Some(Mount { id, dev, root, point, fstype })
 }
 
 /// `\ooo` (three octal digits) -> that byte; anything else as it is.
@@ -86,13 +89,20 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(
             m[0],
-            Mount { id: 27, dev: DevNum { major: 254, minor: 0 }, root: b"/".to_vec(), point: b"/".to_vec() }
+            Mount {
+                id: 27,
+                dev: DevNum { major: 254, minor: 0 },
+                root: b"/".to_vec(),
+                point: b"/".to_vec(),
+                fstype: "ext4".into()
+            }
         );
         assert_eq!(
             (m[1].dev, m[1].root.as_slice(), m[1].point.as_slice()),
             (DevNum { major: 98, minor: 0 }, &b"/mnt1"[..], &b"/my dir\\x"[..])
         );
         assert_eq!(m[2].point, b"/dev/shm\n");
+        assert_eq!((m[1].fstype.as_str(), m[2].fstype.as_str()), ("fuse.sshfs", "tmpfs"));
         assert_eq!(unescape(b"a\\09b\\"), b"a\\09b\\");
     }
 
