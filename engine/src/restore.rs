@@ -137,7 +137,8 @@ impl Placer {
         let candidates = self.pending.iter_mut().flatten().chain(self.waiting.iter_mut().map(|s| &mut s.fd));
         for fd in candidates {
             if fd.as_raw_fd() == at {
-                *fd = build::above(fd.as_fd(), 0)?;
+                // Above every number being restored: moved once, never again in the way of a later one.
+                *fd = build::above(fd.as_fd(), self.high)?;
                 return Ok(());
             }
         }
@@ -189,6 +190,7 @@ pub fn prepare(
         data,
         opts,
         image_pid: manifest.process.pid,
+        own_pid: std::process::id() as i32,
         image_uid: creds.fsuid(),
         prepared: Prepared {
             placer: Placer::new(manifest.fds.iter().map(|f| f.fd).max().unwrap_or(0))?,
@@ -291,6 +293,8 @@ struct Builder<'a> {
     data: &'a dyn Fn(&str) -> Result<Vec<u8>, String>,
     opts: &'a RestoreOptions,
     image_pid: i32,
+    /// This process's pid: the restored command's.
+    own_pid: i32,
     image_uid: u32,
     prepared: Prepared,
     /// Pipe id -> (read end, write end) held in the placer, made when the first end is met.
@@ -517,6 +521,12 @@ impl Builder<'_> {
                         })?;
                     }
                     let ends = (self.prepared.placer.hold(r), self.prepared.placer.hold(w));
+                    // An end no fd of the image holds (its other process had it) is let go at once.
+                    for (handle, end) in [(ends.0, 0), (ends.1, 1)] {
+                        if !self.uses.contains_key(&(Shared::Pipe, *id, end)) {
+                            drop(self.prepared.placer.release(handle));
+                        }
+                    }
                     self.pipes.insert(*id, ends);
                 }
                 let (r, w) = self.pipes[id];
@@ -779,7 +789,7 @@ impl Builder<'_> {
 
     /// A path under `/proc/PID/` of the dumped process names this process (the one the command becomes).
     fn remap(&self, path: &[u8]) -> Vec<u8> {
-        remap_proc(path, self.image_pid, std::process::id() as i32)
+        remap_proc(path, self.image_pid, self.own_pid)
     }
 }
 

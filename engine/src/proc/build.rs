@@ -593,8 +593,18 @@ pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
 
 /// The fd numbers this process has open.
 pub fn own_fds() -> io::Result<Vec<RawFd>> {
-    let mut fds: Vec<RawFd> =
-        std::fs::read_dir("/proc/self/fd")?.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut dir =
+        nix::dir::Dir::open("/proc/self/fd", flags, nix::sys::stat::Mode::empty()).map_err(io::Error::from)?;
+    // The listing's own directory fd is not one of the process's.
+    let listing = dir.as_raw_fd();
+    let mut fds: Vec<RawFd> = dir
+        .iter()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().ok()?.parse().ok())
+        .filter(|&fd| fd != listing)
+        .collect();
     fds.sort_unstable();
     Ok(fds)
 }
