@@ -3,7 +3,7 @@
 //! is part of the interface (documented in the README). Paths, link texts, names and socket addresses are
 //! [`ByteString`]s: Linux gives them as bytes, which need not be UTF-8.
 
-use crrules_rules::vocab::{Kind, SockFamily, SockProto, SockState, SockType, open_flag, open_flag_names};
+use crrules_rules::vocab::{Kind, PeerPlace, SockFamily, SockProto, SockState, SockType, open_flag, open_flag_names};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
@@ -603,6 +603,32 @@ pub struct FdFacts {
     pub tty_index: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub locks: Vec<Lock>,
+    /// Where the other end is (a pipe's or FIFO's other end, a unix socket's peer, a pty's other side),
+    /// once the processes checked together are linked; `None` for kinds without another end and for facts
+    /// that were not linked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peer: Option<PeerPlace>,
+    /// A process holding the other end, when one was found (inside: the first in scan order; outside: the
+    /// lowest pid).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peer_pid: Option<i32>,
+    /// That process's fd holding the other end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peer_fd: Option<i32>,
+    /// That process's command name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peer_comm: Option<ByteString>,
+    /// The other fds of the processes checked together that hold this fd's open file (the same open file
+    /// description: offset and flags shared, as after `dup` or `fork`), in scan order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub shared_with: Vec<FdRef>,
+}
+
+/// An fd of a process: `{"pid": 12, "fd": 3}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FdRef {
+    pub pid: i32,
+    pub fd: i32,
 }
 
 impl FdFacts {
@@ -640,6 +666,11 @@ impl FdFacts {
             pidfd_pid: None,
             tty_index: None,
             locks: Vec::new(),
+            peer: None,
+            peer_pid: None,
+            peer_fd: None,
+            peer_comm: None,
+            shared_with: Vec::new(),
         }
     }
 }

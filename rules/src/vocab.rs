@@ -359,7 +359,20 @@ impl Access {
     }
 }
 
-serde_by_name!(Kind, SockFamily, SockType, SockState, SockProto, Access);
+words! {
+    /// Where the other end of an fd is, seen from the processes checked together (a process, a tree, a
+    /// cgroup, a container): a pipe's or FIFO's other end, a unix socket's peer, a terminal's other side.
+    PeerPlace {
+        /// Held by a process checked with it (the same process included).
+        Inside = "inside",
+        /// Held by a process outside what is checked, or by no process crrules can see.
+        Outside = "outside",
+        /// Held by no process: a pipe whose other end is closed, a listening or unconnected socket.
+        None = "none",
+    }
+}
+
+serde_by_name!(Kind, SockFamily, SockType, SockState, SockProto, Access, PeerPlace);
 
 /// Open flags the language can name, with their x86-64/aarch64 generic values (as `fdinfo` prints them,
 /// in octal). `O_RDONLY` is zero and cannot be tested as a flag: use `access ro`.
