@@ -83,6 +83,11 @@ pub struct ScanOptions {
     /// the file's `flush` (a FUSE server hears it, NFS writes back). Off, flags come from fdinfo. A
     /// permission, not a need: the union of two options allows duplicates only if both do.
     pub duplicates: bool,
+    /// Link the fds of the processes checked together: the other end of each pipe, FIFO, unix socket and
+    /// terminal (`peer`), and the fds that share an open file (`shared_with`). Needs the inode of every fd
+    /// and the access mode of pipes and FIFOs; costs a `kcmp` per fd whose inode another fd also holds, and,
+    /// when some other end is not among those fds, one read of every fd link on the host to find it.
+    pub link: bool,
 }
 
 impl Default for ScanOptions {
@@ -102,6 +107,7 @@ impl ScanOptions {
             sockets: true,
             mounts: true,
             duplicates: true,
+            link: true,
         }
     }
 
@@ -116,6 +122,7 @@ impl ScanOptions {
             sockets: false,
             mounts: false,
             duplicates: true,
+            link: false,
         }
     }
 
@@ -129,6 +136,7 @@ impl ScanOptions {
             sockets: self.sockets || other.sockets,
             mounts: self.mounts || other.mounts,
             duplicates: self.duplicates && other.duplicates,
+            link: self.link || other.link,
         }
     }
 
@@ -156,6 +164,7 @@ impl ScanOptions {
                 opts.mount_ids = opts.mount_ids.union(kinds);
             }
             opts.mounts |= want.mounts;
+            opts.link |= want.link;
             opts.sockets |= want.sockets && kinds.contains(Kind::Socket);
             // Fds with a path are always stat'ed; the others only for an `any` rule.
             opts.stat |= want.stat && rule.kind == Kind::Any;
@@ -173,6 +182,8 @@ struct Want {
     mount_id: bool,
     sockets: bool,
     mounts: bool,
+    /// `peer` and `shared`: the fds of the processes checked together, linked.
+    link: bool,
 }
 
 /// `O_CLOEXEC`: only fdinfo shows it (it belongs to the fd table, not to the open file).
