@@ -334,7 +334,7 @@ fn summary(plan: &ProcessPlan) -> String {
 /// facts when nothing is added and nothing needs escaping).
 fn target(facts: &FdFacts) -> Cow<'_, str> {
     let base = facts.path.as_ref().unwrap_or(&facts.link).escaped();
-    if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted {
+    if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted && facts.peer.is_none() {
         return base;
     }
     let mut s = match (&facts.dev, &facts.socket) {
@@ -357,7 +357,20 @@ fn target(facts: &FdFacts) -> Cow<'_, str> {
     if facts.deleted {
         s.push_str(" (deleted)");
     }
+    push_peer(&mut s, facts);
     s.into()
+}
+
+/// ` → outside 50 (logger)`: where the other end is, when the fds were linked.
+fn push_peer(s: &mut String, facts: &FdFacts) {
+    let Some(place) = facts.peer else { return };
+    let _ = write!(s, " → {place}");
+    if let Some(pid) = facts.peer_pid {
+        let _ = write!(s, " {pid}");
+        if let Some(comm) = &facts.peer_comm {
+            let _ = write!(s, " ({comm})");
+        }
+    }
 }
 
 /// `s` cut to `width` characters by dropping its start.

@@ -1263,7 +1263,16 @@ fn kinds(dir: &Path, child: Result<OwnedFd, String>) -> Vec<Tried> {
 
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // `--setsid` first: lead a session of its own, as a service does (a job started from a shell does not,
+    // and CRIU then wants `--shell-job`).
+    if args.first().is_some_and(|a| a == "--setsid") {
+        args.remove(0);
+        if let Err(e) = nix::unistd::setsid() {
+            eprintln!("fdholder: setsid: {e}");
+            std::process::exit(2);
+        }
+    }
     match args.first().map(|a| a.to_str().unwrap_or("")) {
         None => hold(true, true),
         Some("--comm" | "--open") => hold_given(&args),

@@ -11,9 +11,10 @@ use scan_common::{Holder, holder_path};
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 
-/// A holder of `args` whose stderr is /dev/null (a terminal there would ask for `--shell-job`).
+/// A holder of `args` leading a session of its own, as a service does, and whose stderr is /dev/null (a job
+/// started from a shell, or a terminal there, would ask for `--shell-job`).
 fn holder(args: &[&str]) -> Holder {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    let args: Vec<&OsStr> = ["--setsid"].iter().chain(args).map(OsStr::new).collect();
     Holder::spawn_with(&holder_path(), &args, |c| {
         c.stderr(Stdio::null());
     })
@@ -73,6 +74,33 @@ fn one_site_line_makes_a_device_criu_refuses_go_through_the_plugin() {
         )),
         "{explained}"
     );
+}
+
+/// A process started by another (this test), in that one's session, is a shell job to CRIU: `--shell-job`,
+/// said why; the same process leading its own session needs nothing.
+#[test]
+fn a_job_outside_its_session_leader_is_a_shell_job() {
+    let rules = TempDir::new("criu-job");
+    let rules = rules.write("p.rules", "any => close\n");
+    let rules = rules.to_str().unwrap();
+    let job = Holder::spawn_with(&holder_path(), &[OsStr::new("--open"), OsStr::new("/dev/null")], |c| {
+        c.stderr(Stdio::null());
+    });
+    let pid = job.pid().to_string();
+    let (code, out, err) = crrules(&["--rules", rules, "criu", "--pid", &pid, "--explain"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let sid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let sid = sid.rsplit_once(')').unwrap().1.split_whitespace().nth(3).unwrap().to_owned();
+    assert!(out.starts_with("--shell-job\n--shell-job\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "#   pid {pid} is not the leader of its session: session {sid} is led by pid {sid}, outside the checkpoint"
+        )),
+        "{out}"
+    );
+    let service = holder(&["--open", "/dev/null"]);
+    let (code, out, err) = crrules(&["--rules", rules, "criu", "--pid", &service.pid().to_string()], &[]);
+    assert_eq!((code, out.as_str()), (0, "\n\n"), "{err}");
 }
 
 #[test]

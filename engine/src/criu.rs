@@ -7,7 +7,7 @@
 use crate::facts::{DevNum, FdFacts};
 use crate::plan::{Decision, ProcessPlan};
 use crrules_rules::Action;
-use crrules_rules::vocab::{Kind, SockFamily, SockState};
+use crrules_rules::vocab::{Kind, PeerPlace, SockFamily, SockState};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -75,6 +75,22 @@ impl OptionsBuilder {
     /// Adds every plan of the checkpoint first (so peers are known), then call [`OptionsBuilder::finish`].
     pub fn add_all(&mut self, plans: &[ProcessPlan]) {
         self.inodes.extend(plans.iter().flat_map(|p| p.fds.iter().filter_map(|f| f.facts()?.ino)));
+        // CRIU dumps a tree whose root leads its session, or, with `--shell-job`, one whose session (and
+        // terminal) is inherited from outside: a job started from a shell.
+        if let Some(root) = plans.first()
+            && let Some(session) = root.session.filter(|s| s.sid != root.pid)
+        {
+            let leader = match session.leader {
+                Some(PeerPlace::Inside) => "inside the checkpoint",
+                Some(PeerPlace::None) => "which has exited",
+                _ => "outside the checkpoint",
+            };
+            let why = format!(
+                "pid {} is not the leader of its session: session {} is led by pid {}, {leader}",
+                root.pid, session.sid, session.sid
+            );
+            self.add(Stage::Both, &["--shell-job"], &why);
+        }
         for plan in plans {
             for fd in &plan.fds {
                 if let (Some(facts), Some(decision)) = (fd.facts(), fd.decision()) {
@@ -136,7 +152,12 @@ impl OptionsBuilder {
             if connected_tcp {
                 self.add(Stage::Both, &["--tcp-established"], &because("a TCP connection, restored with TCP repair"));
             }
-            let outside = s.family == Some(SockFamily::Unix) && s.peer_ino.is_some_and(|p| !self.inodes.contains(&p));
+            // Linked facts say where the peer is; otherwise, a peer no fd of the checkpoint holds is outside.
+            let outside = s.family == Some(SockFamily::Unix)
+                && match f.peer {
+                    Some(place) => place == PeerPlace::Outside,
+                    None => s.peer_ino.is_some_and(|p| !self.inodes.contains(&p)),
+                };
             if outside {
                 self.add(
                     Stage::Both,
@@ -394,5 +415,53 @@ mod tests {
         b.socket = Some(SocketFacts { family: Some(SockFamily::Unix), peer_ino: Some(1), ..SocketFacts::default() });
         let (dump, restore) = options(vec![(a, Action::Recreate), (b, Action::Recreate)]);
         assert!(dump.is_empty() && restore.is_empty(), "{dump:?}");
+    }
+
+    /// A root that does not lead its session (a job started from a shell) needs `--shell-job`, whatever its
+    /// fds; one that does, or facts without a session, need nothing.
+    #[test]
+    fn a_root_outside_its_session_leader_needs_the_shell_job_option() {
+        use crate::facts::SessionFacts;
+        let plan = |sid: i32, leader: Option<PeerPlace>| {
+            let mut p = decided(vec![(chardev(0, "/dev/null", 1, 3), Action::ReopenPath { exact: false })]);
+            p.session = Some(SessionFacts { ppid: 1, pgrp: 7, sid, tty: None, leader });
+            p
+        };
+        let opts = |plans: &[ProcessPlan]| {
+            let mut b = OptionsBuilder::new("/x");
+            b.add_all(plans);
+            b.finish()
+        };
+        let o = opts(&[plan(3, Some(PeerPlace::Outside))]);
+        assert_eq!((o.dump_args(), o.restore_args()), (words("--shell-job"), words("--shell-job")));
+        assert_eq!(
+            o.dump[0].because,
+            ["pid 7 is not the leader of its session: session 3 is led by pid 3, outside the checkpoint"]
+        );
+        assert!(opts(&[plan(7, Some(PeerPlace::Inside))]).dump.is_empty());
+        let mut unknown = plan(7, None);
+        unknown.session = None;
+        assert!(opts(&[unknown]).dump.is_empty());
+    }
+
+    /// Linked facts decide whether a unix peer is outside, even when its inode is held inside by an fd that
+    /// is not the peer's (the same socket shared by two processes of the checkpoint).
+    #[test]
+    fn a_linked_unix_peer_outside_asks_for_ext_unix_sk() {
+        let sock = |fd: i32, ino: u64, peer: u64, place: PeerPlace| {
+            let mut f = FdFacts::new(fd, Kind::Socket, ByteString::from(format!("socket:[{ino}]")));
+            f.ino = Some(ino);
+            f.peer = Some(place);
+            f.socket =
+                Some(SocketFacts { family: Some(SockFamily::Unix), peer_ino: Some(peer), ..SocketFacts::default() });
+            f
+        };
+        let (dump, _) = options(vec![
+            (sock(3, 1, 2, PeerPlace::Outside), Action::Recreate),
+            (sock(4, 2, 9, PeerPlace::Inside), Action::Recreate),
+        ]);
+        assert_eq!(dump, words("--ext-unix-sk"));
+        let (dump, _) = options(vec![(sock(3, 1, 2, PeerPlace::Inside), Action::Recreate)]);
+        assert!(dump.is_empty(), "{dump:?}");
     }
 }

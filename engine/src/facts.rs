@@ -624,6 +624,24 @@ pub struct FdFacts {
     pub shared_with: Vec<FdRef>,
 }
 
+/// A process's place in its job, from `/proc/PID/stat`: what CRIU needs to know about sessions and
+/// terminals (a root process that does not lead its session needs `--shell-job`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionFacts {
+    pub ppid: i32,
+    /// The process group.
+    pub pgrp: i32,
+    /// The session (the pid of its leader).
+    pub sid: i32,
+    /// The controlling terminal, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tty: Option<DevNum>,
+    /// Whether the session's leader is among the processes checked together (`none`: it has exited), once
+    /// they are linked.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub leader: Option<PeerPlace>,
+}
+
 /// An fd of a process: `{"pid": 12, "fd": 3}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FdRef {

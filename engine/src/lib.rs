@@ -22,6 +22,7 @@ pub mod dump;
 pub mod error;
 pub mod facts;
 pub mod image;
+mod link;
 pub mod matcher;
 pub mod needs;
 pub mod pipeline;

@@ -1,12 +1,17 @@
 //! The one pipeline: for every process a [`Source`] yields, scan -> decide -> [`Backend`]. The scan reads
 //! what the policy needs plus what the backend needs; without a [`Decider`] the plans carry facts alone.
+//! Processes checked together (a tree, a cgroup) are all scanned, then linked (see `crate::link`), then
+//! decided one by one, when the policy or the backend needs the links.
 //! A caller picks a source and a backend and maps the [`Outcome`] to what it reports; it never loops
 //! over processes itself.
 
 use crate::backend::Backend;
+use crate::link;
 use crate::needs::ScanOptions;
 use crate::plan::{Decider, ProcessPlan};
+use crate::scan::ProcessScan;
 use crate::source::{Source, SourceError, Sourced};
+use std::collections::VecDeque;
 
 /// What a run found, counted over the processes the source yielded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +43,28 @@ pub enum RunError<E> {
     Backend(E),
 }
 
+/// Every process of `source`, scanned, then linked: up to the end, or to the first error (which ends the
+/// list).
+fn scan_and_link(source: &mut dyn Source, opts: &ScanOptions) -> VecDeque<Result<Sourced, SourceError>> {
+    let mut items = VecDeque::new();
+    while let Some(item) = source.next(opts) {
+        let stop = item.is_err();
+        items.push_back(item);
+        if stop {
+            break;
+        }
+    }
+    let mut scans: Vec<&mut ProcessScan> = items
+        .iter_mut()
+        .filter_map(|item| match item {
+            Ok(Sourced::Process(scan)) => Some(scan),
+            _ => None,
+        })
+        .collect();
+    link::link(&mut scans, &link::LiveProbe);
+    items
+}
+
 /// Runs the pipeline: every process of `source`, decided by `decider` (or left undecided), handed to
 /// `backend` in order; then the backend finishes. A source error stops the run before the backend
 /// finishes, so a backend that commits on `finish` commits nothing.
@@ -46,13 +73,19 @@ pub fn run<B: Backend>(
     source: &mut dyn Source,
     mut backend: B,
 ) -> Result<Outcome, RunError<B::Error>> {
-    let opts = match decider {
+    let opts = link::reads_for(match decider {
         Some(d) => d.needs().union(backend.needs()),
         None => ScanOptions::all(),
-    };
+    });
     backend.begin(source.expected()).map_err(RunError::Backend)?;
+    let mut linked = if opts.link && source.together() { Some(scan_and_link(source, &opts)) } else { None };
     let mut outcome = Outcome::default();
-    while let Some(item) = source.next(&opts) {
+    loop {
+        let item = match &mut linked {
+            Some(items) => items.pop_front(),
+            None => source.next(&opts),
+        };
+        let Some(item) = item else { break };
         match item? {
             Sourced::Process(scan) => {
                 let plan = match decider {

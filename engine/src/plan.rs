@@ -5,7 +5,7 @@
 //! the facts of each fd, flattened with its decision), so a saved check, a facts file and a policy test
 //! are all plans, read back by the same code.
 
-use crate::facts::{ByteString, FdFacts};
+use crate::facts::{ByteString, FdFacts, SessionFacts};
 use crate::matcher::{CompiledMatcher, Matcher};
 use crate::needs::ScanOptions;
 use crate::scan::{FdEntry, ProcessHandle, ProcessScan};
@@ -162,6 +162,8 @@ impl<'de> Deserialize<'de> for PlannedFd {
 pub struct ProcessPlan {
     pub pid: i32,
     pub comm: ByteString,
+    /// Parent, process group, session and controlling terminal, when read.
+    pub session: Option<SessionFacts>,
     pub fds: Vec<PlannedFd>,
     /// True when the fds were decided (a check); false for facts alone.
     pub decided: bool,
@@ -171,7 +173,8 @@ pub struct ProcessPlan {
 
 impl PartialEq for ProcessPlan {
     fn eq(&self, other: &ProcessPlan) -> bool {
-        (self.pid, &self.comm, &self.fds, self.decided) == (other.pid, &other.comm, &other.fds, other.decided)
+        (self.pid, &self.comm, &self.session, &self.fds, self.decided)
+            == (other.pid, &other.comm, &other.session, &other.fds, other.decided)
     }
 }
 impl Eq for ProcessPlan {}
@@ -180,13 +183,27 @@ impl ProcessPlan {
     /// The facts of a scan without decisions (what `crrules facts` writes).
     pub fn undecided(scan: ProcessScan) -> ProcessPlan {
         let fds = scan.fds.into_iter().map(|entry| PlannedFd { entry, decision: None }).collect();
-        ProcessPlan { pid: scan.pid, comm: scan.comm, fds, decided: false, process: scan.process }
+        ProcessPlan {
+            pid: scan.pid,
+            comm: scan.comm,
+            session: scan.session,
+            fds,
+            decided: false,
+            process: scan.process,
+        }
     }
 
     /// The scan these facts came from, decisions dropped, to be decided again.
     pub fn into_scan(self) -> ProcessScan {
         let fds = self.fds.into_iter().map(|fd| fd.entry).collect();
-        ProcessScan { pid: self.pid, comm: self.comm, fds, duplicated: Vec::new(), process: self.process }
+        ProcessScan {
+            pid: self.pid,
+            comm: self.comm,
+            session: self.session,
+            fds,
+            duplicated: Vec::new(),
+            process: self.process,
+        }
     }
 
     /// True when the plan was decided and no fd is rejected (vanished fds are gone and need nothing).
@@ -210,6 +227,8 @@ struct ProcessPlanOut<'a> {
     comm: &'a ByteString,
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpointable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<SessionFacts>,
     fds: &'a [PlannedFd],
 }
 
@@ -220,13 +239,16 @@ struct ProcessPlanIn {
     comm: ByteString,
     #[serde(default)]
     checkpointable: Option<bool>,
+    #[serde(default)]
+    session: Option<SessionFacts>,
     fds: Vec<PlannedFd>,
 }
 
 impl Serialize for ProcessPlan {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let checkpointable = self.decided.then(|| self.checkpointable());
-        ProcessPlanOut { pid: self.pid, comm: &self.comm, checkpointable, fds: &self.fds }.serialize(s)
+        ProcessPlanOut { pid: self.pid, comm: &self.comm, checkpointable, session: self.session, fds: &self.fds }
+            .serialize(s)
     }
 }
 
@@ -234,7 +256,7 @@ impl<'de> Deserialize<'de> for ProcessPlan {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ProcessPlan, D::Error> {
         let raw = ProcessPlanIn::deserialize(d)?;
         let decided = raw.checkpointable.is_some() || raw.fds.iter().any(|fd| fd.decision.is_some());
-        Ok(ProcessPlan { pid: raw.pid, comm: raw.comm, fds: raw.fds, decided, process: None })
+        Ok(ProcessPlan { pid: raw.pid, comm: raw.comm, session: raw.session, fds: raw.fds, decided, process: None })
     }
 }
 
@@ -284,7 +306,7 @@ impl Decider {
                 PlannedFd { entry, decision }
             })
             .collect();
-        ProcessPlan { pid: scan.pid, comm: scan.comm, fds, decided: true, process: scan.process }
+        ProcessPlan { pid: scan.pid, comm: scan.comm, session: scan.session, fds, decided: true, process: scan.process }
     }
 }
 

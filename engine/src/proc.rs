@@ -19,12 +19,13 @@ pub mod fdinfo;
 pub mod freeze;
 pub mod link;
 pub mod mountinfo;
+pub mod peers;
 pub mod procnet;
 pub mod sockdiag;
 mod sys;
 
 use crate::error::ScanError;
-use crate::facts::{ByteString, DevNum, FdFacts, FileType, OpenFlags, SocketFacts};
+use crate::facts::{ByteString, DevNum, FdFacts, FileType, OpenFlags, SessionFacts, SocketFacts};
 use crate::needs::ScanOptions;
 use crrules_rules::vocab::Kind;
 use fdinfo::FdInfo;
@@ -115,6 +116,10 @@ struct Stat {
     comm: ByteString,
     state: char,
     ppid: i32,
+    pgrp: i32,
+    session: i32,
+    /// The controlling terminal's `dev_t` (0: none).
+    tty_nr: u64,
     /// The task's `PF_*` flags (the ninth field).
     flags: u32,
 }
@@ -123,6 +128,12 @@ struct Stat {
 const PF_EXITING: u32 = 0x4;
 
 impl Stat {
+    /// The process's place in its job.
+    fn session(&self) -> SessionFacts {
+        let tty = (self.tty_nr != 0).then(|| DevNum::from_dev_t(self.tty_nr));
+        SessionFacts { ppid: self.ppid, pgrp: self.pgrp, sid: self.session, tty, leader: None }
+    }
+
     /// Exiting, a zombie, or dead: its fd table is gone or going.
     fn exiting(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x') || self.flags & PF_EXITING != 0
@@ -140,8 +151,12 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
     let rest: Vec<&str> = rest.split_ascii_whitespace().take(7).collect();
     let state = rest.first()?.chars().next()?;
     let ppid = rest.get(1)?.parse().ok()?;
+    let pgrp = rest.get(2)?.parse().ok()?;
+    let session = rest.get(3)?.parse().ok()?;
+    // Printed as a signed int; the kernel's `dev_t` encoding (major in bits 8-19 and 32+, as glibc's).
+    let tty_nr = rest.get(4)?.parse::<i64>().ok()? as u32 as u64;
     let flags = rest.get(6)?.parse().ok()?;
-    Some(Stat { comm, state, ppid, flags })
+    Some(Stat { comm, state, ppid, pgrp, session, tty_nr, flags })
 }
 
 /// The network namespace inode of the scanner's own thread.
@@ -209,6 +224,7 @@ pub struct ProcessDir {
     fd_dir: OwnedFd,
     fdinfo_dir: OwnedFd,
     comm: ByteString,
+    session: SessionFacts,
     handle: Option<std::sync::Arc<ProcessHandle>>,
     /// Duplicates of fds for their flags, through the pidfd (see [`dup`]).
     dup: Option<dup::Duplicator>,
@@ -243,6 +259,7 @@ impl ProcessDir {
         } else {
             (dir, stat)
         };
+        let session = stat.session();
         let comm = stat.comm;
         let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| exited_or(pid, "fd directory", e))?;
         let fdinfo_dir =
@@ -256,7 +273,7 @@ impl ProcessDir {
             Err(_) => None,
         };
         let dup = handle.clone().and_then(dup::Duplicator::new);
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle, dup, magic_by_dev: Default::default() })
+        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, session, handle, dup, magic_by_dev: Default::default() })
     }
 
     /// The calling thread's own `/proc/thread-self`: the fd table the caller's fds are in (a thread may
@@ -267,11 +284,23 @@ impl ProcessDir {
         let dir = openat(nix::fcntl::AT_FDCWD, "/proc/thread-self", DIR_FLAGS, Mode::empty())
             .map_err(|e| scan_error(pid, "/proc/thread-self", e))?;
         let stat = read_at(&dir, "stat").map_err(|e| scan_error(pid, "stat", e))?;
-        let comm = parse_stat(&stat).map(|s| s.comm).unwrap_or_default();
+        let stat = parse_stat(&stat);
+        let session = stat.as_ref().map(Stat::session).unwrap_or_default();
+        let comm = stat.map(|s| s.comm).unwrap_or_default();
         let fd_dir = openat(&dir, "fd", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fd directory", e))?;
         let fdinfo_dir =
             openat(&dir, "fdinfo", DIR_FLAGS, Mode::empty()).map_err(|e| scan_error(pid, "fdinfo directory", e))?;
-        Ok(ProcessDir { pid, dir, fd_dir, fdinfo_dir, comm, handle: None, dup: None, magic_by_dev: Default::default() })
+        Ok(ProcessDir {
+            pid,
+            dir,
+            fd_dir,
+            fdinfo_dir,
+            comm,
+            session,
+            handle: None,
+            dup: None,
+            magic_by_dev: Default::default(),
+        })
     }
 
     /// The pidfd taken when the directory was opened, if the kernel has pidfds.
@@ -282,6 +311,11 @@ impl ProcessDir {
     /// The command name (`/proc/PID/stat`'s second field), as read at open.
     pub fn comm(&self) -> &ByteString {
         &self.comm
+    }
+
+    /// Parent, process group, session and controlling terminal, as read at open.
+    pub fn session(&self) -> SessionFacts {
+        self.session
     }
 
     /// False once the process has started exiting (its fd table is then gone or going), is a zombie, or
@@ -705,7 +739,12 @@ mod tests {
     fn stat_lines() {
         let s = parse_stat(b"12 (a) b) c) S 1 12 12 0 -1 4194560 5 0").unwrap();
         assert_eq!((&s.comm, s.state, s.ppid, s.flags), (&"a) b) c".into(), 'S', 1, 4194560));
+        assert_eq!((s.pgrp, s.session, s.tty_nr), (12, 12, 0));
         assert!(!s.exiting());
+        // A shell job on /dev/pts/3 (136:3 is 0x8803), in process group 40 of session 7.
+        let job = parse_stat(b"41 (sleep) S 7 40 7 34819 40 4194304 5").unwrap().session();
+        assert_eq!((job.ppid, job.pgrp, job.sid), (7, 40, 7));
+        assert_eq!(job.tty, Some(DevNum { major: 136, minor: 3 }));
         assert!(parse_stat(b"12 (x) S 1 12 12 0 -1 4194564 5").unwrap().exiting(), "PF_EXITING");
         assert!(parse_stat(b"12 (x) Z 7 12 12 0 -1 0").unwrap().exiting());
         assert_eq!(parse_stat(b"garbage"), None);

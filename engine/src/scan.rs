@@ -25,6 +25,8 @@ use std::sync::Arc;
 pub struct ProcessScan {
     pub pid: i32,
     pub comm: crate::facts::ByteString,
+    /// Parent, process group, session and controlling terminal; `None` in facts saved without them.
+    pub session: Option<crate::facts::SessionFacts>,
     pub fds: Vec<FdEntry>,
     /// The fds of which the scanner took a duplicate (`pidfd_getfd`) to read their flags instead of
     /// fdinfo ([`ScanOptions::flags`]), ascending; never a socket's, unless the fd was replaced by one in
@@ -38,7 +40,7 @@ pub struct ProcessScan {
 impl ProcessScan {
     /// Facts that are not of a live process (saved, or made by hand).
     pub fn saved(pid: i32, comm: impl Into<ByteString>, fds: Vec<FdEntry>) -> ProcessScan {
-        ProcessScan { pid, comm: comm.into(), fds, duplicated: Vec::new(), process: None }
+        ProcessScan { pid, comm: comm.into(), session: None, fds, duplicated: Vec::new(), process: None }
     }
 }
 
@@ -46,7 +48,7 @@ impl ProcessScan {
 /// the facts were read, do not count.
 impl PartialEq for ProcessScan {
     fn eq(&self, other: &ProcessScan) -> bool {
-        (self.pid, &self.comm, &self.fds) == (other.pid, &other.comm, &other.fds)
+        (self.pid, &self.comm, &self.session, &self.fds) == (other.pid, &other.comm, &other.session, &other.fds)
     }
 }
 impl Eq for ProcessScan {}
@@ -158,7 +160,14 @@ pub fn scan_process(pid: i32, opts: &ScanOptions) -> Result<ProcessScan, ScanErr
         return Err(ScanError::Exited { pid });
     }
     complete(&dir, opts, &mut entries, early)?;
-    Ok(ProcessScan { pid, comm: dir.comm().clone(), fds: entries, duplicated, process: dir.handle() })
+    Ok(ProcessScan {
+        pid,
+        comm: dir.comm().clone(),
+        session: Some(dir.session()),
+        fds: entries,
+        duplicated,
+        process: dir.handle(),
+    })
 }
 
 /// The facts of one fd this process holds, read as [`scan_process`] reads each fd of a process (its

@@ -48,6 +48,13 @@ pub trait Source {
         None
     }
 
+    /// True when the processes are checked together: the fds of all of them are linked (`peer`, `shared`)
+    /// before any is decided, the processes outside being everything else. Every process on the host is
+    /// not such a set (nothing would be outside), nor are saved facts (linked when they were saved).
+    fn together(&self) -> bool {
+        false
+    }
+
     /// The next process, read with `opts` (a source of saved facts yields what was saved); `None` at the
     /// end.
     fn next(&mut self, opts: &ScanOptions) -> Option<Result<Sourced, SourceError>>;
@@ -65,6 +72,8 @@ pub struct Live {
     total: usize,
     /// Scan this many processes at once (1: one at a time, all cores on its fds).
     batch: usize,
+    /// Checked together (see [`Source::together`]).
+    together: bool,
     ready: VecDeque<Result<ProcessScan, ScanError>>,
     ready_named: VecDeque<bool>,
 }
@@ -89,7 +98,7 @@ impl Live {
                 }
             }
         }
-        Ok(Live::new(order, 1, false))
+        Ok(Live::new(order, 1, false, true))
     }
 
     /// Every process of a cgroup and of the cgroups below it (a container, a service, a job): `path` is a
@@ -104,19 +113,20 @@ impl Live {
         if pids.is_empty() {
             return Err(io(std::io::Error::other(format!("the cgroup {} holds no process", dir.display()))));
         }
-        Ok(Live::new(pids, 1, true))
+        Ok(Live::new(pids, 1, true, true))
     }
 
     /// Every process on the host (in this pid namespace) but the scanner itself.
     pub fn all() -> Result<Live, SourceError> {
         let me = std::process::id() as i32;
         let pids = scan::all_pids()?.into_iter().filter(|&p| p != me).map(|p| (p, false)).collect();
-        Ok(Live::new(pids, ALL_BATCH, true))
+        Ok(Live::new(pids, ALL_BATCH, true, false))
     }
 
-    fn new(pending: Vec<(i32, bool)>, batch: usize, skip_unreadable: bool) -> Live {
+    fn new(pending: Vec<(i32, bool)>, batch: usize, skip_unreadable: bool, together: bool) -> Live {
         Live {
             skip_unreadable,
+            together,
             total: pending.len(),
             pending: pending.into(),
             batch,
@@ -129,6 +139,10 @@ impl Live {
 impl Source for Live {
     fn expected(&self) -> Option<usize> {
         Some(self.total)
+    }
+
+    fn together(&self) -> bool {
+        self.together
     }
 
     fn next(&mut self, opts: &ScanOptions) -> Option<Result<Sourced, SourceError>> {

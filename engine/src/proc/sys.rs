@@ -84,6 +84,15 @@ pub fn pidfd_getfd(pidfd: impl AsFd, fd: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `kcmp(pid1, pid2, KCMP_FILE, fd1, fd2)`: 0 when both fds are the same open file, 1 or 2 for an order
+/// between different ones, 3 when unordered.
+pub fn kcmp_file(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> io::Result<i64> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: a plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid1, pid2, KCMP_FILE, fd1 as libc::c_long, fd2 as libc::c_long) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
 /// What `statx` says, in the shape of `stat` (which the scanner reads everywhere else), plus the mount id.
 pub struct Statx {
     pub st: libc::stat,
