@@ -144,7 +144,7 @@ impl ScanOptions {
     /// (fdinfo only when a rule tests `O_CLOEXEC`, which nothing else shows), mount ids only for kinds whose
     /// rules test the filesystem; sock_diag only when a socket rule tests family, type or state; `stat` of
     /// fds without a path only when an `any` rule tests what `stat` says (fds with a path are always
-    /// stat'ed).
+    /// stat'ed); the fds linked only when a rule tests `peer` or `shared`, even under `not`.
     pub fn for_policy(rules: &RuleSet) -> ScanOptions {
         let mut opts = ScanOptions::minimal();
         for rule in rules.rules() {
@@ -210,7 +210,42 @@ impl Want {
             Predicate::Clock(_) | Predicate::Thread | Predicate::Marks(_) | Predicate::Locked => self.fdinfo = true,
             // What the link and `stat` say, which every path fd has.
             Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) | Predicate::Unlinked => {}
+            // Where the other end is and who else holds the open file: the fds of the processes checked
+            // together, linked.
+            Predicate::Peer(_) | Predicate::Shared => self.link = true,
             Predicate::Not(inner) => self.add(inner),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crrules_rules::Source;
+
+    fn options(text: &str) -> ScanOptions {
+        let compiled = crrules_rules::compile(&[Source::new("t.rules", text)]);
+        assert!(!compiled.has_errors(), "{text}: {:?}", compiled.diagnostics);
+        ScanOptions::for_policy(&compiled.rules)
+    }
+
+    #[test]
+    fn only_peer_and_shared_link_the_fds() {
+        let cases = [
+            ("pipe peer outside => close\nany => close\n", true),
+            ("socket not peer none => recreate\n", true),
+            ("chardev peer inside => close\n", true),
+            ("any shared => close\n", true),
+            ("file not not shared => close\n", true),
+            ("pipe packet => close\nfile locked unlinked => close\nsocket queued => close\nany => close\n", false),
+        ];
+        for (text, link) in cases {
+            let opts = options(text);
+            assert_eq!(opts.link, link, "{text}");
+            if link {
+                // Linking is all these predicates ask for.
+                assert_eq!(opts, ScanOptions { link: true, ..ScanOptions::minimal() }, "{text}");
+            }
         }
     }
 }

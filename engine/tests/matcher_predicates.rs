@@ -1,10 +1,10 @@
 //! Each predicate's meaning, as a table of (rule, fd facts, expected) cases decided by both matchers;
 //! then precedence between anchored and unanchored rules, and `explain`'s trials.
 
-use crrules_engine::facts::{DevNum, FdFacts, OpenFlags, SocketFacts};
+use crrules_engine::facts::{DevNum, FdFacts, FdRef, OpenFlags, SocketFacts};
 use crrules_engine::matcher::{CompiledMatcher, Matcher, Outcome, Reference, Trial, explain};
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule, RuleSet};
-use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, PeerPlace, SockFamily, SockState, SockType};
 
 fn rule(kind: Kind, predicates: Vec<Predicate>) -> Rule {
     Rule {
@@ -51,6 +51,13 @@ fn file(path: &str) -> FdFacts {
 fn socket(family: Option<SockFamily>, sock_type: Option<SockType>, state: Option<SockState>) -> FdFacts {
     let mut f = FdFacts::new(5, Kind::Socket, "socket:[1]");
     f.socket = Some(SocketFacts { family, sock_type, state, ..SocketFacts::default() });
+    f
+}
+
+/// A pipe end whose other end is at `peer` (`None`: the ends were not linked).
+fn pipe(peer: Option<PeerPlace>) -> FdFacts {
+    let mut f = FdFacts::new(7, Kind::Pipe, "pipe:[9]");
+    f.peer = peer;
     f
 }
 
@@ -279,6 +286,31 @@ fn each_predicate_means_what_the_reference_says() {
             FdFacts::new(6, Kind::Anon, "anon_inode:x"),
             false,
         ),
+        ("peer outside", rule(Kind::Pipe, vec![P::Peer(PeerPlace::Outside)]), pipe(Some(PeerPlace::Outside)), true),
+        (
+            "peer inside, end outside",
+            rule(Kind::Pipe, vec![P::Peer(PeerPlace::Inside)]),
+            pipe(Some(PeerPlace::Outside)),
+            false,
+        ),
+        ("peer none", rule(Kind::Any, vec![P::Peer(PeerPlace::None)]), pipe(Some(PeerPlace::None)), true),
+        ("peer none, not linked", rule(Kind::Pipe, vec![P::Peer(PeerPlace::None)]), pipe(None), false),
+        ("peer outside, not linked", rule(Kind::Pipe, vec![P::Peer(PeerPlace::Outside)]), pipe(None), false),
+        ("not peer outside, not linked", rule(Kind::Pipe, vec![not(P::Peer(PeerPlace::Outside))]), pipe(None), true),
+        (
+            "not peer outside, end outside",
+            rule(Kind::Pipe, vec![not(P::Peer(PeerPlace::Outside))]),
+            pipe(Some(PeerPlace::Outside)),
+            false,
+        ),
+        (
+            "shared",
+            rule(Kind::File, vec![P::Shared]),
+            with(file("/a"), |f| f.shared_with = vec![FdRef { pid: 12, fd: 3 }]),
+            true,
+        ),
+        ("shared, held once", rule(Kind::File, vec![P::Shared]), file("/a"), false),
+        ("not shared, held once", rule(Kind::Any, vec![not(P::Shared)]), file("/a"), true),
         ("not not", rule(Kind::File, vec![not(not(P::Deleted))]), with(file("/a"), |f| f.deleted = true), true),
         ("all predicates must hold", rule(Kind::File, vec![P::Path(glob("/a")), P::Deleted]), file("/a"), false),
     ];

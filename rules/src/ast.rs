@@ -113,6 +113,10 @@ pub enum AtomBody<'a> {
     Marks(Word<'a>),
     /// `locked`.
     Locked,
+    /// `peer WORD`.
+    Peer(Word<'a>),
+    /// `shared`.
+    Shared,
     /// A word in a predicate's place that is no predicate keyword (`pth`), its arguments skipped.
     Unknown(Word<'a>),
 }
@@ -141,6 +145,8 @@ impl AtomBody<'_> {
             B::Thread => PredicateWord::Thread,
             B::Marks(_) => PredicateWord::Marks,
             B::Locked => PredicateWord::Locked,
+            B::Peer(_) => PredicateWord::Peer,
+            B::Shared => PredicateWord::Shared,
             B::Dev { .. } | B::Unknown(_) => return None,
         })
     }

@@ -9,7 +9,7 @@ use crate::ast::{self, CmpOp};
 use crate::diag::{Diagnostic, did_you_mean, list, quoted, shown};
 use crate::lex::{self, LogicalLine};
 use crate::source::{Source, Span};
-use crate::vocab::{Access, ActionWord, EXACT};
+use crate::vocab::{Access, ActionWord, EXACT, PeerPlace};
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
@@ -211,6 +211,8 @@ impl<'a> Builder<'a, '_> {
             G::thread => B::Thread,
             G::marks => B::Marks(self.word(&it.next()?)),
             G::locked => B::Locked,
+            G::peer => B::Peer(self.word(&it.next()?)),
+            G::shared => B::Shared,
             G::unknown_pred => B::Unknown(self.word(&it.next()?)),
             _ => return None,
         };
@@ -352,6 +354,8 @@ fn describe(rule: G) -> Option<&'static str> {
         | G::thread
         | G::marks
         | G::locked
+        | G::peer
+        | G::shared
         | G::unknown_pred
         | G::bad_pred
         | G::not_kw => "a predicate",
@@ -370,6 +374,11 @@ fn describe(rule: G) -> Option<&'static str> {
         G::protocol_word => "a socket protocol such as `tcp`",
         G::clock_word => "a clock such as `boottime_alarm`",
         G::mark_word => "a mark target such as `filesystem`",
+        G::peer_word => {
+            static PEER: LazyLock<String> =
+                LazyLock::new(|| format!("a peer place ({})", quoted(PeerPlace::words(), "or")));
+            &PEER
+        }
         G::word => "a word",
         G::cmp => {
             static CMP: LazyLock<String> =

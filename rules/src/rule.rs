@@ -3,7 +3,7 @@
 //! compiled, predicates applicable to their kind); every rule knows where it came from.
 
 use crate::source::Span;
-use crate::vocab::{Access, Clock, Kind, MarkTarget, SockFamily, SockProto, SockState, SockType};
+use crate::vocab::{Access, Clock, Kind, MarkTarget, PeerPlace, SockFamily, SockProto, SockState, SockType};
 use std::fmt;
 use std::sync::Arc;
 
@@ -196,6 +196,13 @@ pub enum Predicate {
     Marks(MarkTarget),
     /// `locked`: a file lock (POSIX, flock, OFD, lease) is held through the fd's open file.
     Locked,
+    /// `peer outside`: where the other end is, seen from the processes checked together (a pipe's or
+    /// FIFO's other end, a unix socket's peer, a terminal's other side). An fd whose ends were not linked
+    /// has no place, so no `peer` predicate holds for it.
+    Peer(PeerPlace),
+    /// `shared`: other fds of the processes checked together hold the fd's open file (after `dup` or
+    /// `fork`: offset and flags shared).
+    Shared,
     /// `name GLOB`: an anonymous inode's name, brackets included (`[kvm-vm]`).
     Name(Glob),
     /// `not P`.
@@ -235,6 +242,8 @@ impl fmt::Display for Predicate {
             Predicate::Thread => write!(f, "{}", W::Thread),
             Predicate::Marks(x) => write!(f, "{} {x}", W::Marks),
             Predicate::Locked => write!(f, "{}", W::Locked),
+            Predicate::Peer(x) => write!(f, "{} {x}", W::Peer),
+            Predicate::Shared => write!(f, "{}", W::Shared),
             Predicate::Name(g) => write!(f, "{} {:?}", W::Name, g.as_str()),
             Predicate::Not(p) => write!(f, "{NOT} {p}"),
         }

@@ -9,8 +9,8 @@ use crate::parse::MAX_NOT_DEPTH;
 use crate::rule::{Action, Glob, NumSet, Origin, Predicate, Rule};
 use crate::source::Span;
 use crate::vocab::{
-    self, Access, ActionWord, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, PredicateWord, SockFamily, SockProto,
-    SockState, SockType,
+    self, Access, ActionWord, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, PeerPlace, PredicateWord, SockFamily,
+    SockProto, SockState, SockType,
 };
 use crate::{Source, ast};
 
@@ -64,7 +64,9 @@ fn predicate_kinds(body: &ast::AtomBody) -> Option<&'static [Kind]> {
         P::Clock => &[Timerfd],
         P::Thread => &[Pidfd],
         P::Marks => &[Fanotify],
-        P::Flags | P::Access | P::Fd | P::Locked => return None,
+        // The kinds with another end: a pipe's or FIFO's, a unix socket's peer, a terminal's other side.
+        P::Peer => &[Chardev, Fifo, Pipe, Socket, Any],
+        P::Flags | P::Access | P::Fd | P::Locked | P::Shared => return None,
     })
 }
 
@@ -262,6 +264,14 @@ impl Validator<'_> {
                 "crrules::parse::unknown_mark",
                 ("mark target", "mark targets"),
             )?),
+            B::Peer(w) => Predicate::Peer(self.word(
+                w,
+                PeerPlace::from_name,
+                PeerPlace::words,
+                "crrules::parse::unknown_peer",
+                ("peer place", "peer places"),
+            )?),
+            B::Shared => Predicate::Shared,
             B::Unknown(w) => {
                 self.unknown_predicate(w);
                 return None;

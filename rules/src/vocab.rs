@@ -85,6 +85,8 @@ words! {
         Thread = "thread",
         Marks = "marks",
         Locked = "locked",
+        Peer = "peer",
+        Shared = "shared",
     }
 }
 

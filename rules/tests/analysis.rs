@@ -102,6 +102,22 @@ fn a_rule_covered_by_one_earlier_rule_is_shadowed() {
             "file not deleted path \"/x\" => close",
             "file not deleted => reopen path",
         ),
+        ("pipe => recreate\npipe peer outside => close\n", "pipe peer outside => close", "pipe => recreate"),
+        (
+            "any peer inside => inherit \"peers\"\nsocket peer inside family unix => close\n",
+            "socket peer inside family unix => close",
+            "any peer inside => inherit \"peers\"",
+        ),
+        (
+            "pipe not peer outside => recreate\npipe peer none => close\n",
+            "pipe peer none => close",
+            "pipe not peer outside => recreate",
+        ),
+        (
+            "any shared => close\nfile shared deleted => contents\n",
+            "file shared deleted => contents",
+            "any shared => close",
+        ),
     ];
     for &(text, shadowed, by) in cases {
         assert_eq!(summary(text), vec![("crrules::lint::shadowed", s(shadowed), vec![s(by)])], "{text}");
@@ -146,6 +162,23 @@ fn a_rule_covered_by_earlier_rules_together_is_shadowed() {
             "chardev 1:5 access rw => close",
             &["chardev 1:{3,5} => reopen path"],
         ),
+        (
+            // Every place, and the fds whose ends were not linked.
+            "pipe peer inside => recreate\npipe peer outside => close\npipe peer none => close\n\
+             pipe not peer inside not peer outside not peer none => close\npipe packet => close\n",
+            "pipe packet => close",
+            &[
+                "pipe peer inside => recreate",
+                "pipe peer outside => close",
+                "pipe peer none => close",
+                "pipe not peer inside not peer outside not peer none => close",
+            ],
+        ),
+        (
+            "file shared => close\nfile not shared => reopen path\nfile path \"/x\" => close\n",
+            "file path \"/x\" => close",
+            &["file shared => close", "file not shared => reopen path"],
+        ),
     ];
     for &(text, shadowed, by) in cases {
         let by = by.iter().map(|b| s(b)).collect();
@@ -181,6 +214,15 @@ fn rules_that_only_look_covered_are_not_reported() {
         "file access ro => close\nfile access wo => close\nfile flags O_APPEND => reopen path\n",
         // An `any` rule is not covered by rules of single kinds (not looked for).
         "file => close\nany path \"/x\" => close\n",
+        // The specific rule first.
+        "pipe peer outside => close\npipe => recreate\n",
+        // Another place.
+        "pipe peer inside => recreate\npipe peer outside => close\n",
+        // The three places leave the fds whose ends were not linked.
+        "pipe peer inside => recreate\npipe peer outside => close\npipe peer none => close\npipe => reject \"x\"\n",
+        // `not peer outside` holds for those, `peer inside` does not.
+        "pipe peer inside => recreate\npipe not peer outside => close\n",
+        "file shared => close\nfile => reopen path\n",
     ];
     for text in clean {
         assert_eq!(summary(text), vec![], "{text}");
@@ -196,6 +238,8 @@ fn contradictory_rules_never_match() {
         "file access ro flags O_WRONLY => close\n",
         "file path \"/a\" path \"/b\" => close\n",
         "file path \"/a\" not path \"/*\" => close\n",
+        "pipe peer inside peer outside => close\n",
+        "socket shared not shared => close\n",
     ];
     for text in cases {
         let w = warnings(text);

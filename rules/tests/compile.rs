@@ -2,7 +2,7 @@
 //! came from, precedence across files, and how diagnostics render for a user.
 
 use crrules_rules::rule::{CmpOp, NumSet, Predicate};
-use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, SockFamily, SockState, SockType};
+use crrules_rules::vocab::{Access, Kind, MAJOR_LIMIT, MINOR_LIMIT, PeerPlace, SockFamily, SockState, SockType};
 use crrules_rules::{Action, Source, Validated, compile};
 
 fn one(text: &str) -> Validated {
@@ -67,6 +67,41 @@ fn every_predicate_means_what_it_says() {
     );
     let r = rule("file fd * => close");
     assert!(matches!(&r.predicates[0], Predicate::Fd(s) if s.contains(0) && s.contains(i32::MAX as u32)));
+}
+
+#[test]
+fn peer_names_where_the_other_end_is_and_shared_who_else_holds_the_file() {
+    let r = rule("pipe peer outside not peer none shared => close");
+    assert_eq!(
+        r.predicates,
+        vec![
+            Predicate::Peer(PeerPlace::Outside),
+            Predicate::Not(Box::new(Predicate::Peer(PeerPlace::None))),
+            Predicate::Shared
+        ]
+    );
+    assert_eq!(rule("socket peer inside => recreate").predicates, vec![Predicate::Peer(PeerPlace::Inside)]);
+    // `peer` is for the kinds with another end; `shared` for every kind.
+    for kind in Kind::ALL {
+        let c = one(&format!("{kind} peer inside => close"));
+        let has_ends = matches!(kind, Kind::Chardev | Kind::Fifo | Kind::Pipe | Kind::Socket | Kind::Any);
+        assert_eq!(c.has_errors(), !has_ends, "{kind}: {:?}", c.diagnostics);
+        rule(&format!("{kind} shared => close"));
+    }
+}
+
+/// A rule's predicates, shown as the language writes them, compile back to the same predicates.
+#[test]
+fn predicates_display_as_they_are_written() {
+    for text in [include_str!("fixtures/ok/every_construct.rules"), include_str!("fixtures/ok/linked.rules")] {
+        let c = one(text);
+        assert!(!c.has_errors(), "{:?}", c.diagnostics);
+        for r in c.rules.rules() {
+            let shown: Vec<String> = r.predicates.iter().map(ToString::to_string).collect();
+            let again = format!("{} {} => close", r.kind, shown.join(" "));
+            assert_eq!(rule(&again).predicates, r.predicates, "{} shown as {again}", r.text);
+        }
+    }
 }
 
 #[test]

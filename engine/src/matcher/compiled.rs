@@ -397,7 +397,9 @@ impl Check {
             | Predicate::Clock(_)
             | Predicate::Thread
             | Predicate::Marks(_)
-            | Predicate::Locked => Test::Plain(p.clone()),
+            | Predicate::Locked
+            | Predicate::Peer(_)
+            | Predicate::Shared => Test::Plain(p.clone()),
             Predicate::Not(inner) => {
                 let Check { negated, test } = Check::compile(inner, globs);
                 return Check { negated: !negated, test };

@@ -26,6 +26,8 @@
 //! | `Thread` | `facts.kind` is `pidfd` and `O_EXCL` (`PIDFD_THREAD`) is set in `facts.flags` |
 //! | `Marks(m)` | `facts.fanotify` is `Some(g)` and one of `g.marks` has the target `m` |
 //! | `Locked` | `facts.locks` is not empty |
+//! | `Peer(x)` | `facts.peer` is `Some(x)` (facts whose ends were not linked have `None`) |
+//! | `Shared` | `facts.shared_with` is not empty |
 //! | `Not(p)` | `p` does not hold |
 //!
 //! [`Kind::covers`]: crrules_rules::vocab::Kind::covers
@@ -67,6 +69,8 @@ pub fn holds(predicate: &Predicate, facts: &FdFacts) -> bool {
             facts.fanotify.as_ref().is_some_and(|g| g.marks.iter().any(|mark| mark.target == m.name()))
         }
         Predicate::Locked => !facts.locks.is_empty(),
+        Predicate::Peer(x) => facts.peer == Some(*x),
+        Predicate::Shared => !facts.shared_with.is_empty(),
         Predicate::Not(p) => !holds(p, facts),
     }
 }

@@ -1,15 +1,16 @@
 //! Random policies and fd facts over small, overlapping universes, shared by the matcher's property tests:
 //! mixed kinds with `any`, exact devices, ranges and wildcards, globs over a few path pieces, socket
-//! predicates, flags, sizes, fd sets and nested `not`; facts that land on the same values, with paths and
-//! names that are not always UTF-8 (the kernel's are bytes).
+//! predicates, flags, sizes, fd sets, where the other end is, shared open files and nested `not`; facts
+//! that land on the same values (some not linked, so without a peer), with paths and names that are not
+//! always UTF-8 (the kernel's are bytes).
 #![allow(dead_code, reason = "each test file uses part of the generators")]
 
 use crrules_engine::facts::{
-    ByteString, DevNum, FanotifyFacts, FanotifyMark, FdFacts, Lock, OpenFlags, SocketFacts, TimerfdFacts,
+    ByteString, DevNum, FanotifyFacts, FanotifyMark, FdFacts, FdRef, Lock, OpenFlags, SocketFacts, TimerfdFacts,
 };
 use crrules_rules::rule::{Action, CmpOp, Glob, NumSet, Origin, Predicate, Rule};
 use crrules_rules::vocab::{
-    Access, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, SockFamily, SockProto, SockState, SockType,
+    Access, Clock, Kind, MAJOR_LIMIT, MINOR_LIMIT, MarkTarget, PeerPlace, SockFamily, SockProto, SockState, SockType,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
@@ -94,6 +95,8 @@ pub fn leaf() -> impl Strategy<Value = Predicate> {
         1 => Just(Predicate::Thread),
         1 => pick(MarkTarget::ALL).prop_map(Predicate::Marks),
         1 => Just(Predicate::Locked),
+        1 => pick(PeerPlace::ALL).prop_map(Predicate::Peer),
+        1 => Just(Predicate::Shared),
     ]
 }
 
@@ -170,6 +173,8 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
         (any::<bool>(), any::<bool>(), any::<bool>()),
         maybe(pick(CLOCK_IDS)),
         maybe(proptest::collection::vec(pick(MarkTarget::ALL), 0..3)),
+        // Where the other end is (`None`: not linked), and how many other fds share the open file.
+        (maybe(pick(PeerPlace::ALL)), 0usize..3),
     );
     (
         (pick(FACT_KINDS), prop_oneof![10 => 0i32..8, 1 => Just(-1), 1 => Just(100)]),
@@ -184,7 +189,7 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
         extra,
     )
         .prop_map(|((kind, fd), path, dev, (fs, name, size), (deleted, flags), socket, extra)| {
-            let ((unlinked, packet, locked), clock, marks) = extra;
+            let ((unlinked, packet, locked), clock, marks, (peer, shared)) = extra;
             let mut f = FdFacts::new(fd, kind, path.clone().unwrap_or_default());
             f.path = path;
             f.dev = dev;
@@ -196,6 +201,8 @@ pub fn facts() -> impl Strategy<Value = FdFacts> {
             f.socket = socket;
             f.unlinked = unlinked;
             f.packet = packet;
+            f.peer = peer;
+            f.shared_with = (0..shared).map(|i| FdRef { pid: 1, fd: 10 + i as i32 }).collect();
             if locked {
                 let lock = Lock {
                     class: "POSIX".into(),

@@ -1,7 +1,8 @@
 //! The space of fds as the analysis sees it, and selectors as unions of boxes in it.
 //!
 //! Every fd maps to one point: a coordinate per numeric dimension (kind, device major and minor, fd
-//! number, size, deleted, socket family, type and state), a pattern of open-flag bits, and, for each of
+//! number, size, deleted, socket family, type and state, and the rest of [`Dim`], such as where the
+//! other end is and whether the open file is shared), a pattern of open-flag bits, and, for each of
 //! path, filesystem type and anon-inode name, whether it is known and which globs it matches. Each
 //! predicate is exactly a set of points, written as a union of disjoint *boxes* (a set per dimension), so
 //! rules can be intersected and subtracted exactly, with one abstraction: globs are *opaque atoms*.
@@ -13,7 +14,7 @@
 
 use crate::ast::CmpOp;
 use crate::rule::{Glob, NumSet, Predicate, Rule};
-use crate::vocab::{Access, Clock, Kind, MarkTarget, SockFamily, SockProto, SockState, SockType};
+use crate::vocab::{Access, Clock, Kind, MarkTarget, PeerPlace, SockFamily, SockProto, SockState, SockType};
 use std::borrow::Cow;
 
 /// A numeric dimension of the space.
@@ -53,10 +54,15 @@ pub enum Dim {
     Marks,
     /// `0` or `1`.
     Locked,
+    /// `0` for an fd whose ends were not linked (no `peer` holds), the place's index in
+    /// [`PeerPlace::ALL`] `+ 1` otherwise.
+    Peer,
+    /// `0` or `1`.
+    Shared,
 }
 
 /// The number of numeric dimensions.
-pub const DIMS: usize = 17;
+pub const DIMS: usize = 19;
 
 impl Dim {
     pub const ALL: [Dim; DIMS] = [
@@ -77,6 +83,8 @@ impl Dim {
         Dim::Thread,
         Dim::Marks,
         Dim::Locked,
+        Dim::Peer,
+        Dim::Shared,
     ];
 
     /// The largest coordinate (the smallest is 0).
@@ -87,13 +95,14 @@ impl Dim {
             Dim::Minor => u128::from(u32::MAX),
             Dim::Fd => u128::from(u32::MAX),
             Dim::Size => u128::from(u64::MAX) + 1,
-            Dim::Deleted | Dim::Queued | Dim::Unlinked | Dim::Packet | Dim::Thread | Dim::Locked => 1,
+            Dim::Deleted | Dim::Queued | Dim::Unlinked | Dim::Packet | Dim::Thread | Dim::Locked | Dim::Shared => 1,
             Dim::Family => SockFamily::ALL.len() as u128,
             Dim::SockType => SockType::ALL.len() as u128,
             Dim::State => SockState::ALL.len() as u128,
             Dim::Protocol => SockProto::ALL.len() as u128,
             Dim::Clock => Clock::ALL.len() as u128,
             Dim::Marks => (1 << MarkTarget::ALL.len()) - 1,
+            Dim::Peer => PeerPlace::ALL.len() as u128,
         }
     }
 }
@@ -737,6 +746,8 @@ pub fn predicate_cells(p: &Predicate, negated: bool) -> Vec<Cell<'_>> {
         Predicate::Thread => on(Dim::Thread, Ranges::single(1)),
         Predicate::Marks(x) => on(Dim::Marks, mark_masks(*x)),
         Predicate::Locked => on(Dim::Locked, Ranges::single(1)),
+        Predicate::Peer(x) => on(Dim::Peer, word(PeerPlace::ALL, x)),
+        Predicate::Shared => on(Dim::Shared, Ranges::single(1)),
         Predicate::Not(inner) => predicate_cells(inner, !negated),
     }
 }
@@ -813,6 +824,33 @@ mod tests {
                 assert_eq!(outside, usize::from(!inside), "complement of {a} at {flags:o}");
             }
         }
+    }
+
+    /// True when some box of `cells` holds coordinate `x` on `dim` (and is open on every other dimension).
+    fn holds_at(cells: &[Cell<'_>], dim: Dim, x: u128) -> bool {
+        cells.iter().any(|c| {
+            has(&c.nums[dim as usize], x)
+                && Dim::ALL.iter().filter(|d| **d != dim).all(|d| c.nums[*d as usize] == Ranges::Full)
+        })
+    }
+
+    #[test]
+    fn peer_places_and_their_complements_are_exact() {
+        // Coordinate 0 is an fd whose ends were not linked: no `peer` holds there, every `not peer` does.
+        let places = [None, Some(PeerPlace::Inside), Some(PeerPlace::Outside), Some(PeerPlace::None)];
+        assert_eq!(Dim::Peer.max(), places.len() as u128 - 1);
+        for want in PeerPlace::ALL {
+            let p = Predicate::Peer(*want);
+            let (yes, no) = (predicate_cells(&p, false), predicate_cells(&p, true));
+            for (x, place) in places.iter().enumerate() {
+                let x = x as u128;
+                assert_eq!(holds_at(&yes, Dim::Peer, x), *place == Some(*want), "peer {want} at {place:?}");
+                assert_eq!(holds_at(&no, Dim::Peer, x), *place != Some(*want), "not peer {want} at {place:?}");
+            }
+        }
+        let (yes, no) = (predicate_cells(&Predicate::Shared, false), predicate_cells(&Predicate::Shared, true));
+        assert!(holds_at(&yes, Dim::Shared, 1) && !holds_at(&yes, Dim::Shared, 0));
+        assert!(holds_at(&no, Dim::Shared, 0) && !holds_at(&no, Dim::Shared, 1));
     }
 
     #[test]
