@@ -88,6 +88,11 @@ pub struct Targets {
     /// directory, or a path in the unified or a v1 hierarchy (`/system.slice/x.service`).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "tree", "all"])]
     pub cgroup: Option<PathBuf>,
+
+    /// Every process of a running podman or docker container (its cgroup): a full id, a unique prefix of
+    /// one, or a name, as `podman container inspect` or `docker container inspect` (found on PATH) know it.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["pid", "tree", "all", "cgroup"])]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -96,7 +101,7 @@ pub struct CheckArgs {
     pub targets: Targets,
 
     /// Decide saved facts (from `crrules facts` or `check --format json`) instead of live processes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all", "cgroup"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all", "cgroup", "container"])]
     pub facts: Option<PathBuf>,
 
     /// Output format.

@@ -1,6 +1,6 @@
 //! `crrules check`, `crrules explain` and `crrules facts`: pick a source of facts (live processes, a tree,
-//! every process, a saved facts file) and a report backend, run the engine's pipeline, and map its outcome
-//! to the exit status.
+//! every process, a cgroup, a container, a saved facts file) and a report backend, run the engine's
+//! pipeline, and map its outcome to the exit status.
 
 use crate::args::{CheckArgs, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
 use crate::load;
@@ -8,6 +8,7 @@ use crate::render::{Style, Ui};
 use crate::report::{Report, Summary};
 use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
+use crrules_engine::container::ContainerError;
 use crrules_engine::facts::ByteString;
 use crrules_engine::matcher;
 use crrules_engine::pipeline::{self, RunError};
@@ -43,9 +44,12 @@ fn source(targets: &Targets, facts: Option<&std::path::Path>) -> Result<Box<dyn 
         None if targets.cgroup.is_some() => Box::new(
             Live::cgroup(targets.cgroup.as_deref().unwrap_or(std::path::Path::new("/"))).map_err(source_failure)?,
         ),
+        None if targets.container.is_some() => {
+            Box::new(Live::container(targets.container.as_deref().unwrap_or_default()).map_err(source_failure)?)
+        }
         None if targets.pid.is_empty() => {
             return Err(Failure::Report(miette::miette!(
-                help = "give `--pid N` (repeatable, with `--tree` for descendants), `--cgroup PATH` or `--all`",
+                help = "give `--pid N` (repeatable, with `--tree` for descendants), `--cgroup PATH`, `--container ID` or `--all`",
                 "no process to check"
             )));
         }
@@ -69,6 +73,11 @@ fn source_failure(e: SourceError) -> Failure {
     match e {
         SourceError::Facts { .. } => Failure::Report(miette::miette!(
             help = "facts files hold one JSON object per line, as `crrules facts` or `crrules check --format json` write them",
+            "{e}"
+        )),
+        SourceError::Container(ContainerError::NotFound { .. }) => Failure::Report(miette::miette!(
+            help = "both tools are asked as the user crrules runs as (a rootless podman container is found only by \
+                    its own user); or give the container's cgroup with `--cgroup PATH`",
             "{e}"
         )),
         e => Failure::Report(miette::Report::msg(e.to_string())),

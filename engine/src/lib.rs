@@ -17,6 +17,7 @@
 //! [`error`].
 
 pub mod backend;
+pub mod container;
 pub mod criu;
 pub mod dump;
 pub mod error;

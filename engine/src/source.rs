@@ -1,8 +1,8 @@
 //! Where facts come from: the seam between the pipeline and whatever reads processes. A [`Source`] yields
 //! one process's facts at a time, in a fixed order, read with the [`ScanOptions`] the pipeline asks for.
-//! [`Live`] scans running processes (a list of pids, their trees, or every process); [`FactsFile`] reads
-//! saved plans back, so a check of saved facts takes exactly the path of a live check. A new source
-//! (a cgroup, a container) is one more type here.
+//! [`Live`] scans running processes (a list of pids, their trees, a cgroup, a container's cgroup, or every
+//! process); [`FactsFile`] reads saved plans back, so a check of saved facts takes exactly the path of a
+//! live check. A new source is one more type here.
 
 use crate::error::ScanError;
 use crate::needs::ScanOptions;
@@ -29,6 +29,9 @@ pub enum SourceError {
     /// A process the user named could not be read.
     #[error(transparent)]
     Scan(#[from] ScanError),
+    /// A container that cannot be found, is not running, or has no cgroup of its own.
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
     /// A facts file or a cgroup that cannot be read.
     #[error("cannot read `{}`: {source}", path.display())]
     Io {
@@ -114,6 +117,12 @@ impl Live {
             return Err(io(std::io::Error::other(format!("the cgroup {} holds no process", dir.display()))));
         }
         Ok(Live::new(pids, 1, true, true))
+    }
+
+    /// Every process of a podman or docker container (a full id, a unique prefix of one, or a name): its
+    /// cgroup, as [`Live::cgroup`] (see [`crate::container`]).
+    pub fn container(id: &str) -> Result<Live, SourceError> {
+        Live::cgroup(&crate::container::resolve(id)?.cgroup)
     }
 
     /// Every process on the host (in this pid namespace) but the scanner itself.
