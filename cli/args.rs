@@ -105,8 +105,8 @@ pub struct CheckArgs {
     pub facts: Option<PathBuf>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
 }
 
 #[derive(Debug, Args)]
@@ -154,11 +154,39 @@ pub struct TestArgs {
     pub paths: Vec<PathBuf>,
 }
 
+/// What a report prints for each process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
     Ron,
+}
+
+/// `check`'s output: a report per process, or one picture of all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// A table per process.
+    Text,
+    /// One JSON object per process, one per line.
+    Json,
+    /// One RON value per process, one per line.
+    Ron,
+    /// One Graphviz graph of the processes, how their fds link, and each fd's decision.
+    Dot,
+    /// That graph drawn as SVG by Graphviz's `dot` (needs Graphviz).
+    Svg,
+}
+
+impl CheckFormat {
+    /// The report format, unless the output is a picture.
+    pub fn report(self) -> Option<Format> {
+        match self {
+            CheckFormat::Text => Some(Format::Text),
+            CheckFormat::Json => Some(Format::Json),
+            CheckFormat::Ron => Some(Format::Ron),
+            CheckFormat::Dot | CheckFormat::Svg => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,8 +1,9 @@
 //! `crrules check`, `crrules explain` and `crrules facts`: pick a source of facts (live processes, a tree,
-//! every process, a cgroup, a container, a saved facts file) and a report backend, run the engine's
-//! pipeline, and map its outcome to the exit status.
+//! every process, a cgroup, a container, a saved facts file) and a backend (a report, or the picture), run
+//! the engine's pipeline, and map its outcome to the exit status.
 
-use crate::args::{CheckArgs, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
+use crate::args::{CheckArgs, CheckFormat, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
+use crate::dot::{Dot, Graphviz};
 use crate::load;
 use crate::render::{Style, Ui};
 use crate::report::{Report, Summary};
@@ -19,14 +20,64 @@ use std::io::Write;
 
 pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let decider = load::decider(args, ui)?;
+    // Without Graphviz there is nothing to draw with: said before any process is read.
+    let graphviz = match check.format {
+        CheckFormat::Svg => Some(Graphviz::find().ok_or_else(|| {
+            miette::miette!(
+                help = "install Graphviz (`apt install graphviz`), or use `--format dot`, which needs no Graphviz, and draw the graph elsewhere",
+                "`--format svg` needs Graphviz's `dot` program, and there is none on PATH"
+            )
+        })?),
+        _ => None,
+    };
     let mut source = source(&check.targets, check.facts.as_deref())?;
-    let report = Report::new(check.format, ui);
-    let outcome = if check.targets.all {
-        run(Some(&decider), &mut *source, Summary::new(report, ui))?
-    } else {
-        run(Some(&decider), &mut *source, report)?
+    let outcome = match (check.format.report(), graphviz) {
+        (Some(format), _) => decide(&decider, &mut *source, Report::new(format, ui), check.targets.all, ui)?,
+        // `--format dot`.
+        (None, None) => {
+            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            decide(&decider, &mut *source, Dot::new(out, ui), check.targets.all, ui)?
+        }
+        // `--format svg`.
+        (None, Some(graphviz)) => svg(&graphviz, &decider, &mut *source, check.targets.all, ui)?,
     };
     Ok(if outcome.any_rejected() { Outcome::Finding } else { Outcome::Clean })
+}
+
+/// Decides every process of `source` into `backend`, through the summary for `--all`.
+fn decide<B: Backend<Error = std::io::Error>>(
+    decider: &Decider,
+    source: &mut dyn Source,
+    backend: B,
+    all: bool,
+    ui: &Ui,
+) -> Result<pipeline::Outcome, Failure> {
+    if all { run(Some(decider), source, Summary::new(backend, ui)) } else { run(Some(decider), source, backend) }
+}
+
+/// The picture, drawn by Graphviz's `dot` as SVG on standard output. When `dot` fails, that is the error
+/// (a run that could not write to it failed because of it).
+fn svg(
+    graphviz: &Graphviz,
+    decider: &Decider,
+    source: &mut dyn Source,
+    all: bool,
+    ui: &Ui,
+) -> Result<pipeline::Outcome, Failure> {
+    let program = graphviz.program().display();
+    let cannot_run = |e: std::io::Error| Failure::Report(miette::miette!("cannot run Graphviz's `{program}`: {e}"));
+    let mut drawing = graphviz.draw_svg().map_err(cannot_run)?;
+    let input = drawing.input().ok_or_else(|| cannot_run(std::io::Error::other("no input to write to")))?;
+    // The backend, and with it `dot`'s input, is dropped when the run ends: then `dot` draws.
+    let outcome = decide(decider, source, Dot::new(std::io::BufWriter::new(input), ui), all, ui);
+    let status = drawing.wait().map_err(cannot_run)?;
+    if !status.success() {
+        return Err(Failure::Report(miette::miette!(
+            help = "`--format dot` prints the graph it was given",
+            "Graphviz's `{program}` could not draw the graph ({status})"
+        )));
+    }
+    outcome
 }
 
 /// `crrules facts`: the facts only, one JSON object per process per line, for `check --facts` later.

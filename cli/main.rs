@@ -4,6 +4,7 @@
 mod args;
 mod check;
 mod criu;
+mod dot;
 mod fdtable;
 mod lint;
 mod load;

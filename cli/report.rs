@@ -65,15 +65,20 @@ impl Backend for Report<'_> {
     /// A process that exited while a tree was checked (or that `--all` could not read): said on standard
     /// error, so the output stays clean.
     fn skipped(&mut self, error: &ScanError) -> std::io::Result<()> {
-        match error.pid() {
-            Some(pid) if error.is_gone() => self.ui.note(&format!("process {pid} exited during the check")),
-            _ => self.ui.note(&error.to_string()),
-        }
+        note_skipped(self.ui, error);
         Ok(())
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// Says on standard error that a process was skipped: it exited during the check, or could not be read.
+pub fn note_skipped(ui: &Ui, error: &ScanError) {
+    match error.pid() {
+        Some(pid) if error.is_gone() => ui.note(&format!("process {pid} exited during the check")),
+        _ => ui.note(&error.to_string()),
     }
 }
 
@@ -330,9 +335,9 @@ fn summary(plan: &ProcessPlan) -> String {
     format!("{} fds: {}", plan.fds.len(), parts.join(", "))
 }
 
-/// What an fd points at, for the table: the path, the device, or the link text, escaped (borrowed from the
-/// facts when nothing is added and nothing needs escaping).
-fn target(facts: &FdFacts) -> Cow<'_, str> {
+/// What an fd points at, for the table and the picture: the path, the device, or the link text, escaped
+/// (borrowed from the facts when nothing is added and nothing needs escaping).
+pub fn target(facts: &FdFacts) -> Cow<'_, str> {
     let base = facts.path.as_ref().unwrap_or(&facts.link).escaped();
     if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted && facts.peer.is_none() {
         return base;
@@ -374,7 +379,7 @@ fn push_peer(s: &mut String, facts: &FdFacts) {
 }
 
 /// `s` cut to `width` characters by dropping its start.
-fn clip_start(s: &str, width: usize) -> String {
+pub fn clip_start(s: &str, width: usize) -> String {
     let len = s.chars().count();
     if len <= width {
         s.to_owned()
