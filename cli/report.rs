@@ -257,8 +257,14 @@ pub fn table(plan: &ProcessPlan, ui: &Ui) -> String {
             }
             None => ("-".into(), "-".into(), "".into(), Style::Dim),
         };
-        let cells =
-            [fd, cell(facts.kind.name()), cell_of(target(facts)), cell_of(action), cell_of(rule), cell_of(reason)];
+        let cells = [
+            fd,
+            cell(facts.kind.name()),
+            cell_of(target_and_peer(facts)),
+            cell_of(action),
+            cell_of(rule),
+            cell_of(reason),
+        ];
         rows.push((cells, style));
     }
     let mut widths = header.each_ref().map(|c| c.1);
@@ -339,7 +345,7 @@ fn summary(plan: &ProcessPlan) -> String {
 /// (borrowed from the facts when nothing is added and nothing needs escaping).
 pub fn target(facts: &FdFacts) -> Cow<'_, str> {
     let base = facts.path.as_ref().unwrap_or(&facts.link).escaped();
-    if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted && facts.peer.is_none() {
+    if facts.dev.is_none() && facts.socket.is_none() && !facts.deleted {
         return base;
     }
     let mut s = match (&facts.dev, &facts.socket) {
@@ -362,13 +368,14 @@ pub fn target(facts: &FdFacts) -> Cow<'_, str> {
     if facts.deleted {
         s.push_str(" (deleted)");
     }
-    push_peer(&mut s, facts);
     s.into()
 }
 
-/// ` → outside 50 (logger)`: where the other end is, when the fds were linked.
-fn push_peer(s: &mut String, facts: &FdFacts) {
-    let Some(place) = facts.peer else { return };
+/// [`target`] and, for the table, ` → outside 50 (logger)`: where the other end is, when the fds were
+/// linked (the picture draws it instead).
+fn target_and_peer(facts: &FdFacts) -> Cow<'_, str> {
+    let Some(place) = facts.peer else { return target(facts) };
+    let mut s = target(facts).into_owned();
     let _ = write!(s, " → {place}");
     if let Some(pid) = facts.peer_pid {
         let _ = write!(s, " {pid}");
@@ -376,6 +383,7 @@ fn push_peer(s: &mut String, facts: &FdFacts) {
             let _ = write!(s, " ({comm})");
         }
     }
+    s.into()
 }
 
 /// `s` cut to `width` characters by dropping its start.

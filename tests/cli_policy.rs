@@ -183,7 +183,7 @@ fn the_default_policy_passes_its_own_policy_tests() {
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/tests");
     let (code, out, err) = run(&["test", "--root", root.str(), tests]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("108 decision(s) as expected, 0 changed"), "{out}");
+    assert!(out.contains("116 decision(s) as expected, 0 changed"), "{out}");
 }
 
 #[test]

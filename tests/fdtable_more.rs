@@ -40,9 +40,12 @@ fn crrules_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> (i32, String
 /// [`crrules_with`] with the binary at `exe` (a copy another user can run).
 fn crrules_at(exe: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> (i32, String, String) {
     let mut command = Command::new(exe);
-    command.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    // Stdin a pipe at its end and stdout captured by one: what a restore hands in as `stdin` and `stdout` to
+    // a process whose standard streams were pipes to this test.
+    command.args(args).env("NO_COLOR", "1").stdin(Stdio::piped());
     setup(&mut command);
-    let out = command.stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("run crrules");
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run crrules");
+    let out = child.wait_with_output().expect("run crrules");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -251,8 +251,8 @@ fn a_site_rule_decides_first_and_other_decisions_decline_with_their_reason() {
             (
                 2,
                 format!(
-                    "crrules: file 0x4 (pipe:[{ino}]): <builtin>/30-ipc.rules:6 decides recreate: buffered data is \
-                     copied; if the other end is outside the checkpoint the pipe comes back disconnected\n"
+                    "crrules: file 0x4 (pipe:[{ino}]): <builtin>/30-ipc.rules:11 decides recreate: buffered data is \
+                     copied; both ends come back connected when both are checkpointed\n"
                 )
             ),
         ]

@@ -168,28 +168,36 @@ impl OptionsBuilder {
         }
     }
 
+    /// `--inherit-fd fd[N]:KEY`: CRIU uses the restorer's own fd N for the object KEY names, wherever the
+    /// checkpoint held it: one option per object (its first fd's number, which is where a restorer passes
+    /// it: a job's stdout is `fd[1]`), however many fds hold it.
+    fn inherit_fd(&mut self, fd: i32, key: &str, why: &str) {
+        let seen = self.restore.iter().position(|(args, _)| {
+            args.len() == 2 && args[0] == "--inherit-fd" && args[1].split_once(':').is_some_and(|(_, k)| k == key)
+        });
+        match seen {
+            Some(i) => self.restore[i].1.push(why.to_owned()),
+            None => self.add(Stage::Restore, &["--inherit-fd", &format!("fd[{fd}]:{key}")], why),
+        }
+    }
+
     fn inherit(&mut self, f: &FdFacts, name: &str, because: &dyn Fn(&str) -> String) {
         let why = because(&format!("`inherit \"{name}\"`"));
-        let n = f.fd.to_string();
         match f.kind {
             Kind::Chardev if f.dev.is_some_and(is_tty) => self.add(Stage::Both, &["--shell-job"], &why),
-            Kind::Pipe => {
-                let ino = f.ino.unwrap_or(0);
-                self.add(Stage::Restore, &["--inherit-fd", &format!("fd[{n}]:pipe:[{ino}]")], &why);
-            }
+            Kind::Pipe => self.inherit_fd(f.fd, &format!("pipe:[{}]", f.ino.unwrap_or(0)), &why),
             Kind::Socket => {
-                let ino = f.ino.unwrap_or(0);
                 self.add(Stage::Both, &["--ext-unix-sk"], &why);
-                self.add(Stage::Restore, &["--inherit-fd", &format!("fd[{n}]:socket:[{ino}]")], &why);
+                self.inherit_fd(f.fd, &format!("socket:[{}]", f.ino.unwrap_or(0)), &why);
             }
             Kind::Memfd => {
                 let name = f.path.as_ref().map(|p| p.escaped().into_owned()).unwrap_or_default();
-                self.add(Stage::Restore, &["--inherit-fd", &format!("fd[{n}]:{name}")], &why);
+                self.inherit_fd(f.fd, &name, &why);
             }
             _ => {
                 let key = format!("file[{:x}:{:x}]", f.mnt_id.unwrap_or(0), f.ino.unwrap_or(0));
                 self.add(Stage::Dump, &["--external", &key], &why);
-                self.add(Stage::Restore, &["--inherit-fd", &format!("fd[{n}]:{key}")], &why);
+                self.inherit_fd(f.fd, &key, &why);
             }
         }
     }
@@ -463,5 +471,27 @@ mod tests {
         assert_eq!(dump, words("--ext-unix-sk"));
         let (dump, _) = options(vec![(sock(3, 1, 2, PeerPlace::Inside), Action::Recreate)]);
         assert!(dump.is_empty(), "{dump:?}");
+    }
+
+    /// One object held at several fds (a job's stdout and stderr on one pipe) is handed in once, at its first
+    /// fd's number, every fd's reason kept.
+    #[test]
+    fn an_object_held_twice_is_inherited_once() {
+        let pipe = |fd: i32, ino: u64| {
+            let mut f = FdFacts::new(fd, Kind::Pipe, ByteString::from(format!("pipe:[{ino}]")));
+            f.ino = Some(ino);
+            f
+        };
+        let inherit = |name: &str| Action::Inherit { name: name.into() };
+        let mut b = OptionsBuilder::new("/x");
+        b.add_all(&[decided(vec![
+            (pipe(0, 5), inherit("stdin")),
+            (pipe(1, 6), inherit("stdout")),
+            (pipe(2, 6), inherit("stderr")),
+            (pipe(7, 6), inherit("pipe")),
+        ])]);
+        let o = b.finish();
+        assert_eq!(o.restore_args(), words("--inherit-fd fd[0]:pipe:[5] --inherit-fd fd[1]:pipe:[6]"));
+        assert_eq!(o.restore[1].because.len(), 3, "{:?}", o.restore[1]);
     }
 }

@@ -33,10 +33,15 @@ pub enum RestoreError {
 /// measured: under two seconds).
 const MAX_SPARE_WATCHES: i64 = 1 << 18;
 
+/// The names `inherit` gives the standard streams, in fd order: handed in from the restorer's own fds 0-2
+/// unless `--inherit` names others.
+pub const STANDARD_STREAMS: [&str; 3] = ["stdin", "stdout", "stderr"];
+
 /// How a restore runs.
 #[derive(Debug, Default)]
 pub struct RestoreOptions {
-    /// `--inherit NAME=FD`: fds this process was handed, by the name an `inherit` rule gives.
+    /// `--inherit NAME=FD`: fds this process was handed, by the name an `inherit` rule gives. `stdin`,
+    /// `stdout` and `stderr` not named here are this process's own fds 0, 1 and 2.
     pub inherit: Vec<(String, RawFd)>,
 }
 
@@ -483,10 +488,11 @@ impl Builder<'_> {
                 self.slot(at, fd, cloexec)
             }
             Restore::Inherit { name, kind } => {
-                let (_, given) =
-                    self.opts.inherit.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                        format!("its rule says `inherit \"{name}\"`: pass it with --inherit {name}=FD")
-                    })?;
+                let given = self.opts.inherit.iter().find(|(n, _)| n == name).map(|(_, fd)| *fd);
+                // The standard streams are the restorer's own unless another fd is named for them.
+                let given = given.or_else(|| STANDARD_STREAMS.iter().position(|s| s == name).map(|fd| fd as i32));
+                let given = &given
+                    .ok_or_else(|| format!("its rule says `inherit \"{name}\"`: pass it with --inherit {name}=FD"))?;
                 let found = build::own_kind(*given).map_err(|e| format!("--inherit {name}={given}: {e}"))?;
                 if found.name() != kind {
                     return Err(format!("--inherit {name}={given} is a {found}, but the image holds a {kind} there"));

@@ -2,11 +2,22 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
-/// Runs `crrules` with `args`, colour off.
+/// Runs `crrules` with `args`, colour off, its stdin a pipe at its end (what a restore hands in as `stdin`,
+/// with its captured stdout as `stdout`, to a restored process whose standard streams were pipes to this
+/// test).
 pub fn crrules(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_crrules")).args(args).env("NO_COLOR", "1").output().expect("run crrules")
+    let child = Command::new(env!("CARGO_BIN_EXE_crrules"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run crrules");
+    // `wait_with_output` closes stdin first: crrules reads an empty pipe.
+    child.wait_with_output().expect("run crrules")
 }
 
 /// Exit code, stdout and stderr as text.
