@@ -3,7 +3,9 @@
 //! `scan/full` (every fact, rayon on all cores), `scan/full-1thread`, `scan/no-stat` (`stat` only for
 //! paths), `scan/no-fdinfo`, `scan/minimal` (link + stat of paths only); the whole check (scan + decide)
 //! with the default policy, reading every fact (`check-full`, what `--format json` needs) or what the
-//! policy needs (`check`, the table); the same under a site rule that tests every fd's flags, with
+//! policy needs (`check`, the table), and through the pipeline as `crrules check --pid N` runs it, which
+//! also links the fds (`check-linked`: a kcmp per fd whose inode another fd holds, and one pass over the
+//! links of every other process's fds for the other ends); the same under a site rule that tests every fd's flags, with
 //! duplicates of the fds (`check-flags`) and through fdinfo alone (`check-flags-proc`); the floors
 //! (`benches/floor`: `readlinkat` + `fstatat` + fdinfo `openat`/`read`/`close` and nothing else, on two threads and on one
 //! thread), a duplicate's cost (`dup-1thread`: `pidfd_getfd` + `fstat` + `F_GETFL` + `lseek` + `close`,
@@ -12,7 +14,10 @@
 //! The holder is `benches/holder`: this same binary, re-run with `CRRULES_BENCH_HOLDER=N`.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crrules_engine::plan::Decider;
+use crrules_engine::backend::Backend;
+use crrules_engine::pipeline;
+use crrules_engine::plan::{Decider, ProcessPlan};
+use crrules_engine::source::Live;
 use crrules_engine::scan::{KindMask, ScanOptions, scan_process};
 use crrules_rules::policy::BUILTIN;
 use crrules_rules::{RuleSet, Source};
@@ -73,6 +78,15 @@ fn bench_scan(c: &mut Criterion) {
     g.bench_function("check-full", |b| b.iter(|| decide(&full)));
     g.bench_function("check", |b| b.iter(|| decide(&narrow)));
     g.bench_function("check-1thread", |b| b.iter(|| one_thread.install(|| decide(&narrow))));
+    // What `crrules check --pid N` does: the pipeline, which also links the fds (the default policy asks
+    // where each pipe's and socket's other end is), then a backend that only counts.
+    g.bench_function("check-linked", |b| {
+        b.iter(|| {
+            let mut source = Live::pids(&[pid], false).expect("source");
+            let outcome = pipeline::run(Some(&decider), &mut source, Count(0)).expect("run");
+            outcome.checkpointable + outcome.rejected
+        })
+    });
     // A site rule that tests the flags of every fd: flags from a duplicate of each fd but sockets (from
     // fdinfo), and the same through fdinfo alone.
     let flags_rules = policy_with("any flags O_APPEND => close because \"bench: the flags of every fd\"\n");
@@ -105,6 +119,17 @@ fn bench_scan(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// A backend that counts the fds it is handed.
+struct Count(usize);
+
+impl Backend for Count {
+    type Error = ();
+    fn process(&mut self, plan: &ProcessPlan) -> Result<(), ()> {
+        self.0 += plan.fds.len();
+        Ok(())
+    }
 }
 
 fn main() {
