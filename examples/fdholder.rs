@@ -47,9 +47,22 @@
 //! neither listen nor hold a TCP connection, netlink and packet sockets, a FIFO and a directory with no
 //! name left, pidfds, fanotify groups), and a TCP connection and a pidfd on another process it refuses; see
 //! `hold_kinds` for each one's state.
+//!
+//! Process trees, for linking the fds of processes checked together: each mode forks a child that dies with
+//! the holder (`PR_SET_PDEATHSIG`), named `fdholder-child`, and prints its map once the child is set up.
+//! `fdholder --socketpair`: a unix stream pair, `parent` held by the holder and `child` by the child.
+//! `fdholder --daemon`: the holder is a daemon with a listening unix stream socket (`listener`), the
+//! connection it accepted (`accepted`) and a bound unix datagram socket (`dgram`); the child is its client,
+//! holding a stream socket connected to the listener (`client_stream`) and a datagram socket connected to
+//! `dgram` (`client_dgram`). `fdholder --pty`: the holder holds a pty's master (`master`, pty number
+//! `index`); the child leads a session of its own with the slave as its controlling terminal on fds 0-2, and
+//! `/dev/tty` open as `child_tty`; with `--tty-only` after it, the child's fds 0-2 are then `/dev/null`, so it
+//! holds the slave only as `/dev/tty`. `fdholder --writer-exited`: the holder holds the read end (`pipe_read`,
+//! `bye` buffered) of a pipe whose only writer was the child, since killed and reaped. Each map has
+//! `child_pid`, a pid, not an fd. A shape that cannot be made fails the mode (exit 2).
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
-// memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock): each
-// `unsafe` block is one syscall on values owned here.
+// memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock, fork,
+// prctl, ioctl(TIOCSCTTY)): each `unsafe` block is one syscall on values owned here.
 #![allow(unsafe_code)]
 
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl, open};
@@ -1261,6 +1274,188 @@ fn kinds(dir: &Path, child: Result<OwnedFd, String>) -> Vec<Tried> {
     ]
 }
 
+// ---- Trees: a holder and its child, each holding one side of a shape. ----
+
+/// Forks a child that dies with the holder (`PR_SET_PDEATHSIG`), named `fdholder-child`: it closes its
+/// copies of `parent_only`, runs `setup`, sends the holder the numbers `setup` gives (its fds), then waits
+/// to be killed. Returns the child's pid and those numbers once the child is set up. The holder has a
+/// single thread here, so the child may go on as the holder would; it never returns from this function.
+fn fork_child<const N: usize>(
+    parent_only: &[RawFd],
+    setup: impl FnOnce() -> Result<[RawFd; N], String>,
+) -> Result<(libc::pid_t, [RawFd; N]), String> {
+    let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(err)?;
+    // SAFETY: getpid and fork take no arguments.
+    let (parent, child) = unsafe { (libc::getpid(), libc::fork()) };
+    if child < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if child == 0 {
+        drop(ready_r);
+        // SAFETY: prctl with integer arguments and a static C string, getppid, and close of the child's copies
+        // of fds the holder keeps (the child never returns to the code that owns them).
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(0);
+            }
+            libc::prctl(libc::PR_SET_NAME, c"fdholder-child".as_ptr());
+            for &fd in parent_only {
+                libc::close(fd);
+            }
+        }
+        let code = match setup() {
+            Ok(fds) => {
+                let bytes: Vec<u8> = fds.iter().flat_map(|fd| fd.to_ne_bytes()).collect();
+                if write(&ready_w, &bytes).is_ok() {
+                    drop(ready_w);
+                    loop {
+                        // SAFETY: pause takes no arguments; the holder's exit kills the child.
+                        unsafe { libc::pause() };
+                    }
+                }
+                2
+            }
+            Err(e) => {
+                eprintln!("fdholder: the child: {e}");
+                2
+            }
+        };
+        // SAFETY: ends the child without running the holder's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    drop(ready_w);
+    let mut bytes = vec![0u8; 4 * N];
+    std::fs::File::from(ready_r).read_exact(&mut bytes).map_err(|e| format!("the child failed to set up: {e}"))?;
+    let mut fds = [0; N];
+    for (fd, b) in fds.iter_mut().zip(bytes.chunks_exact(4)) {
+        *fd = RawFd::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    Ok((child, fds))
+}
+
+/// Prints a tree mode's map, waits for stdin's EOF, then lets `held` go (the child dies with the holder).
+fn hold_tree(map: &[(&str, i32)], held: impl Sized) {
+    let map: BTreeMap<&str, i32> = map.iter().copied().collect();
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+}
+
+/// Exits 2 naming the mode, when a tree cannot be made.
+fn tree_failed(mode: &str, e: &str) -> ! {
+    eprintln!("fdholder: {mode}: {e}");
+    std::process::exit(2);
+}
+
+/// `--socketpair`: one end of a unix stream pair here, the other in the child.
+fn hold_socketpair() {
+    let made = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::empty()).map_err(err);
+    let (mine, theirs) = made.unwrap_or_else(|e| tree_failed("--socketpair", &e));
+    let (mine_fd, their_fd) = (raw(&mine), raw(&theirs));
+    let (child, _) = fork_child(&[mine_fd], || Ok([their_fd])).unwrap_or_else(|e| tree_failed("--socketpair", &e));
+    drop(theirs);
+    hold_tree(&[("parent", mine_fd), ("child", their_fd), ("child_pid", child)], mine);
+}
+
+/// `--daemon`: a listener, an accepted connection and a bound datagram socket here; the client in the child.
+fn hold_daemon() {
+    use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+    let dir = temp_dir();
+    let fail = |e: String| -> ! {
+        let _ = std::fs::remove_dir_all(&dir);
+        tree_failed("--daemon", &e)
+    };
+    let (stream_path, dgram_path) = (dir.join("stream.sock"), dir.join("dgram.sock"));
+    let listener = UnixListener::bind(&stream_path).unwrap_or_else(|e| fail(format!("listen: {e}")));
+    let dgram = UnixDatagram::bind(&dgram_path).unwrap_or_else(|e| fail(format!("datagram: {e}")));
+    let (listen_fd, dgram_fd) = (std::os::fd::AsRawFd::as_raw_fd(&listener), std::os::fd::AsRawFd::as_raw_fd(&dgram));
+    let client = fork_child(&[listen_fd, dgram_fd], || {
+        let stream = UnixStream::connect(&stream_path).map_err(|e| format!("connect: {e}"))?;
+        let to = UnixDatagram::unbound().map_err(err)?;
+        to.connect(&dgram_path).map_err(|e| format!("connect the datagram socket: {e}"))?;
+        Ok([stream.into_raw_fd(), to.into_raw_fd()])
+    });
+    let (child, [client_stream, client_dgram]) = client.unwrap_or_else(|e| fail(e));
+    let (accepted, _) = listener.accept().unwrap_or_else(|e| fail(format!("accept: {e}")));
+    let map = [
+        ("listener", listen_fd),
+        ("accepted", std::os::fd::AsRawFd::as_raw_fd(&accepted)),
+        ("dgram", dgram_fd),
+        ("child_pid", child),
+        ("client_stream", client_stream),
+        ("client_dgram", client_dgram),
+    ];
+    hold_tree(&map, (listener, accepted, dgram));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--pty`: a pty's master here; the child leads a session on its slave, its controlling terminal. With
+/// `tty_only`, the child keeps that terminal only as `/dev/tty` (its fds 0-2 on `/dev/null`).
+fn hold_pty(tty_only: bool) {
+    let made = || -> Result<(OwnedFd, OwnedFd, i32), String> {
+        let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).map_err(err)?;
+        nix::pty::grantpt(&master).map_err(err)?;
+        nix::pty::unlockpt(&master).map_err(err)?;
+        let path = nix::pty::ptsname_r(&master).map_err(err)?;
+        let index = path.strip_prefix("/dev/pts/").and_then(|n| n.parse().ok()).ok_or(format!("slave {path}"))?;
+        let slave = open(path.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty()).map_err(err)?;
+        Ok((OwnedFd::from(master), slave, index))
+    };
+    let (master, slave, index) = made().unwrap_or_else(|e| tree_failed("--pty", &e));
+    let (master_fd, slave_fd) = (raw(&master), raw(&slave));
+    let child = fork_child(&[master_fd], || {
+        nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+        // SAFETY: ioctl(TIOCSCTTY, 0) on the slave this child holds; dup2 onto its own stdio numbers (the
+        // stdio it had is not used here again), then the original closed.
+        unsafe {
+            ok_or_errno(libc::ioctl(slave_fd, libc::TIOCSCTTY, 0)).map_err(|e| format!("TIOCSCTTY: {e}"))?;
+            for to in 0..3 {
+                if libc::dup2(slave_fd, to) != to {
+                    return Err(format!("dup2 to {to}: {}", std::io::Error::last_os_error()));
+                }
+            }
+            libc::close(slave_fd);
+        }
+        let tty = open("/dev/tty", OFlag::O_RDWR, Mode::empty()).map_err(|e| format!("/dev/tty: {e}"))?;
+        if tty_only {
+            let null = open("/dev/null", OFlag::O_RDWR, Mode::empty()).map_err(|e| format!("/dev/null: {e}"))?;
+            // SAFETY: dup2 onto the child's own stdio numbers, which hold the slave and nothing else uses.
+            unsafe {
+                for to in 0..3 {
+                    if libc::dup2(raw(&null), to) != to {
+                        return Err(format!("dup2 to {to}: {}", std::io::Error::last_os_error()));
+                    }
+                }
+            }
+        }
+        Ok([tty.into_raw_fd()])
+    });
+    let (child, [child_tty]) = child.unwrap_or_else(|e| tree_failed("--pty", &e));
+    drop(slave);
+    hold_tree(&[("master", master_fd), ("index", index), ("child_pid", child), ("child_tty", child_tty)], master);
+}
+
+/// `--writer-exited`: the read end of a pipe the child wrote to and closed by exiting (killed, and reaped).
+fn hold_writer_exited() {
+    let (r, w) = pipe().unwrap_or_else(|e| tree_failed("--writer-exited", &err(e)));
+    let (read_fd, write_fd) = (raw(&r), raw(&w));
+    let writer = fork_child(&[read_fd], || {
+        write(&w, b"bye").map_err(err)?;
+        Ok([write_fd])
+    });
+    let (child, _) = writer.unwrap_or_else(|e| tree_failed("--writer-exited", &e));
+    drop(w);
+    let child_pid = nix::unistd::Pid::from_raw(child);
+    let gone =
+        nix::sys::signal::kill(child_pid, Signal::SIGKILL).and_then(|()| nix::sys::wait::waitpid(child_pid, None));
+    if let Err(e) = gone {
+        tree_failed("--writer-exited", &format!("cannot end the writer: {e}"));
+    }
+    hold_tree(&[("pipe_read", read_fd), ("child_pid", child)], r);
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -1297,13 +1492,17 @@ fn main() {
         Some("--main-exits") => main_exits(),
         Some("--pipes") => hold_pipes(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(2000)),
         Some("--fifo") => hold_fifo(),
+        Some("--socketpair") => hold_socketpair(),
+        Some("--daemon") => hold_daemon(),
+        Some("--pty") => hold_pty(args.get(1).is_some_and(|a| a == "--tty-only")),
+        Some("--writer-exited") => hold_writer_exited(),
         Some("--kinds") => hold_kinds(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some(_) => {
             let other = args[0].to_string_lossy();
             eprintln!(
-                "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --comm or \
-                 --open)"
+                "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --comm, \
+                 --open, --socketpair, --daemon, --pty or --writer-exited)"
             );
             std::process::exit(2);
         }

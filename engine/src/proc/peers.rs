@@ -182,7 +182,7 @@ fn search_process(pid: i32, wanted: &Wanted) -> Result<Vec<Holder>, ()> {
         } else if link.starts_with(b"/dev/pts/") || link == b"/dev/tty" || link == b"/dev/console" {
             if wanted.wants_ptys(End::Slave)
                 && let Ok(st) = fstatat(&fd_dir, name.as_cstr(), AtFlags::empty())
-                && let Some(index) = pty_index(DevNum::from_dev_t(st.st_rdev))
+                && let Some(index) = pty_index(terminal(pid, DevNum::from_dev_t(st.st_rdev)))
             {
                 held(Object::Pty(index), End::Slave);
             }
@@ -201,6 +201,16 @@ fn search_process(pid: i32, wanted: &Wanted) -> Result<Vec<Holder>, ()> {
         }
     }
     Ok(out)
+}
+
+/// The terminal an fd of `pid` on device `dev` is: `/dev/tty` (5:0) is the process's controlling terminal
+/// (from its `stat`), any other device itself.
+fn terminal(pid: i32, dev: DevNum) -> DevNum {
+    if dev != (DevNum { major: 5, minor: 0 }) {
+        return dev;
+    }
+    let controlling = std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|text| parse_stat(&text)?.session().tty);
+    controlling.unwrap_or(dev)
 }
 
 /// Whether the fd reads and writes, from its `/proc/PID/fd/N` link's own mode: the kernel gives the link
