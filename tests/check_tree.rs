@@ -68,6 +68,22 @@ fn no_peer() -> Peer {
     (Some("none".to_owned()), None, None, None)
 }
 
+/// The default policy's decision for an fd: its action (with an `inherit`'s name) and the words its reason
+/// starts with.
+fn decision(procs: &HashMap<i32, Value>, pid: i32, fd: i32) -> (String, String) {
+    let f = fd_facts(procs, pid, fd);
+    let action = match f["inherit"].as_str() {
+        Some(name) => format!("inherit {name}"),
+        None => f["action"].as_str().expect("decided").to_owned(),
+    };
+    let reason: String = f["reason"].as_str().unwrap_or("").split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    (action, reason)
+}
+
+fn decided(action: &str, reason: &str) -> (String, String) {
+    (action.to_owned(), reason.to_owned())
+}
+
 /// `shared_with` of an fd, as `(pid, fd)` pairs, sorted.
 fn shared(procs: &HashMap<i32, Value>, pid: i32, fd: i32) -> Vec<(i64, i64)> {
     let f = fd_facts(procs, pid, fd);
@@ -217,12 +233,58 @@ fn a_shell_pipeline_writing_to_a_logger_outside() {
     assert_eq!(fd_facts(&procs, first, 5)["kind"], "file");
     assert_eq!(fd_facts(&procs, first, 5).get("peer"), None, "a regular file has no other end");
 
-    // The second sleep alone: the first is outside now.
+    // The default policy: the inner pipe is rebuilt, the one to the logger handed in as the job's stdout.
+    let rebuilt = decided("recreate", "buffered data is copied; both ends");
+    assert_eq!(decision(&procs, first, 1), rebuilt);
+    assert_eq!(decision(&procs, second, 0), rebuilt);
+    let handed_in = decided("inherit stdout", "the other end is held outside");
+    assert_eq!(decision(&procs, second, 1), handed_in);
+    assert_eq!(decision(&procs, sh, 1), handed_in);
+
+    // The second sleep alone: the first is outside now, and what it reads is handed in.
     let alone = check(&["--pid", &second.to_string()]);
     assert_eq!(alone.len(), 1);
     assert_eq!(peer(&alone, second, 0), outside(first, 1, "sleep"));
     assert_eq!(peer(&alone, second, 1), outside(p.logger(), 0, "cat"));
     assert_eq!(shared(&alone, second, 5), [], "nothing else is checked");
+    assert_eq!(decision(&alone, second, 0), decided("inherit stdin", "the other end is held outside"));
+}
+
+/// The picture of the pipeline: the inner pipe drawn from the writer to the reader in the colour of a
+/// rebuilt fd, the logger's pipe drawn out to the logger's node in the cluster outside, in the colour of an
+/// inherited fd, the shared file as dashed lines; Graphviz (where installed) makes an SVG of it.
+#[test]
+fn the_picture_of_a_pipeline() {
+    let p = Pipeline::spawn();
+    let (sh, first, second, logger) = (p.sh(), p.first, p.second, p.logger());
+    let (code, dot, err) = run(&["check", "--pid", &sh.to_string(), "--tree", "--format", "dot"]);
+    assert_eq!(code, 0, "{dot}{err}");
+    assert!(dot.starts_with("digraph crrules {") && dot.trim_end().ends_with('}'), "{dot}");
+    let edges: Vec<&str> = dot.lines().map(str::trim).filter(|l| l.contains(" -> ")).collect();
+    let edge = |from: &str, to: &str| {
+        edges
+            .iter()
+            .find(|e| e.starts_with(&format!("{from} -> {to} ")))
+            .unwrap_or_else(|| panic!("no edge {from} -> {to} in:\n{}", edges.join("\n")))
+            .to_string()
+    };
+    let green = "#2e7d32";
+    let orange = "#e65100";
+    let inner = edge(&format!("\"p{first}\":\"o1\":e"), &format!("\"p{second}\":\"i0\":w"));
+    assert!(inner.contains(green) && !inner.contains("dir=none"), "writer -> reader, rebuilt: {inner}");
+    let out = edge(&format!("\"p{second}\":\"o1\":e"), &format!("\"o{logger}\":\"f0\":w"));
+    assert!(out.contains(orange), "to the logger outside, handed in: {out}");
+    let shared = edge(&format!("\"p{first}\":\"o5\":e"), &format!("\"p{second}\":\"i5\":w"));
+    assert!(shared.contains("style=dashed"), "{shared}");
+    assert!(dot.contains("subgraph cluster_outside") && dot.contains(&format!("{logger} (cat)")), "{dot}");
+
+    if Command::new("dot").arg("-V").stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        let (code, svg, err) = run(&["check", "--pid", &sh.to_string(), "--tree", "--format", "svg"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(svg.contains("<svg") && svg.contains("(cat)"), "{svg}");
+    } else {
+        eprintln!("skipped the SVG: Graphviz's `dot` is not installed");
+    }
 }
 
 #[test]
@@ -236,8 +298,11 @@ fn a_socketpair_across_a_fork() {
     assert_eq!(peer(&tree, child, child_end), inside(parent, parent_end, "fdholder"));
     assert_eq!(shared(&tree, parent, parent_end), [], "two sockets, not one open file");
 
+    assert_eq!(decision(&tree, child, child_end), decided("recreate", "queued messages are saved; both ends"));
+
     let alone = check(&["--pid", &child.to_string()]);
     assert_eq!(peer(&alone, child, child_end), outside(parent, parent_end, "fdholder"));
+    assert_eq!(decision(&alone, child, child_end), decided("inherit unix", "a connection to a process outside"));
 }
 
 #[test]
@@ -249,6 +314,9 @@ fn a_client_connected_to_a_daemon() {
     let procs = check(&["--pid", &client.to_string()]);
     assert_eq!(peer(&procs, client, stream), outside(daemon, h.fd("accepted"), "fdholder"));
     assert_eq!(peer(&procs, client, dgram), outside(daemon, h.fd("dgram"), "fdholder"));
+    // A connection is handed in; a datagram socket is connected again to its peer's address.
+    assert_eq!(decision(&procs, client, stream), decided("inherit unix", "a connection to a process outside"));
+    assert_eq!(decision(&procs, client, dgram), decided("recreate", "the datagram socket is connected again"));
 
     let procs = check(&["--pid", &daemon.to_string()]);
     assert_eq!(peer(&procs, daemon, h.fd("accepted")), outside(client, stream, "fdholder-child"));
@@ -274,6 +342,8 @@ fn a_session_on_a_pty() {
         assert_eq!(peer(&alone, child, fd), outside(parent, master, "fdholder"), "fd {fd}");
     }
     assert_eq!(fd_facts(&alone, child, tty)["path"], "/dev/tty");
+    assert_eq!(decision(&alone, child, 0), decided("inherit pts", "the pty slave is handed in"));
+    assert_eq!(decision(&alone, child, tty), decided("inherit tty", "the controlling terminal is handed in"));
     let device = format!("{}:{}", 136 + index / 256, index % 256);
     let session = json!({"ppid": parent, "pgrp": child, "sid": child, "tty": device, "leader": "inside"});
     assert_eq!(alone[&child]["session"], session);
@@ -391,4 +461,5 @@ fn a_pipe_whose_writer_exited_has_no_peer() {
     let read = h.fd("pipe_read");
     assert_eq!(fd_facts(&procs, h.pid(), read)["kind"], "pipe");
     assert_eq!(peer(&procs, h.pid(), read), no_peer());
+    assert_eq!(decision(&procs, h.pid(), read), decided("recreate", "buffered data is copied; both ends"));
 }
