@@ -47,7 +47,7 @@ impl<W: Write> Backend for Dot<'_, W> {
     /// FIFO's end faces (its access mode), a socket's family, type and state.
     fn needs(&self) -> ScanOptions {
         let ends = KindMask::NONE.with(Kind::Pipe).with(Kind::Fifo);
-        ScanOptions { link: true, sockets: true, flags: ends, ..ScanOptions::minimal() }
+        ScanOptions { link: true, shared: true, sockets: true, flags: ends, ..ScanOptions::minimal() }
     }
 
     fn process(&mut self, plan: &ProcessPlan) -> std::io::Result<()> {

@@ -14,11 +14,12 @@ use crate::needs::{KindMask, ScanOptions};
 use crate::proc::peers::{self, End, Holder, Object, PTMX, Search, Wanted};
 use crate::scan::{FdEntry, ProcessScan};
 use crrules_rules::vocab::{Access, Kind, PeerPlace, SockFamily};
+use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 
 /// What linking reads from the system.
-pub(crate) trait Probe {
+pub(crate) trait Probe: Sync {
     /// How two fds compare as open files (`Equal`: the same one), in an order consistent across calls;
     /// `None` when it cannot be told (a process exited).
     fn compare_files(&self, a: FdRef, b: FdRef) -> Option<Ordering>;
@@ -68,14 +69,24 @@ pub(crate) fn reads_for(opts: ScanOptions) -> ScanOptions {
     ScanOptions { flags: opts.flags.union(ends), sockets: true, ..opts }
 }
 
-/// Links the fds of `scans`, the processes checked together, in place.
-pub(crate) fn link(scans: &mut [&mut ProcessScan], probe: &dyn Probe) {
+/// True when `opts` ask for anything linking gives.
+pub(crate) fn wanted(opts: &ScanOptions) -> bool {
+    opts.link || opts.shared
+}
+
+/// Links the fds of `scans`, the processes checked together, in place: the other ends and sessions with
+/// `opts.link`, the shared open files with `opts.shared`.
+pub(crate) fn link(scans: &mut [&mut ProcessScan], opts: &ScanOptions, probe: &dyn Probe) {
     let inside: HashSet<i32> = scans.iter().map(|s| s.pid).collect();
-    link_shared(scans, probe);
-    link_peers(scans, &inside, probe);
-    for scan in scans.iter_mut() {
-        if let Some(session) = &mut scan.session {
-            session.leader = Some(leader_place(session, &inside, probe));
+    if opts.shared {
+        link_shared(scans, probe);
+    }
+    if opts.link {
+        link_peers(scans, &inside, probe);
+        for scan in scans.iter_mut() {
+            if let Some(session) = &mut scan.session {
+                session.leader = Some(leader_place(session, &inside, probe));
+            }
         }
     }
 }
@@ -111,12 +122,16 @@ fn fd_ref(scans: &[&mut ProcessScan], at: At) -> FdRef {
     FdRef { pid: scans[at.0].pid, fd: facts_at(scans, at).fd }
 }
 
-/// What two fds of one open file certainly have in common: the same kind, filesystem, inode and name (the
-/// anonymous inodes share one inode, and differ by name).
-type Identity<'a> = (Kind, Option<DevNum>, Option<u64>, Option<&'a ByteString>);
+/// What two fds of one open file certainly have in common, whatever the process does meanwhile: the same
+/// kind, filesystem, inode and name (the anonymous inodes share one inode, and differ by name), access mode
+/// (`F_SETFL` cannot change it) and, for an eventfd, its counter's id. Not the offset, which a process
+/// reading between two reads of the scan moves.
+type Identity<'a> = (Kind, Option<DevNum>, Option<u64>, Option<&'a ByteString>, u32, Option<u64>);
 
 fn identity(f: &FdFacts) -> Identity<'_> {
-    (f.kind, f.st_dev, f.ino, f.name.as_ref())
+    const O_ACCMODE_PATH: u32 = 0o3 | 0o10000000;
+    let eventfd = f.eventfd.as_ref().and_then(|e| e.id);
+    (f.kind, f.st_dev, f.ino, f.name.as_ref(), f.flags.0 & O_ACCMODE_PATH, eventfd)
 }
 
 /// `shared_with`: the fds of each open file held more than once, found by sorting each identity group with
@@ -130,29 +145,34 @@ fn link_shared(scans: &mut [&mut ProcessScan], probe: &dyn Probe) {
             }
         }
     }
-    let mut shared: Vec<(At, Vec<FdRef>)> = Vec::new();
-    for group in groups.into_values().filter(|g| g.len() > 1) {
-        let refs: Vec<FdRef> = group.iter().map(|&at| fd_ref(scans, at)).collect();
-        let Some(order) = sort_by_file(refs.len(), |a, b| probe.compare_files(refs[a], refs[b])) else { continue };
-        for run in runs(&order, |a, b| probe.compare_files(refs[a], refs[b]) == Some(Ordering::Equal)) {
-            if run.len() < 2 {
-                continue;
+    let groups: Vec<Vec<At>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    // Each group sorted on its own: in parallel.
+    let order: HashMap<i32, usize> = scans.iter().enumerate().map(|(i, s)| (s.pid, i)).collect();
+    let scans_ref: &[&mut ProcessScan] = scans;
+    let shared: Vec<(At, Vec<FdRef>)> = groups
+        .par_iter()
+        .flat_map_iter(|group| {
+            let refs: Vec<FdRef> = group.iter().map(|&at| fd_ref(scans_ref, at)).collect();
+            let mut out = Vec::new();
+            let Some(sorted) = sort_by_file(refs.len(), |a, b| probe.compare_files(refs[a], refs[b])) else {
+                return out;
+            };
+            for run in runs(&sorted, |a, b| probe.compare_files(refs[a], refs[b]) == Some(Ordering::Equal)) {
+                if run.len() < 2 {
+                    continue;
+                }
+                for &i in run {
+                    let mut others: Vec<FdRef> = run.iter().filter(|&&j| j != i).map(|&j| refs[j]).collect();
+                    others.sort_by_key(|r| (order.get(&r.pid).copied().unwrap_or(usize::MAX), r.fd));
+                    out.push((group[i], others));
+                }
             }
-            for &i in run {
-                let mut others: Vec<FdRef> = run.iter().filter(|&&j| j != i).map(|&j| refs[j]).collect();
-                others.sort_by_key(|r| (scan_order(scans, r.pid), r.fd));
-                shared.push((group[i], others));
-            }
-        }
-    }
+            out
+        })
+        .collect();
     for (at, others) in shared {
         facts_at_mut(scans, at).shared_with = others;
     }
-}
-
-/// A process's place in scan order.
-fn scan_order(scans: &[&mut ProcessScan], pid: i32) -> usize {
-    scans.iter().position(|s| s.pid == pid).unwrap_or(usize::MAX)
 }
 
 /// The indexes `0..n` sorted by a comparison that may fail: `None` if any comparison failed. A merge sort
@@ -418,7 +438,7 @@ mod tests {
 
     fn run(mut scans: Vec<ProcessScan>, probe: &Fake) -> Vec<ProcessScan> {
         let mut refs: Vec<&mut ProcessScan> = scans.iter_mut().collect();
-        link(&mut refs, probe);
+        link(&mut refs, &ScanOptions::all(), probe);
         scans
     }
 

@@ -84,10 +84,12 @@ pub struct ScanOptions {
     /// permission, not a need: the union of two options allows duplicates only if both do.
     pub duplicates: bool,
     /// Link the fds of the processes checked together: the other end of each pipe, FIFO, unix socket and
-    /// terminal (`peer`), and the fds that share an open file (`shared_with`). Needs the inode of every fd
-    /// and the access mode of pipes and FIFOs; costs a `kcmp` per fd whose inode another fd also holds, and,
-    /// when some other end is not among those fds, one read of every fd link on the host to find it.
+    /// terminal (`peer`), and each session's leader. Needs the access mode of pipes and FIFOs and sockets'
+    /// peers; costs, when some other end is not among those fds, one read of every fd link on the host.
     pub link: bool,
+    /// The fds of the processes checked together that share an open file (`shared_with`): `kcmp` sorts each
+    /// group of fds on one inode, n log n comparisons (a thousand `/dev/null`s cost about ten thousand).
+    pub shared: bool,
 }
 
 impl Default for ScanOptions {
@@ -108,6 +110,7 @@ impl ScanOptions {
             mounts: true,
             duplicates: true,
             link: true,
+            shared: true,
         }
     }
 
@@ -123,6 +126,7 @@ impl ScanOptions {
             mounts: false,
             duplicates: true,
             link: false,
+            shared: false,
         }
     }
 
@@ -137,6 +141,7 @@ impl ScanOptions {
             mounts: self.mounts || other.mounts,
             duplicates: self.duplicates && other.duplicates,
             link: self.link || other.link,
+            shared: self.shared || other.shared,
         }
     }
 
@@ -165,6 +170,7 @@ impl ScanOptions {
             }
             opts.mounts |= want.mounts;
             opts.link |= want.link;
+            opts.shared |= want.shared;
             opts.sockets |= want.sockets && kinds.contains(Kind::Socket);
             // Fds with a path are always stat'ed; the others only for an `any` rule.
             opts.stat |= want.stat && rule.kind == Kind::Any;
@@ -182,8 +188,10 @@ struct Want {
     mount_id: bool,
     sockets: bool,
     mounts: bool,
-    /// `peer` and `shared`: the fds of the processes checked together, linked.
+    /// `peer`: the other ends among the processes checked together, and beyond.
     link: bool,
+    /// `shared`: the open files the fds of the processes checked together share.
+    shared: bool,
 }
 
 /// `O_CLOEXEC`: only fdinfo shows it (it belongs to the fd table, not to the open file).
@@ -210,9 +218,9 @@ impl Want {
             Predicate::Clock(_) | Predicate::Thread | Predicate::Marks(_) | Predicate::Locked => self.fdinfo = true,
             // What the link and `stat` say, which every path fd has.
             Predicate::Path(_) | Predicate::Fd(_) | Predicate::Name(_) | Predicate::Unlinked => {}
-            // Where the other end is and who else holds the open file: the fds of the processes checked
-            // together, linked.
-            Predicate::Peer(_) | Predicate::Shared => self.link = true,
+            // Where the other end is, and who else holds the open file, among the processes checked together.
+            Predicate::Peer(_) => self.link = true,
+            Predicate::Shared => self.shared = true,
             Predicate::Not(inner) => self.add(inner),
         }
     }
@@ -231,20 +239,25 @@ mod tests {
 
     #[test]
     fn only_peer_and_shared_link_the_fds() {
+        let (peers, shared) = ((true, false), (false, true));
         let cases = [
-            ("pipe peer outside => close\nany => close\n", true),
-            ("socket not peer none => recreate\n", true),
-            ("chardev peer inside => close\n", true),
-            ("any shared => close\n", true),
-            ("file not not shared => close\n", true),
-            ("pipe packet => close\nfile locked unlinked => close\nsocket queued => close\nany => close\n", false),
+            ("pipe peer outside => close\nany => close\n", peers),
+            ("socket not peer none => recreate\n", peers),
+            ("chardev peer inside => close\n", peers),
+            ("any shared => close\n", shared),
+            ("file not not shared => close\n", shared),
+            ("pipe peer inside shared => close\n", (true, true)),
+            (
+                "pipe packet => close\nfile locked unlinked => close\nsocket queued => close\nany => close\n",
+                (false, false),
+            ),
         ];
-        for (text, link) in cases {
+        for (text, (link, shared)) in cases {
             let opts = options(text);
-            assert_eq!(opts.link, link, "{text}");
-            if link {
+            assert_eq!((opts.link, opts.shared), (link, shared), "{text}");
+            if link || shared {
                 // Linking is all these predicates ask for.
-                assert_eq!(opts, ScanOptions { link: true, ..ScanOptions::minimal() }, "{text}");
+                assert_eq!(opts, ScanOptions { link, shared, ..ScanOptions::minimal() }, "{text}");
             }
         }
     }

@@ -61,7 +61,7 @@ fn scan_and_link(source: &mut dyn Source, opts: &ScanOptions) -> VecDeque<Result
             _ => None,
         })
         .collect();
-    link::link(&mut scans, &link::LiveProbe);
+    link::link(&mut scans, opts, &link::LiveProbe);
     items
 }
 
@@ -78,7 +78,7 @@ pub fn run<B: Backend>(
         None => ScanOptions::all(),
     });
     backend.begin(source.expected()).map_err(RunError::Backend)?;
-    let mut linked = if opts.link && source.together() { Some(scan_and_link(source, &opts)) } else { None };
+    let mut linked = if link::wanted(&opts) && source.together() { Some(scan_and_link(source, &opts)) } else { None };
     let mut outcome = Outcome::default();
     loop {
         let item = match &mut linked {
