@@ -186,9 +186,13 @@ impl OptionsBuilder {
         match f.kind {
             Kind::Chardev if f.dev.is_some_and(is_tty) => self.add(Stage::Both, &["--shell-job"], &why),
             Kind::Pipe => self.inherit_fd(f.fd, &format!("pipe:[{}]", f.ino.unwrap_or(0)), &why),
+            // CRIU 4.2 dumps one half of a unix stream connection only as an exception named by the socket's
+            // own inode (`--ext-unix-sk` covers datagram sockets alone: "Can't dump half of stream unix
+            // connection"), and takes the new connection from the restorer.
             Kind::Socket => {
-                self.add(Stage::Both, &["--ext-unix-sk"], &why);
-                self.inherit_fd(f.fd, &format!("socket:[{}]", f.ino.unwrap_or(0)), &why);
+                let ino = f.ino.unwrap_or(0);
+                self.add(Stage::Dump, &["--external", &format!("unix[{ino}]")], &why);
+                self.inherit_fd(f.fd, &format!("socket:[{ino}]"), &why);
             }
             Kind::Memfd => {
                 let name = f.path.as_ref().map(|p| p.escaped().into_owned()).unwrap_or_default();
@@ -493,5 +497,24 @@ mod tests {
         let o = b.finish();
         assert_eq!(o.restore_args(), words("--inherit-fd fd[0]:pipe:[5] --inherit-fd fd[1]:pipe:[6]"));
         assert_eq!(o.restore[1].because.len(), 3, "{:?}", o.restore[1]);
+    }
+
+    /// A unix connection handed in: CRIU 4.2 dumps one half of a stream connection only when the socket's
+    /// own inode is named with `--external unix[INO]` (it refuses it under `--ext-unix-sk`), and takes the
+    /// new connection from the restorer's fd.
+    #[test]
+    fn an_inherited_unix_connection_is_an_external_socket() {
+        let mut sock = FdFacts::new(3, Kind::Socket, ByteString::from("socket:[44291031]"));
+        sock.ino = Some(44291031);
+        sock.peer = Some(PeerPlace::Outside);
+        sock.socket = Some(SocketFacts {
+            family: Some(SockFamily::Unix),
+            sock_type: Some(SockType::Stream),
+            peer_ino: Some(44291030),
+            ..SocketFacts::default()
+        });
+        let (dump, restore) = options(vec![(sock, Action::Inherit { name: "unix".into() })]);
+        assert_eq!(dump, words("--external unix[44291031]"));
+        assert_eq!(restore, words("--inherit-fd fd[3]:socket:[44291031]"));
     }
 }
