@@ -167,6 +167,13 @@ fn every_process_of_a_running_container_is_checked_with_its_fds() {
     let (out, into) = (fd(by_comm("sleep"), 1), fd(by_comm("cat"), 0));
     assert_eq!((&out["kind"], &into["kind"]), (&Value::from("pipe"), &Value::from("pipe")));
     assert_eq!(out["ino"], into["ino"], "sleep's stdout is cat's stdin");
+    // The container is the checkpoint's boundary: the pipe between sleep and cat is inside it; the
+    // container's stdout, held at its other end by podman's conmon, is outside and handed in.
+    assert_eq!((&out["peer"], &out["peer_comm"]), (&Value::from("inside"), &Value::from("cat")));
+    let stdout = fd(by_comm("cat"), 1);
+    assert_eq!((&stdout["peer"], &stdout["peer_comm"]), (&Value::from("outside"), &Value::from("conmon")), "{stdout}");
+    assert_eq!((&stdout["action"], &stdout["inherit"]), (&Value::from("inherit"), &Value::from("stdout")));
+    assert_eq!(fd(by_comm("sh"), 3)["shared_with"].as_array().map(Vec::len), Some(2), "fd 3, opened before the forks");
 
     // By a unique prefix of its id: the same processes.
     let (_, out, err) = crrules(&["check", "--container", &id[..10], "--format", "json"], None);
