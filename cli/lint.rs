@@ -45,7 +45,7 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
     let overrides = overrides.iter().filter(|d| d.code == "crrules::lint::overrides").count();
     let summary = format!(
         "{} file(s), {} rule(s): {errors} error(s), {warnings} warning(s){}{}",
-        loaded.policy.sources.len(),
+        loaded.policy.files.iter().filter(|f| f.status == Status::Active).count(),
         loaded.validated.rules.len(),
         if overrides == 0 { String::new() } else { format!(", {overrides} site override(s)") },
         if lint.deny_warnings && warnings > 0 { " (warnings denied)" } else { "" }

@@ -31,7 +31,8 @@ pub enum Depth {
 }
 
 /// Finds and compiles the policy, keeping its diagnostics for the caller. Files that cannot be read are
-/// printed and make this fail; a policy without a rule is a warning here.
+/// printed and make this fail; a file that is not UTF-8 is an error among the compiler's; a policy without
+/// a rule is a warning here.
 pub fn load(lookup: &Lookup, depth: Depth, ui: &Ui) -> Result<Loaded, Failure> {
     let policy = policy::load(lookup, policy::BUILTIN).map_err(|errors| {
         ui.diagnostics(&errors);
@@ -41,7 +42,9 @@ pub fn load(lookup: &Lookup, depth: Depth, ui: &Ui) -> Result<Loaded, Failure> {
         Depth::Errors => crrules_rules::compile(&policy.sources),
         Depth::Lint => crrules_rules::lint(&policy.sources),
     };
-    if policy.sources.is_empty() {
+    // Files that could not be compiled (not UTF-8) are errors in those files, like the compiler's.
+    validated.diagnostics.splice(0..0, policy.diagnostics.iter().cloned());
+    if policy.sources.is_empty() && policy.diagnostics.is_empty() {
         let mut warning = policy::empty(lookup);
         warning.severity = crrules_rules::Severity::Warning;
         validated.diagnostics.push(warning);

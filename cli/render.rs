@@ -42,7 +42,7 @@ impl Ui {
         let handler = GraphicalReportHandler::new_themed(theme(self.color_err)).with_width(self.width());
         for d in diagnostics {
             let mut out = String::new();
-            if handler.render_report(&mut out, d).is_ok() {
+            if handler.render_report(&mut out, &d.drawable()).is_ok() {
                 eprint!("{out}");
             } else {
                 eprintln!("{}: {}", d.code, d.message);

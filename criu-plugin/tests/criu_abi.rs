@@ -65,7 +65,7 @@ impl Run {
     /// over the built-in default policy.
     fn new(name: &str, site: Option<&str>) -> Run {
         let guard = RUN.lock().unwrap_or_else(PoisonError::into_inner);
-        let dir = std::env::temp_dir().join(format!("crrules-criu-abi-{name}-{}", std::process::id()));
+        let dir = common::temp_base().join(format!("crrules-criu-abi-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("images")).unwrap();
         let rules = dir.join("root/etc/crrules/rules.d");

@@ -1,8 +1,8 @@
-//! Diagnostics: one concrete type for every error, warning and note the language reports, rendered by
-//! miette with the file name, line, column, underlined text and a help. Messages follow one style:
-//! lowercase single sentences, user input in backticks, the fix in `help`.
+//! Diagnostics: one concrete type for every error, warning and note the language reports, drawn by
+//! miette (through [`Diagnostic::drawable`]) with the file name, line, column, underlined text and a
+//! help. Messages follow one style: lowercase single sentences, user input in backticks, the fix in `help`.
 
-use crate::source::{Source, Span};
+use crate::source::{Excerpt, Source, Span};
 use miette::{LabeledSpan, SourceCode};
 use std::fmt;
 
@@ -106,13 +106,58 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
-impl miette::Diagnostic for Diagnostic {
+/// A diagnostic as miette draws it: the same code, message, help and labels, but read from an excerpt
+/// of its file when a line they point into is too long to draw (miette panics on a label past column
+/// 65,535), so that drawing any diagnostic is safe.
+#[derive(Debug)]
+pub struct Drawable<'a> {
+    diagnostic: &'a Diagnostic,
+    /// The file's lines around the labels, long ones cut; `None` when the file can be drawn as it is.
+    excerpt: Option<Excerpt>,
+    /// The labels, moved into the excerpt when there is one.
+    labels: Vec<LabeledSpan>,
+    related: Vec<Drawable<'a>>,
+}
+
+impl Diagnostic {
+    /// What to hand miette to draw this diagnostic (and its related ones).
+    pub fn drawable(&self) -> Drawable<'_> {
+        let spans: Vec<Span> = self.labels.iter().map(|l| l.offset()..l.offset() + l.len()).collect();
+        let excerpt = self.source.as_ref().and_then(|s| s.excerpt(&spans));
+        let labels = match &excerpt {
+            None => self.labels.clone(),
+            Some(excerpt) => self
+                .labels
+                .iter()
+                .map(|l| {
+                    let (text, span) = (l.label().map(str::to_owned), excerpt.map(l.offset()..l.offset() + l.len()));
+                    if l.primary() {
+                        LabeledSpan::new_primary_with_span(text, span)
+                    } else {
+                        LabeledSpan::new_with_span(text, span)
+                    }
+                })
+                .collect(),
+        };
+        Drawable { diagnostic: self, excerpt, labels, related: self.related.iter().map(Diagnostic::drawable).collect() }
+    }
+}
+
+impl fmt::Display for Drawable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for Drawable<'_> {}
+
+impl miette::Diagnostic for Drawable<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        Some(Box::new(self.diagnostic.code))
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.severity {
+        Some(match self.diagnostic.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
             Severity::Advice => miette::Severity::Advice,
@@ -120,11 +165,14 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diagnostic.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn SourceCode)
+        match &self.excerpt {
+            Some(excerpt) => Some(excerpt),
+            None => self.diagnostic.source.as_ref().map(|s| s as &dyn SourceCode),
+        }
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {

@@ -16,6 +16,7 @@ pub mod parse;
 pub mod policy;
 pub mod rule;
 pub mod source;
+pub mod trust;
 pub mod validate;
 pub mod vocab;
 

@@ -1,16 +1,18 @@
 //! Finding the effective policy: the three rules.d directories, ordered by file name, later directories
 //! overriding and masking earlier ones (the convention udev and systemd users know), with the built-in
 //! default policy standing in for the distribution's directory when that holds no rule file; explicit
-//! `--rules` paths; and, for root, the refusal of policy files that someone else could have written.
-//! [`usable`] is the one call that every user of a policy (the binary, the CRIU plugin) makes.
+//! `--rules` paths; and, for root, the refusal of policy files that someone else could have written or
+//! redirected (read through [`crate::trust`]). [`usable`] is the one call that every user of a policy (the
+//! binary, the CRIU plugin) makes.
 
 use crate::diag::Diagnostic;
 use crate::source::Source;
+use crate::trust;
 use crate::{RuleSet, Validated};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where a policy file comes from, lowest precedence first.
@@ -69,6 +71,8 @@ pub struct Policy {
     pub sources: Vec<Source>,
     /// Every file found, with its status, in effective order (builtin files included when used).
     pub files: Vec<PolicyFile>,
+    /// Errors in files read but not compiled (not UTF-8): findings in those files, like the compiler's.
+    pub diagnostics: Vec<Diagnostic>,
 }
 
 /// How policy files are to be found.
@@ -78,8 +82,10 @@ pub struct Lookup {
     pub root: Option<PathBuf>,
     /// Use exactly these files and directories, in order, instead of the policy directories.
     pub explicit: Vec<PathBuf>,
-    /// Refuse files and directories not owned by this uid or writable by group or others (set when
-    /// running as root: a rule file decides what a restore may open).
+    /// Refuse policy paths that anyone but root or this uid owns or could write: the file, every
+    /// directory from `/` down to it and every symbolic link's target on the way (set to 0 when running as
+    /// root: a rule file decides what a restore may open). `None` checks nothing: the policy can do nothing
+    /// its user could not.
     pub require_owner: Option<u32>,
 }
 
@@ -113,7 +119,8 @@ impl Lookup {
 pub fn usable(lookup: &Lookup) -> Result<(Policy, RuleSet), Vec<Diagnostic>> {
     let policy = load(lookup, BUILTIN)?;
     let Validated { rules, diagnostics } = crate::compile(&policy.sources);
-    let errors: Vec<Diagnostic> = diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+    let errors: Vec<Diagnostic> =
+        policy.diagnostics.iter().cloned().chain(diagnostics).filter(Diagnostic::is_error).collect();
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -139,8 +146,9 @@ pub fn empty(lookup: &Lookup) -> Diagnostic {
 }
 
 /// Finds the effective policy, with `builtin` standing in for the distribution's directory. Problems that
-/// stop a file from being read (unsafe permissions, unreadable files, invalid UTF-8, a missing root) are
-/// errors; everything found is still listed.
+/// stop a file from being read (unsafe permissions, unreadable files, FIFOs and devices, files over 16 MiB,
+/// a missing root) are errors; a file that is not UTF-8 is a finding in [`Policy::diagnostics`];
+/// everything found is still listed.
 pub fn load(lookup: &Lookup, builtin: Builtin) -> Result<Policy, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let policy = if lookup.explicit.is_empty() {
@@ -185,20 +193,17 @@ fn from_directories(lookup: &Lookup, builtin: Builtin, errors: &mut Vec<Diagnost
     let mut by_name: BTreeMap<String, Vec<(Layer, Candidate)>> = BTreeMap::new();
     for (layer, dir) in DIRECTORIES {
         let dir = root.join(dir);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                errors.push(unreadable(&dir, &e));
+        let names = match trust::list(&dir, lookup.require_owner) {
+            Ok(Some(names)) => names,
+            Ok(None) => continue,
+            Err(d) => {
+                errors.push(d);
                 continue;
             }
         };
-        check_owner(&dir, lookup.require_owner, errors);
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(SUFFIX) && !name.starts_with('.') {
-                by_name.entry(name).or_default().push((layer, Candidate::File(entry.path())));
-            }
+        for name in names.into_iter().filter(is_rule_file) {
+            let path = dir.join(&name);
+            by_name.entry(name.to_string_lossy().into_owned()).or_default().push((layer, Candidate::File(path)));
         }
     }
     // The built-in files are the distribution's when the distribution installed none.
@@ -211,7 +216,13 @@ fn from_directories(lookup: &Lookup, builtin: Builtin, errors: &mut Vec<Diagnost
     let mut policy = Policy::default();
     for versions in by_name.into_values() {
         let (top_layer, top) = versions.last().cloned().expect("every name has a candidate");
-        let top_is_mask = matches!(&top, Candidate::File(p) if is_mask(p));
+        // The top file's bytes: read (and checked) once, to tell a mask and to compile.
+        let bytes = match &top {
+            Candidate::File(p) if is_null_link(p) => Some(Vec::new()),
+            Candidate::File(p) => trust::read(p, lookup.require_owner).map_err(|d| errors.push(d)).ok(),
+            Candidate::Builtin { .. } => None,
+        };
+        let top_is_mask = bytes.as_ref().is_some_and(Vec::is_empty);
         let by = top.path();
         for (layer, candidate) in &versions[..versions.len() - 1] {
             let status =
@@ -222,142 +233,104 @@ fn from_directories(lookup: &Lookup, builtin: Builtin, errors: &mut Vec<Diagnost
             policy.files.push(PolicyFile { path: by, layer: top_layer, status: Status::Mask });
             continue;
         }
-        let source = match &top {
-            Candidate::File(path) => read(path, lookup.require_owner, errors),
-            Candidate::Builtin { name, text } => Some(Source::new(builtin_name(name), *text)),
-        };
-        if let Some(source) = source {
-            policy.sources.push(source);
-            policy.files.push(PolicyFile { path: by, layer: top_layer, status: Status::Active });
+        match (&top, bytes) {
+            (Candidate::Builtin { name, text }, _) => policy.add(Source::new(builtin_name(name), *text), by, top_layer),
+            (Candidate::File(_), Some(bytes)) => policy.add_file(by, top_layer, bytes),
+            (Candidate::File(_), None) => {}
         }
     }
     policy
+}
+
+impl Policy {
+    /// Adds an active file's text.
+    fn add(&mut self, source: Source, path: PathBuf, layer: Layer) {
+        self.sources.push(source);
+        self.files.push(PolicyFile { path, layer, status: Status::Active });
+    }
+
+    /// Adds an active file from its bytes; one that is not UTF-8 is listed with its error.
+    fn add_file(&mut self, path: PathBuf, layer: Layer, bytes: Vec<u8>) {
+        match Source::from_bytes(path.display().to_string(), bytes) {
+            Ok(source) => self.add(source, path, layer),
+            Err(d) => {
+                self.diagnostics.push(d);
+                self.files.push(PolicyFile { path, layer, status: Status::Active });
+            }
+        }
+    }
+}
+
+/// A name that counts as a rule file in a directory: `*.rules`, not hidden.
+fn is_rule_file(name: &OsString) -> bool {
+    name.to_str().is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
 }
 
 fn from_explicit(lookup: &Lookup, errors: &mut Vec<Diagnostic>) -> Policy {
+    let owner = lookup.require_owner;
     let mut policy = Policy::default();
     for path in &lookup.explicit {
-        let paths = match fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => {
-                check_owner(path, lookup.require_owner, errors);
-                match fs::read_dir(path) {
-                    Ok(entries) => {
-                        let mut files: Vec<PathBuf> = entries
-                            .flatten()
-                            .map(|e| e.path())
-                            .filter(|p| {
-                                p.file_name()
-                                    .and_then(|n| n.to_str())
-                                    .is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.'))
-                            })
-                            .collect();
-                        files.sort();
-                        files
-                    }
-                    Err(e) => {
-                        errors.push(unreadable(path, &e));
-                        continue;
-                    }
-                }
-            }
-            Ok(_) => vec![path.clone()],
-            Err(e) => {
-                errors.push(unreadable(path, &e));
+        let found = match trust::resolve(path, owner) {
+            Ok(found) => found,
+            Err(miss) => {
+                errors.push(miss.diagnostic(path));
                 continue;
             }
         };
-        for file in paths {
-            if let Some(source) = read(&file, lookup.require_owner, errors) {
-                policy.sources.push(source);
-                policy.files.push(PolicyFile { path: file, layer: Layer::Explicit, status: Status::Active });
+        if !found.meta.is_dir() {
+            match trust::read_found(path, &found, owner) {
+                Ok(bytes) => policy.add_file(path.clone(), Layer::Explicit, bytes),
+                Err(d) => errors.push(d),
+            }
+            continue;
+        }
+        let mut names = match trust::list_found(path, &found, owner) {
+            Ok(names) => names,
+            Err(d) => {
+                errors.push(d);
+                continue;
+            }
+        };
+        names.retain(is_rule_file);
+        names.sort();
+        for name in names {
+            let file = path.join(name);
+            match trust::read(&file, owner) {
+                Ok(bytes) => policy.add_file(file, Layer::Explicit, bytes),
+                Err(d) => errors.push(d),
             }
         }
     }
     policy
 }
 
-/// True when `path` is an empty file or a symlink to `/dev/null`.
-fn is_mask(path: &Path) -> bool {
-    if let Ok(target) = fs::read_link(path) {
-        return target == Path::new("/dev/null");
-    }
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
-}
-
-fn read(path: &Path, owner: Option<u32>, errors: &mut Vec<Diagnostic>) -> Option<Source> {
-    if !check_owner(path, owner, errors) {
-        return None;
-    }
-    match fs::read(path) {
-        Ok(bytes) => Source::from_bytes(path.display().to_string(), bytes).map_err(|d| errors.push(d)).ok(),
-        Err(e) => {
-            errors.push(unreadable(path, &e));
-            None
-        }
-    }
-}
-
-/// Refuses a policy file or directory someone other than `owner` could write. Returns true when safe.
-fn check_owner(path: &Path, owner: Option<u32>, errors: &mut Vec<Diagnostic>) -> bool {
-    let Some(owner) = owner else { return true };
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) => {
-            errors.push(unreadable(path, &e));
-            return false;
-        }
-    };
-    let shown = path.display();
-    if meta.uid() != owner {
-        errors.push(
-            Diagnostic::error(
-                "crrules::policy::owner",
-                format!("policy path `{shown}` is owned by uid {}, not by uid {owner} who runs crrules", meta.uid()),
-            )
-            .with_help(format!(
-                "a rule file decides what a restore may open; run `chown {owner} {shown}` if you trust it"
-            )),
-        );
-        return false;
-    }
-    if meta.mode() & 0o022 != 0 {
-        errors.push(
-            Diagnostic::error(
-                "crrules::policy::writable",
-                format!(
-                    "policy path `{shown}` is writable by {} (mode {:o})",
-                    who_can_write(meta.mode()),
-                    meta.mode() & 0o7777
-                ),
-            )
-            .with_help(format!("a rule file decides what a restore may open; run `chmod go-w {shown}`")),
-        );
-        return false;
-    }
-    true
-}
-
-fn who_can_write(mode: u32) -> &'static str {
-    match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (true, true) => "group and others",
-        (true, false) => "its group",
-        _ => "others",
-    }
-}
-
-fn unreadable(path: &Path, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::error("crrules::policy::unreadable", format!("cannot read policy path `{}`: {e}", path.display()))
+/// True when `path` is a symlink to `/dev/null` (a mask, whatever `/dev/null` is; an empty file is one
+/// too, told once read).
+fn is_null_link(path: &Path) -> bool {
+    fs::read_link(path).is_ok_and(|target| target == Path::new("/dev/null"))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    /// Where trees go: as root, a directory only root can write (a policy path may not go through `/tmp`).
+    pub(crate) fn base() -> PathBuf {
+        if !nix::unistd::geteuid().is_root() {
+            return std::env::temp_dir();
+        }
+        let base = PathBuf::from("/run/crrules-tests");
+        let _ = fs::create_dir(&base);
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(fs::symlink_metadata(&base).unwrap().uid(), 0);
+        base
+    }
 
     fn tree(files: &[(&str, &str)]) -> PathBuf {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!("crrules-policy-{}-{n}", std::process::id()));
+        let root = base().join(format!("crrules-policy-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         for (path, text) in files {
             let p = root.join(path);
@@ -462,26 +435,61 @@ mod tests {
 
     #[test]
     fn root_refuses_files_others_can_write() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (to give a file to another user)");
+            return;
+        }
         let root = tree(&[
             ("etc/crrules/rules.d/10-x.rules", "pipe => close\n"),
             ("etc/crrules/rules.d/20-y.rules", "fifo => close\n"),
         ]);
         let file = root.join("etc/crrules/rules.d/10-x.rules");
+        let shown = file.display();
         fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
-        let owner = fs::metadata(&file).unwrap().uid();
-        let errors = load(&Lookup { root: Some(root.clone()), require_owner: Some(owner), ..Lookup::default() }, &[])
-            .unwrap_err();
+        let lookup = |owner| Lookup { root: Some(root.clone()), require_owner: Some(owner), ..Lookup::default() };
+        let errors = load(&lookup(0), &[]).unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "crrules::policy::writable");
+        assert_eq!(errors[0].message, format!("policy path `{shown}` is writable by group and others (mode 666)"));
+        assert!(errors[0].help.as_deref().unwrap().ends_with(&format!("run `chmod go-w {shown}`")));
+        // Another user's file: refused unless that user is the one required (root's files always do).
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        let errors = load(&lookup(0), &[]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "crrules::policy::owner");
+        assert_eq!(errors[0].message, format!("policy path `{shown}` is owned by uid 65534, not by root"));
         assert!(
-            errors[0].message.contains("10-x.rules` is writable by group and others (mode 666)"),
-            "{}",
-            errors[0].message
+            errors[0].help.as_deref().unwrap().ends_with(&format!("run `chown root {shown}` if you trust its owner"))
         );
-        assert!(errors[0].help.as_deref().unwrap().contains("chmod go-w"));
-        let errors =
-            load(&Lookup { root: Some(root.clone()), require_owner: Some(owner + 1), ..Lookup::default() }, &[])
-                .unwrap_err();
-        assert!(errors[0].message.contains("is owned by uid"), "{}", errors[0].message);
+        let policy = load(&lookup(65534), &[]).unwrap();
+        assert_eq!(policy.sources.len(), 2);
+        let errors = load(&lookup(1000), &[]).unwrap_err();
+        assert!(errors[0].message.ends_with("is owned by uid 65534, not by root or uid 1000"), "{}", errors[0].message);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_empty_file_masks_once_read_and_a_file_not_utf8_is_a_finding_in_it() {
+        let root = tree(&[
+            ("usr/lib/crrules/rules.d/10-a.rules", "pipe => close\n"),
+            ("etc/crrules/rules.d/10-a.rules", ""),
+            ("etc/crrules/rules.d/20-b.rules", "any => close # caf\u{e9}\n"),
+        ]);
+        let latin1 = root.join("etc/crrules/rules.d/20-b.rules");
+        fs::write(&latin1, b"any => close # caf\xe9\n").unwrap();
+        let policy = load(&Lookup { root: Some(root.clone()), ..Lookup::default() }, &[]).unwrap();
+        assert!(policy.sources.is_empty(), "{:?}", policy.sources);
+        let status = |p: &str| policy.files.iter().find(|f| f.path == root.join(p)).map(|f| f.status.clone());
+        assert_eq!(status("etc/crrules/rules.d/10-a.rules"), Some(Status::Mask));
+        assert_eq!(status("etc/crrules/rules.d/20-b.rules"), Some(Status::Active));
+        let [d] = &policy.diagnostics[..] else { panic!("{:?}", policy.diagnostics) };
+        assert_eq!(d.message, format!("`{}` is not valid UTF-8: byte offset 18 (line 1) is 0xe9", latin1.display()));
+        assert_eq!(d.source.as_ref().map(|s| s.name()), Some(&*latin1.display().to_string()));
+        assert_eq!(d.underlined(), Some("\u{fffd}"));
+        // `usable` refuses it like any error in the policy.
+        let errors = usable(&Lookup { root: Some(root.clone()), ..Lookup::default() }).unwrap_err();
+        assert_eq!(errors[0].code, "crrules::source::invalid_utf8");
         fs::remove_dir_all(root).unwrap();
     }
 

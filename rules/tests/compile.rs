@@ -216,7 +216,7 @@ fn rendered_errors_name_file_line_column_and_show_the_help() {
     let d = &c.diagnostics[0];
     let mut out = String::new();
     miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .render_report(&mut out, d)
+        .render_report(&mut out, &d.drawable())
         .unwrap();
     assert!(out.contains("crrules::validate::inapplicable_action"), "{out}");
     assert!(out.contains("`contents` cannot apply to `chardev`"), "{out}");

@@ -1,13 +1,15 @@
-//! No input makes `compile` panic, and every error it reports points inside the text it was given:
-//! arbitrary bytes, arbitrary strings, mutations of a valid policy, and the classic hostile inputs
-//! (empty file, a 10 MB line, a 100,000-deep `not` chain, NUL bytes, CRLF).
+//! No input makes `compile` panic, every error it reports points inside the text it was given, and every
+//! diagnostic draws: arbitrary bytes, arbitrary strings, mutations of a valid policy, and the classic
+//! hostile inputs (empty file, a 10 MB line, a label past column 65,535, a 100,000-deep `not` chain, NUL
+//! bytes, CRLF).
 
-use crrules_rules::{Source, Validated, compile};
+use crrules_rules::{Diagnostic, Source, Validated, compile};
 use proptest::prelude::*;
 
 const POLICY: &str = include_str!("fixtures/ok/every_construct.rules");
 
-/// Compiles `text` and checks every diagnostic's span: inside the text, on character boundaries.
+/// Compiles `text`, checks every diagnostic's span (inside the text, on character boundaries) and draws
+/// every diagnostic as the binary does.
 fn check(text: &str) -> Validated {
     let c = compile(&[Source::new("p.rules", text)]);
     for d in &c.diagnostics {
@@ -16,8 +18,18 @@ fn check(text: &str) -> Validated {
             assert!(span.end <= text.len(), "span {span:?} outside a text of {} bytes: {}", text.len(), d.message);
             assert!(d.underlined().is_some(), "span {span:?} not on character boundaries: {}", d.message);
         }
+        draw(d);
     }
     c
+}
+
+/// A diagnostic drawn by miette's graphical handler, as `crrules` draws it (without colour).
+fn draw(d: &Diagnostic) -> String {
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .render_report(&mut out, &d.drawable())
+        .unwrap();
+    out
 }
 
 /// Pieces of the language to splice into a valid policy.
@@ -162,6 +174,49 @@ fn a_ten_megabyte_line() {
     // Huge runs of punctuation and digits.
     check(&"{".repeat(10 << 20));
     check(&format!("chardev {}:1 => close", "9".repeat(10 << 20)));
+}
+
+/// miette draws a label with format widths, which panic past 65,535 columns: lines that long are cut
+/// around the labels, and the position shown is still the file's.
+#[test]
+fn labels_past_column_65535_are_drawn_cut_around_them() {
+    let cases = [
+        (format!("pipe {}=> frobnicate\n", " ".repeat(70_000)), "[p.rules:1:70009]"),
+        (format!("pipe{}=> frobnicate", "\t".repeat(70_000)), "[p.rules:1:70008]"),
+        (format!("# {}\r\npipe => frobnicate\n", "é".repeat(40_000)), "[p.rules:2:9]"),
+        (
+            format!(
+                "pipe => close # {}\npipe{} => frobnicate # {}\n",
+                "x".repeat(70_000),
+                " ".repeat(2000),
+                "y".repeat(70_000)
+            ),
+            "[p.rules:2:2009]",
+        ),
+    ];
+    for (text, at) in &cases {
+        let c = check(text);
+        let [d] = &c.diagnostics[..] else { panic!("{:?}", c.diagnostics) };
+        assert_eq!(d.underlined(), Some("frobnicate"));
+        let drawn = draw(d);
+        assert!(drawn.contains(at), "{drawn}");
+        let line =
+            drawn.lines().find(|l| l.contains("│") && l.contains("=> frobnicate")).unwrap_or_else(|| panic!("{drawn}"));
+        assert!(drawn.contains('…'), "{drawn}");
+        // The label's bar stands under the word, in the line as drawn.
+        let column = |l: &str, byte: usize| l[..byte].chars().count();
+        let word = column(line, line.find("frobnicate").unwrap());
+        let under = drawn.lines().find(|l| l.contains('┬')).unwrap();
+        assert!((word..word + 10).contains(&column(under, under.find('┬').unwrap())), "{drawn}");
+        assert!(drawn.lines().all(|l| l.chars().count() < 800), "{drawn}");
+    }
+    // A label across a whole 140,000-column rule, and one past the end of a long last line.
+    let rule = format!("pipe {}=> close", " ".repeat(140_000));
+    let c = crrules_rules::lint(&[Source::new("p.rules", format!("{rule}\n{rule}"))]);
+    assert_eq!(c.diagnostics[0].code, "crrules::lint::duplicate", "{:?}", c.diagnostics);
+    let drawn = draw(&c.diagnostics[0]);
+    assert!(drawn.contains("[p.rules:2:1]") && drawn.lines().all(|l| l.chars().count() < 800), "{drawn}");
+    check(&format!("pipe {}", "x".repeat(70_000)));
 }
 
 #[test]

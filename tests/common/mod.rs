@@ -30,14 +30,37 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A temporary directory removed on drop.
+/// True when the tests run as root (then the binary refuses policy paths anyone else could change).
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Where temporary directories go. As root, `/run/crrules-tests` (root's, mode 755): crrules run as root
+/// refuses a policy path that goes through a directory others can write, and `/tmp` is one (sticky: anyone
+/// may create names in it). Otherwise the usual temporary directory, since nothing is refused then.
+pub fn temp_base() -> PathBuf {
+    if !running_as_root() {
+        return std::env::temp_dir();
+    }
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let base = PathBuf::from("/run/crrules-tests");
+    let _ = std::fs::DirBuilder::new().mode(0o755).create(&base);
+    let meta = std::fs::symlink_metadata(&base).expect("/run/crrules-tests");
+    assert!(meta.is_dir() && meta.uid() == 0, "/run/crrules-tests must be a directory of root's");
+    if meta.mode() & 0o022 != 0 {
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    base
+}
+
+/// A temporary directory removed on drop, under [`temp_base`].
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("crrules-{tag}-{}-{n}", std::process::id()));
+        let dir = temp_base().join(format!("crrules-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)

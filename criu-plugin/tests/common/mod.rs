@@ -9,6 +9,24 @@ use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+/// Where a test's policy root goes. As root, `/run/crrules-tests` (root's, mode 755): the plugin, run by
+/// root, refuses a policy path that goes through a directory others can write, and `/tmp` is one (sticky:
+/// anyone may create names in it). Otherwise the usual temporary directory, since nothing is refused then.
+pub fn temp_base() -> PathBuf {
+    if !nix::unistd::geteuid().is_root() {
+        return std::env::temp_dir();
+    }
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let base = PathBuf::from("/run/crrules-tests");
+    let _ = std::fs::DirBuilder::new().mode(0o755).create(&base);
+    let meta = std::fs::symlink_metadata(&base).expect("/run/crrules-tests");
+    assert!(meta.is_dir() && meta.uid() == 0, "/run/crrules-tests must be a directory of root's");
+    if meta.mode() & 0o022 != 0 {
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    base
+}
+
 /// The shared object's file name.
 pub const SO_NAME: &str = "libcrrules_criu.so";
 
