@@ -93,14 +93,16 @@ fn a_process_the_user_may_not_inspect() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     use std::os::unix::process::CommandExt;
-    let out = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    command
         .args(["--exact", "scan_pid_one_when_asked", "--nocapture", "--test-threads", "1"])
         .env("CRRULES_SCAN_PID", "1")
         .uid(65534)
         .gid(65534)
         .stdin(Stdio::null())
-        .output()
-        .expect("run as nobody");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = scan_common::spawn(&mut command).and_then(|c| c.wait_with_output()).expect("run as nobody");
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -64,11 +64,8 @@ impl Holder {
         let mut command = Command::new(path);
         command.args(args);
         setup(&mut command);
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = spawn(&mut command).unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
         let stdin = child.stdin.take();
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("holder output");
@@ -103,5 +100,21 @@ impl Drop for Holder {
     fn drop(&mut self) {
         drop(self.stdin.take());
         self.kill();
+    }
+}
+
+/// Spawns `command`, again while its program is "busy": a copy of an executable a test has just written
+/// (for another user) is busy while any child forked meanwhile by another test thread still holds the
+/// copy's write fd, until that child's exec closes it.
+pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
