@@ -1,8 +1,31 @@
 //! The command line, declared once: the parser, `--help`, the man page and the shell completions all come
 //! from these definitions.
 
+use clap::builder::RangedI64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+/// A pid: 1 or more (a negative number, which `kill` reads as a process group, is refused here, where
+/// the arguments are read; it is accepted as a value so that the message says why).
+fn pid() -> RangedI64ValueParser<i32> {
+    clap::value_parser!(i32).range(1..)
+}
+
+/// An fd number: 0 or more.
+fn fd() -> RangedI64ValueParser<i32> {
+    clap::value_parser!(i32).range(0..)
+}
+
+/// `NAME=FD` of `restore --inherit`: a name (any text but empty; it may hold `=`) and an fd number.
+fn inherited(given: &str) -> Result<(String, i32), String> {
+    let (name, number) = given.rsplit_once('=').ok_or("expected NAME=FD")?;
+    if name.is_empty() {
+        return Err("the NAME before `=` is empty".to_owned());
+    }
+    let fd = number.parse::<i32>().ok().filter(|fd| *fd >= 0);
+    let fd = fd.ok_or_else(|| format!("`{number}` is not an fd number (0 or more)"))?;
+    Ok((name.to_owned(), fd))
+}
 
 /// Decide, with declarative rules, which open file descriptors of a Linux process can be checkpointed and
 /// how each one comes back on restore.
@@ -73,7 +96,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct Targets {
     /// A process to check (repeatable).
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = pid(), allow_negative_numbers = true)]
     pub pid: Vec<i32>,
 
     /// Also every descendant of each --pid.
@@ -101,7 +124,7 @@ pub struct CheckArgs {
     pub targets: Targets,
 
     /// Decide saved facts (from `crrules facts` or `check --format json`) instead of live processes.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "all", "cgroup", "container"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "tree", "all", "cgroup", "container"])]
     pub facts: Option<PathBuf>,
 
     /// Output format.
@@ -112,11 +135,11 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The process.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = pid(), allow_negative_numbers = true)]
     pub pid: i32,
 
     /// The fd.
-    #[arg(long, value_name = "FD")]
+    #[arg(long, value_name = "FD", value_parser = fd(), allow_negative_numbers = true)]
     pub fd: i32,
 }
 
@@ -149,7 +172,7 @@ pub struct RulesArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Policy test files (`*.test.json`) or directories holding them.
+    /// Policy test files (`*.test.jsonl`) or directories holding them.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
@@ -205,7 +228,7 @@ pub enum Color {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// The process to dump.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = pid(), allow_negative_numbers = true)]
     pub pid: i32,
 
     /// The image directory to write (must not exist, or be empty).
@@ -224,8 +247,8 @@ pub struct RestoreArgs {
     pub image: PathBuf,
 
     /// An fd this process was given, for the `inherit "NAME"` rules of the image (repeatable).
-    #[arg(long, value_name = "NAME=FD")]
-    pub inherit: Vec<String>,
+    #[arg(long, value_name = "NAME=FD", value_parser = inherited, allow_negative_numbers = true)]
+    pub inherit: Vec<(String, i32)>,
 
     /// The command to run with the restored fds.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -235,7 +258,7 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct HandoverArgs {
     /// The running process whose fds are handed over.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = pid(), allow_negative_numbers = true)]
     pub pid: i32,
 
     /// Pass only the listening sockets, from fd 3, as systemd's socket activation does (LISTEN_FDS,
@@ -251,7 +274,7 @@ pub struct HandoverArgs {
 #[derive(Debug, Args)]
 pub struct CriuArgs {
     /// The process to checkpoint.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = pid(), allow_negative_numbers = true)]
     pub pid: i32,
 
     /// The whole tree under PID (what `criu dump -t PID` dumps).

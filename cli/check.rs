@@ -5,6 +5,7 @@
 use crate::args::{CheckArgs, CheckFormat, ExplainArgs, FactsArgs, Format, PolicyArgs, Targets};
 use crate::dot::{Dot, Graphviz};
 use crate::load;
+use crate::output;
 use crate::render::{Style, Ui};
 use crate::report::{Report, Summary};
 use crate::{Failure, Outcome};
@@ -34,14 +35,27 @@ pub fn check(args: &PolicyArgs, check: &CheckArgs, ui: &Ui) -> Result<Outcome, F
     let outcome = match (check.format.report(), graphviz) {
         (Some(format), _) => decide(&decider, &mut *source, Report::new(format, ui), check.targets.all, ui)?,
         // `--format dot`.
-        (None, None) => {
-            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-            decide(&decider, &mut *source, Dot::new(out, ui), check.targets.all, ui)?
-        }
+        (None, None) => decide(&decider, &mut *source, Dot::new(output::stdout(), ui), check.targets.all, ui)?,
         // `--format svg`.
         (None, Some(graphviz)) => svg(&graphviz, &decider, &mut *source, check.targets.all, ui)?,
     };
+    read_some(&outcome)?;
     Ok(if outcome.any_rejected() { Outcome::Finding } else { Outcome::Clean })
+}
+
+/// A run that could read none of the processes it was asked about (`--all`, or a cgroup, as a user who may
+/// read none of them) checked nothing: that is an error, not a clean result.
+fn read_some(outcome: &pipeline::Outcome) -> Result<(), Failure> {
+    if outcome.read() > 0 || outcome.unreadable == 0 {
+        return Ok(());
+    }
+    Err(Failure::Report(miette::miette!(
+        help = "a user may read the fds of its own processes only; root may read every process's",
+        "could read none of the {} processes asked about ({} unreadable, {} exited during the check): nothing was checked",
+        outcome.skipped,
+        outcome.unreadable,
+        outcome.skipped - outcome.unreadable
+    )))
 }
 
 /// Decides every process of `source` into `backend`, through the summary for `--all`.
@@ -54,6 +68,9 @@ fn decide<B: Backend<Error = std::io::Error>>(
 ) -> Result<pipeline::Outcome, Failure> {
     if all { run(Some(decider), source, Summary::new(backend, ui)) } else { run(Some(decider), source, backend) }
 }
+
+/// The signal a write to a closed pipe raises (Linux's number): what ends a `dot` whose reader left.
+const SIGPIPE: i32 = 13;
 
 /// The picture, drawn by Graphviz's `dot` as SVG on standard output. When `dot` fails, that is the error
 /// (a run that could not write to it failed because of it).
@@ -68,10 +85,14 @@ fn svg(
     let cannot_run = |e: std::io::Error| Failure::Report(miette::miette!("cannot run Graphviz's `{program}`: {e}"));
     let mut drawing = graphviz.draw_svg().map_err(cannot_run)?;
     let input = drawing.input().ok_or_else(|| cannot_run(std::io::Error::other("no input to write to")))?;
-    // The backend, and with it `dot`'s input, is dropped when the run ends: then `dot` draws.
-    let outcome = decide(decider, source, Dot::new(std::io::BufWriter::new(input), ui), all, ui);
+    // The backend, and with it `dot`'s input, is dropped when the run ends: then `dot` draws. When `dot`
+    // ends early, what is left of the graph is dropped, and its exit status says why.
+    let input = std::io::BufWriter::new(output::Closable::new(input));
+    let outcome = decide(decider, source, Dot::new(input, ui), all, ui);
     let status = drawing.wait().map_err(cannot_run)?;
-    if !status.success() {
+    // Killed by SIGPIPE: the reader of the SVG stopped reading, which is no failure of the drawing.
+    let reader_gone = std::os::unix::process::ExitStatusExt::signal(&status) == Some(SIGPIPE);
+    if !status.success() && !reader_gone {
         return Err(Failure::Report(miette::miette!(
             help = "`--format dot` prints the graph it was given",
             "Graphviz's `{program}` could not draw the graph ({status})"
@@ -83,7 +104,8 @@ fn svg(
 /// `crrules facts`: the facts only, one JSON object per process per line, for `check --facts` later.
 pub fn facts(args: &FactsArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let mut source = source(&args.targets, None)?;
-    run(None, &mut *source, Report::new(Format::Json, ui))?;
+    let outcome = run(None, &mut *source, Report::new(Format::Json, ui))?;
+    read_some(&outcome)?;
     Ok(Outcome::Clean)
 }
 
@@ -154,7 +176,7 @@ pub fn explain(args: &PolicyArgs, explain: &ExplainArgs, ui: &Ui) -> Result<Outc
             miette::miette!("fd {} of process {} was closed while it was being read", explain.fd, explain.pid)
         })?;
 
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     writeln!(out, "{}", ui.out(Style::Bold, &format!("fd {} of pid {} ({})", facts.fd, scan.pid, scan.comm)))?;
     let json = serde_json::to_value(&facts)?;
     if let serde_json::Value::Object(map) = json {
@@ -202,6 +224,7 @@ pub fn explain(args: &PolicyArgs, explain: &ExplainArgs, ui: &Ui) -> Result<Outc
     if !decided {
         writeln!(out, "  {}", ui.out(Style::Bad, "no rule matches: the fd is rejected"))?;
     }
+    out.flush()?;
     let rejected = !decided || trials.last().is_some_and(|t| rules.rules()[t.rule].action.is_reject());
     Ok(if rejected { Outcome::Finding } else { Outcome::Clean })
 }

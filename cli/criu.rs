@@ -6,6 +6,7 @@
 
 use crate::args::{CriuArgs, CriuFormat, Format, PolicyArgs};
 use crate::load;
+use crate::output;
 use crate::render::Ui;
 use crate::report::Report;
 use crate::{Failure, Outcome};
@@ -63,7 +64,7 @@ pub fn criu(policy: &PolicyArgs, args: &CriuArgs, ui: &Ui) -> Result<Outcome, Fa
     let mut builder = OptionsBuilder::new(&args.plugin_dir.to_string_lossy());
     builder.add_all(&plans);
     let options = builder.finish();
-    let mut out = std::io::stdout().lock();
+    let mut out = output::stdout();
     match args.format {
         CriuFormat::Json => {
             #[derive(serde::Serialize)]
@@ -104,6 +105,7 @@ pub fn criu(policy: &PolicyArgs, args: &CriuArgs, ui: &Ui) -> Result<Outcome, Fa
             }
         }
     }
+    out.flush()?;
     Ok(Outcome::Clean)
 }
 
@@ -141,10 +143,13 @@ pub fn action(policy: &PolicyArgs, ui: &Ui) -> Result<Outcome, Failure> {
     if std::env::var("CRTOOLS_SCRIPT_ACTION").as_deref() != Ok("pre-dump") {
         return Ok(Outcome::Clean);
     }
-    let pid: i32 = std::env::var("CRTOOLS_INIT_PID")
+    let given =
+        std::env::var("CRTOOLS_INIT_PID").map_err(|_| fail("pre-dump without a CRTOOLS_INIT_PID: nothing to check"))?;
+    let pid = given
+        .parse::<i32>()
         .ok()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| fail("pre-dump without a CRTOOLS_INIT_PID: nothing to check"))?;
+        .filter(|&pid| pid > 0)
+        .ok_or_else(|| fail(format!("pre-dump with CRTOOLS_INIT_PID=`{given}`, which is not a pid")))?;
     let decider = load::decider(policy, ui)?;
     let mut source = Live::pids(&[pid], true).map_err(fail)?;
     struct Reasons(Vec<String>);

@@ -117,7 +117,7 @@ pub fn restore(args: &RestoreArgs) -> Result<Outcome, Failure> {
             args.image.display()
         ))
     })?;
-    let opts = RestoreOptions { inherit: parse_inherit(&args.inherit)? };
+    let opts = RestoreOptions { inherit: args.inherit.clone() };
     let data = |name: &str| image.read_data(name).map_err(|e| e.to_string());
     let prepared = restore::prepare(&image.manifest, &data, &opts)
         .map_err(|e| Failure::Report(miette::miette!(help = "the command was not run", "cannot restore: {e}")))?;
@@ -244,15 +244,4 @@ fn exec(
     prepared.install(errors.as_ref()).map_err(|e| said(format!("cannot restore: {e} (the command was not run)")))?;
     let e = cmd.exec();
     Err(said(format!("cannot run {}: {e}", program.to_string_lossy())))
-}
-
-fn parse_inherit(given: &[String]) -> Result<Vec<(String, i32)>, Failure> {
-    given
-        .iter()
-        .map(|g| {
-            let (name, fd) = g.rsplit_once('=').ok_or_else(|| fail(format!("--inherit {g}: expected NAME=FD")))?;
-            let fd: i32 = fd.parse().map_err(|_| fail(format!("--inherit {g}: `{fd}` is not an fd number")))?;
-            Ok((name.to_owned(), fd))
-        })
-        .collect()
 }

@@ -8,6 +8,8 @@ mod dot;
 mod fdtable;
 mod lint;
 mod load;
+mod man;
+mod output;
 mod policytest;
 mod render;
 mod report;
@@ -52,29 +54,15 @@ impl From<serde_json::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    output::quiet_closed_pipe_panics();
     let cli = Cli::parse();
     let ui = render::Ui::new(cli.color);
     ui.install_miette();
-    let result = match &cli.command {
-        Command::Check(a) => check::check(&cli.policy, a, &ui),
-        Command::Explain(a) => check::explain(&cli.policy, a, &ui),
-        Command::Facts(a) => check::facts(a, &ui),
-        Command::Lint(a) => lint::lint(&cli.policy, a, &ui),
-        Command::Rules(a) => lint::rules(&cli.policy, a, &ui),
-        Command::Test(a) => policytest::run(&cli.policy, a, &ui),
-        Command::Dump(a) => fdtable::dump(&cli.policy, a, &ui),
-        Command::Restore(a) => fdtable::restore(a),
-        Command::Handover(a) => fdtable::handover(&cli.policy, a, &ui),
-        Command::Criu(a) => criu::criu(&cli.policy, a, &ui),
-        Command::CriuAction => criu::action(&cli.policy, &ui),
-        Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "crrules", &mut std::io::stdout());
-            Ok(Outcome::Clean)
-        }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map(|()| Outcome::Clean)
-            .map_err(|e| Failure::Report(miette::miette!("cannot write the man page: {e}"))),
+    let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli, &ui))) {
+        Ok(result) => result,
+        // A `println!` found standard output closed: the reader has what it wanted.
+        Err(payload) if output::is_closed_pipe_panic(&*payload) => Ok(Outcome::Clean),
+        Err(payload) => std::panic::resume_unwind(payload),
     };
     match result {
         Ok(outcome) => ExitCode::from(outcome as u8),
@@ -83,5 +71,33 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Printed) => ExitCode::from(2),
+    }
+}
+
+/// Runs the command the arguments name.
+fn run(cli: &Cli, ui: &render::Ui) -> Result<Outcome, Failure> {
+    match &cli.command {
+        Command::Check(a) => check::check(&cli.policy, a, ui),
+        Command::Explain(a) => check::explain(&cli.policy, a, ui),
+        Command::Facts(a) => check::facts(a, ui),
+        Command::Lint(a) => lint::lint(&cli.policy, a, ui),
+        Command::Rules(a) => lint::rules(&cli.policy, a, ui),
+        Command::Test(a) => policytest::run(&cli.policy, a, ui),
+        Command::Dump(a) => fdtable::dump(&cli.policy, a, ui),
+        Command::Restore(a) => fdtable::restore(a),
+        Command::Handover(a) => fdtable::handover(&cli.policy, a, ui),
+        Command::Criu(a) => criu::criu(&cli.policy, a, ui),
+        Command::CriuAction => criu::action(&cli.policy, ui),
+        Command::Completions { shell } => {
+            // Made whole first: the generator panics when it cannot write.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "crrules", &mut script);
+            output::print_all(&script)?;
+            Ok(Outcome::Clean)
+        }
+        Command::Man => {
+            output::print_all(&man::page()?)?;
+            Ok(Outcome::Clean)
+        }
     }
 }

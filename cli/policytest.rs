@@ -6,10 +6,12 @@
 
 use crate::args::{PolicyArgs, TestArgs};
 use crate::load;
+use crate::output;
 use crate::render::{Style, Ui};
 use crate::{Failure, Outcome};
 use crrules_engine::plan::Decision;
 use crrules_engine::source::FactsFile;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The suffix of policy test files found in directories.
@@ -17,6 +19,7 @@ const SUFFIX: &str = ".test.jsonl";
 
 pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let decider = load::decider(args, ui)?;
+    let mut out = output::stdout();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in test_files(&test.paths)? {
         let mut saved = FactsFile::open(&file).map_err(|e| miette::miette!("{e}"))?;
@@ -42,16 +45,17 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
                 }
                 failed += 1;
                 let what = facts.path.as_ref().unwrap_or(&facts.link);
-                println!(
+                writeln!(
+                    out,
                     "{} {}:{line}: pid {} fd {} ({} {what})",
                     ui.out(Style::Bad, "FAIL"),
                     file.display(),
                     expected.pid,
                     facts.fd,
                     facts.kind
-                );
-                println!("  {} {}", ui.out(Style::Good, "- expected:"), describe(want));
-                println!("  {} {}", ui.out(Style::Bad, "+ got:     "), describe(got));
+                )?;
+                writeln!(out, "  {} {}", ui.out(Style::Good, "- expected:"), describe(want))?;
+                writeln!(out, "  {} {}", ui.out(Style::Bad, "+ got:     "), describe(got))?;
             }
         }
         if decisions_in_file == 0 {
@@ -63,7 +67,8 @@ pub fn run(args: &PolicyArgs, test: &TestArgs, ui: &Ui) -> Result<Outcome, Failu
         }
     }
     let summary = format!("{passed} decision(s) as expected, {failed} changed");
-    println!("{}", ui.out(if failed > 0 { Style::Bad } else { Style::Good }, &summary));
+    writeln!(out, "{}", ui.out(if failed > 0 { Style::Bad } else { Style::Good }, &summary))?;
+    out.flush()?;
     Ok(if failed > 0 { Outcome::Finding } else { Outcome::Clean })
 }
 

@@ -3,6 +3,7 @@
 //! `crrules test` read back; and the `--all` summary, which wraps another report.
 
 use crate::args::Format;
+use crate::output;
 use crate::render::{Style, Ui};
 use crrules_engine::backend::Backend;
 use crrules_engine::facts::FdFacts;
@@ -15,17 +16,17 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-/// Writes plans in the chosen format to standard output, through one buffer (standard output's own is
-/// line-buffered and small: a 10,000-fd JSON line would be written a kilobyte at a time).
+/// Writes plans in the chosen format to standard output (see [`output::Stdout`]: buffered, and quiet when
+/// the reader stops reading).
 pub struct Report<'a> {
     format: Format,
     ui: &'a Ui,
-    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    out: output::Stdout,
 }
 
 impl<'a> Report<'a> {
     pub fn new(format: Format, ui: &'a Ui) -> Report<'a> {
-        Report { format, ui, out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()) }
+        Report { format, ui, out: output::stdout() }
     }
 }
 

@@ -528,6 +528,34 @@ pub struct Lock {
     pub end: Option<u64>,
 }
 
+/// The field of a JSON object that a reading of `T` failed on with `message`: the one without which the
+/// object reads, or reads only to miss that very field (a bad value is met while the fields are read, a
+/// missing field only after them, so a field whose removal leaves just "missing field" is the one at fault).
+/// `None` when the message names its field already (a missing field, a check made after the fields were
+/// read) or no one field is at fault. Made for error messages: it reads the object again once per field.
+pub fn field_at_fault<T: serde::de::DeserializeOwned>(
+    object: &serde_json::Map<String, serde_json::Value>,
+    message: &str,
+) -> Option<String> {
+    if message.starts_with("missing field `") || object.keys().any(|key| message.contains(&format!("`{key}`"))) {
+        return None;
+    }
+    object.keys().find_map(|key| {
+        let mut rest = object.clone();
+        rest.remove(key);
+        let at_fault = match serde_json::from_value::<T>(serde_json::Value::Object(rest)) {
+            Ok(_) => true,
+            Err(e) => e.to_string() == format!("missing field `{key}`"),
+        };
+        at_fault.then(|| key.clone())
+    })
+}
+
+/// `message` said to be about `field`, unless it reads so already (`unknown kind `xyz``).
+pub fn about_field(field: &str, message: String) -> String {
+    if message.starts_with(&format!("unknown {field} ")) { message } else { format!("`{field}`: {message}") }
+}
+
 /// Everything gathered about one open fd.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FdFacts {

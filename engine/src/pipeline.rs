@@ -24,12 +24,19 @@ pub struct Outcome {
     pub undecided: usize,
     /// Processes the source skipped (they exited, or could not be read) without stopping the run.
     pub skipped: usize,
+    /// Of those, the ones that could not be read (the others exited).
+    pub unreadable: usize,
 }
 
 impl Outcome {
     /// True when some process cannot be checkpointed.
     pub fn any_rejected(&self) -> bool {
         self.rejected > 0
+    }
+
+    /// The processes read, decided or not.
+    pub fn read(&self) -> usize {
+        self.checkpointable + self.rejected + self.undecided
     }
 }
 
@@ -101,6 +108,7 @@ pub fn run<B: Backend>(
             }
             Sourced::Skipped(e) => {
                 outcome.skipped += 1;
+                outcome.unreadable += usize::from(!e.is_gone());
                 backend.skipped(&e).map_err(RunError::Backend)?;
             }
         }
@@ -158,7 +166,8 @@ mod tests {
         let mut backend = Recorder::default();
         let outcome = run(Some(&decider), &mut facts(FACTS), &mut backend).unwrap();
         assert_eq!(backend.0, ["begin None", "1 true", "2 true", "3 false", "finish"]);
-        assert_eq!(outcome, Outcome { checkpointable: 2, rejected: 1, undecided: 0, skipped: 0 });
+        assert_eq!(outcome, Outcome { checkpointable: 2, rejected: 1, undecided: 0, skipped: 0, unreadable: 0 });
+        assert_eq!(outcome.read(), 3);
         assert!(outcome.any_rejected());
     }
 

@@ -146,14 +146,37 @@ impl Serialize for PlannedFd {
     }
 }
 
+impl PlannedFdIn {
+    fn into_planned(self) -> Result<PlannedFd, String> {
+        let decision = self.decision.into_decision()?;
+        if decision.is_some() && self.entry.facts().is_none() {
+            return Err("an fd that vanished takes no decision (`action`, `rule`, `reason`)".to_owned());
+        }
+        Ok(PlannedFd { entry: self.entry, decision: decision.map(Arc::new) })
+    }
+}
+
+/// Read as an object first: a mistake is reported with the fd's number and the field it is in (`fd 4:
+/// unknown kind `xyz``, `fd 7: `deleted`: invalid type: string "no", expected a boolean`).
 impl<'de> Deserialize<'de> for PlannedFd {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PlannedFd, D::Error> {
-        let raw = PlannedFdIn::deserialize(d)?;
-        let decision = raw.decision.into_decision().map_err(serde::de::Error::custom)?;
-        if decision.is_some() && raw.entry.facts().is_none() {
-            return Err(serde::de::Error::custom(format!("fd {} vanished and has no decision", raw.entry.fd())));
-        }
-        Ok(PlannedFd { entry: raw.entry, decision: decision.map(Arc::new) })
+        let object = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let read = PlannedFdIn::deserialize(serde_json::Value::Object(object.clone()))
+            .map_err(|e| {
+                let message = e.to_string();
+                match crate::facts::field_at_fault::<PlannedFdIn>(&object, &message) {
+                    Some(field) => crate::facts::about_field(&field, message),
+                    None => message,
+                }
+            })
+            .and_then(PlannedFdIn::into_planned);
+        read.map_err(|message| {
+            let fd = object.get("fd").and_then(serde_json::Value::as_i64).filter(|fd| *fd >= 0);
+            serde::de::Error::custom(match fd {
+                Some(fd) => format!("fd {fd}: {message}"),
+                None => message,
+            })
+        })
     }
 }
 
@@ -191,6 +214,27 @@ impl ProcessPlan {
             decided: false,
             process: scan.process,
         }
+    }
+
+    /// A plan from one line of JSON (a facts file's, a policy test's). The error names the fd and the field a
+    /// mistake is in; a line that is not JSON, the column.
+    pub fn from_json(text: &str) -> Result<ProcessPlan, String> {
+        serde_json::from_str(text).map_err(|e| {
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            let message = e.to_string();
+            let message = message.strip_suffix(&position).unwrap_or(&message).to_owned();
+            if !e.is_data() {
+                return format!("{message} at column {}", e.column());
+            }
+            let Ok(object) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) else {
+                return "expected a process object, `{\"pid\": N, \"fds\": [...]}`".to_owned();
+            };
+            // An fd's mistake is named by the fd already.
+            match crate::facts::field_at_fault::<ProcessPlan>(&object, &message) {
+                Some(field) if field != "fds" => crate::facts::about_field(&field, message),
+                _ => message,
+            }
+        })
     }
 
     /// The scan these facts came from, decisions dropped, to be decided again.
@@ -255,6 +299,9 @@ impl Serialize for ProcessPlan {
 impl<'de> Deserialize<'de> for ProcessPlan {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ProcessPlan, D::Error> {
         let raw = ProcessPlanIn::deserialize(d)?;
+        if raw.pid <= 0 {
+            return Err(serde::de::Error::custom(format!("`pid` {} is not a process id (1 or more)", raw.pid)));
+        }
         let decided = raw.checkpointable.is_some() || raw.fds.iter().any(|fd| fd.decision.is_some());
         Ok(ProcessPlan { pid: raw.pid, comm: raw.comm, session: raw.session, fds: raw.fds, decided, process: None })
     }
@@ -365,6 +412,71 @@ mod tests {
         let back: ProcessPlan = serde_json::from_value(json).unwrap();
         assert_eq!(back, plan);
         assert!(!back.decided);
+    }
+
+    #[test]
+    fn a_mistake_in_a_line_of_facts_is_named_by_its_fd_and_field() {
+        // Every fd is `FD` below, with its facts complete but for the field changed.
+        const FD: &str =
+            r#""fd": 4, "kind": "pipe", "link": "pipe:[1]", "deleted": false, "flags": [], "cloexec": false"#;
+        let cases: &[(String, &str)] = &[
+            (
+                format!(
+                    r#"{{"pid": 1, "fds": [{{{FD}}}, {{"fd": 5, "kind": "xyz", "link": "x", "deleted": false, "flags": [], "cloexec": false}}]}}"#
+                ),
+                "fd 5: unknown kind `xyz`",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{}}}]}}"#, FD.replace(r#""deleted": false"#, r#""deleted": "no""#)),
+                r#"fd 4: `deleted`: invalid type: string "no", expected a boolean"#,
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{}}}]}}"#, FD.replace(r#", "deleted": false"#, "")),
+                "fd 4: missing field `deleted`",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{FD}, "size": -1}}]}}"#),
+                "fd 4: `size`: invalid value: integer `-1`, expected u64",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{FD}, "socket": {{"family": "unx"}}}}]}}"#),
+                "fd 4: unknown socket family `unx`",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{FD}, "flags": ["O_BOGUS"]}}]}}"#),
+                "fd 4: `flags`: unknown open flag `O_BOGUS`",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{FD}, "action": "frobnicate"}}]}}"#),
+                "fd 4: unknown action `frobnicate`, expected one of reopen, contents, recreate, inherit, close, reject, plugin",
+            ),
+            (
+                r#"{"pid": 1, "fds": [{"fd": 3, "state": "gone"}]}"#.to_owned(),
+                r#"fd 3: unknown fd state "gone" (an fd closed while it was read is written `"state": "vanished"`)"#,
+            ),
+            (
+                r#"{"pid": 1, "fds": [{"fd": 3, "state": "vanished", "action": "close"}]}"#.to_owned(),
+                "fd 3: an fd that vanished takes no decision (`action`, `rule`, `reason`)",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{}}}]}}"#, FD.replace(r#""fd": 4"#, r#""fd": -4"#)),
+                "`fd` -4 is not an fd number (0 or more)",
+            ),
+            (
+                format!(r#"{{"pid": 1, "fds": [{{{}}}]}}"#, FD.replace(r#""fd": 4"#, r#""fd": "four""#)),
+                r#"`fd`: invalid type: string "four", expected i32"#,
+            ),
+            (r#"{"pid": "x", "fds": []}"#.to_owned(), r#"`pid`: invalid type: string "x", expected i32"#),
+            (r#"{"pid": 0, "fds": []}"#.to_owned(), "`pid` 0 is not a process id (1 or more)"),
+            (r#"{"pid": 3}"#.to_owned(), "missing field `fds`"),
+            ("[1, 2]".to_owned(), r#"expected a process object, `{"pid": N, "fds": [...]}`"#),
+            ("not json".to_owned(), "expected ident at column 2"),
+            (r#"{"pid": 3, "fds": ["#.to_owned(), "EOF while parsing a list at column 19"),
+        ];
+        for (line, message) in cases {
+            assert_eq!(ProcessPlan::from_json(line).unwrap_err(), *message, "{line}");
+        }
+        assert!(ProcessPlan::from_json(&format!(r#"{{"pid": 1, "fds": [{{{FD}}}]}}"#)).is_ok());
     }
 
     #[test]

@@ -126,6 +126,9 @@ struct Stat {
 
 /// `PF_EXITING`: set when the task starts exiting, before its fd table goes; never cleared.
 const PF_EXITING: u32 = 0x4;
+/// `PF_KTHREAD`: a kernel thread (kthreadd and every thread it starts), which has no memory of its own and
+/// no fd table worth checking: nothing a checkpoint is about.
+const PF_KTHREAD: u32 = 0x0020_0000;
 
 impl Stat {
     /// The process's place in its job.
@@ -663,6 +666,15 @@ pub fn all_pids() -> io::Result<Vec<i32>> {
     Ok(pids)
 }
 
+/// True when `pid` is a kernel thread (`PF_KTHREAD` in the flags of `/proc/PID/stat`, which anyone may
+/// read); false when that cannot be told (the process exited: its scan says so).
+pub fn is_kernel_thread(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| parse_stat(&text))
+        .is_some_and(|stat| stat.flags & PF_KTHREAD != 0)
+}
+
 /// True while `/proc/PID` exists.
 pub fn exists(pid: i32) -> bool {
     pid > 0 && std::fs::metadata(format!("/proc/{pid}")).is_ok()
@@ -762,6 +774,10 @@ mod tests {
         let fds = dir.list_fds().unwrap();
         assert!(fds.windows(2).all(|w| w[0] < w[1]));
         assert!(all_pids().unwrap().contains(&me));
+        assert!(!is_kernel_thread(me));
+        // kthreadd, pid 2 where the host's pid namespace is seen, starts every kernel thread.
+        let kthreadd = std::fs::read("/proc/2/stat").ok().and_then(|t| parse_stat(&t)).filter(|s| s.ppid == 0);
+        assert_eq!(is_kernel_thread(2), kthreadd.is_some_and(|s| s.comm == "kthreadd"));
         assert!(descendants(me).unwrap().iter().all(|&p| p != me));
     }
 }

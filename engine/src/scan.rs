@@ -80,36 +80,55 @@ impl FdEntry {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 enum VanishedWord {
     Vanished,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum FdEntryRepr<F> {
-    Vanished { fd: i32, state: VanishedWord },
-    Open(F),
+/// A vanished fd as written: `{"fd": 4, "state": "vanished"}`.
+#[derive(Serialize)]
+struct VanishedOut {
+    fd: i32,
+    state: VanishedWord,
+}
+
+/// A vanished fd as read back: `{"fd": 4, "state": "vanished"}`.
+#[derive(Deserialize)]
+struct VanishedIn {
+    fd: i32,
 }
 
 impl Serialize for FdEntry {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             FdEntry::Open(f) => f.serialize(s),
-            FdEntry::Vanished { fd } => {
-                FdEntryRepr::<&FdFacts>::Vanished { fd: *fd, state: VanishedWord::Vanished }.serialize(s)
-            }
+            FdEntry::Vanished { fd } => VanishedOut { fd: *fd, state: VanishedWord::Vanished }.serialize(s),
         }
     }
 }
 
+/// Read as an object first, so that a mistake in an fd's facts is reported as itself (`unknown kind `xyz``,
+/// `missing field `deleted``), not as an object that fits neither form; `state` tells the forms apart.
 impl<'de> Deserialize<'de> for FdEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FdEntry, D::Error> {
-        Ok(match FdEntryRepr::<FdFacts>::deserialize(d)? {
-            FdEntryRepr::Vanished { fd, .. } => FdEntry::Vanished { fd },
-            FdEntryRepr::Open(f) => FdEntry::Open(Box::new(f)),
-        })
+        use serde::de::Error;
+        let object = serde_json::Value::deserialize(d)?;
+        let entry = match object.get("state") {
+            None => FdEntry::Open(Box::new(FdFacts::deserialize(object).map_err(D::Error::custom)?)),
+            Some(state) if state == "vanished" => {
+                FdEntry::Vanished { fd: VanishedIn::deserialize(object).map_err(D::Error::custom)?.fd }
+            }
+            Some(state) => {
+                return Err(D::Error::custom(format!(
+                    "unknown fd state {state} (an fd closed while it was read is written `\"state\": \"vanished\"`)"
+                )));
+            }
+        };
+        if entry.fd() < 0 {
+            return Err(D::Error::custom(format!("`fd` {} is not an fd number (0 or more)", entry.fd())));
+        }
+        Ok(entry)
     }
 }
 
@@ -384,7 +403,12 @@ mod tests {
         assert_eq!(json[1], serde_json::json!({"fd": 4, "state": "vanished"}));
         let back: Vec<FdEntry> = serde_json::from_value(json).unwrap();
         assert_eq!(back, vec![open, gone]);
-        assert!(serde_json::from_str::<FdEntry>(r#"{"fd": 4, "state": "open"}"#).is_err());
+        let error = |text: &str| serde_json::from_str::<FdEntry>(text).unwrap_err().to_string();
+        assert!(error(r#"{"fd": 4, "state": "open"}"#).starts_with("unknown fd state \"open\""));
+        assert!(error(r#"{"fd": -4, "state": "vanished"}"#).starts_with("`fd` -4 is not an fd number"));
+        let facts = r#"{"fd": 4, "kind": "xyz", "link": "x", "deleted": false, "flags": [], "cloexec": false}"#;
+        assert!(error(facts).starts_with("unknown kind `xyz`"), "{}", error(facts));
+        assert!(error(r#"{"fd": 4, "kind": "pipe"}"#).starts_with("missing field `link`"));
     }
 
     #[test]

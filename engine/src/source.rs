@@ -105,14 +105,19 @@ impl Live {
     }
 
     /// Every process of a cgroup and of the cgroups below it (a container, a service, a job): `path` is a
-    /// cgroup directory, or a path in the unified hierarchy, or in a v1 controller's. A process that exits
-    /// during the run is skipped; an empty cgroup is an error.
+    /// cgroup directory, or a path in the unified hierarchy, or in a v1 controller's (kernel threads, which
+    /// the root cgroup holds, left out). A process that exits during the run is skipped; an empty cgroup is
+    /// an error.
     pub fn cgroup(path: &Path) -> Result<Live, SourceError> {
         let io = |source| SourceError::Io { path: path.to_owned(), source };
         let dir = crate::proc::cgroup::resolve(path).map_err(io)?;
         let me = std::process::id() as i32;
-        let pids: Vec<(i32, bool)> =
-            crate::proc::cgroup::pids(&dir).map_err(io)?.into_iter().filter(|&p| p != me).map(|p| (p, false)).collect();
+        let pids: Vec<(i32, bool)> = crate::proc::cgroup::pids(&dir)
+            .map_err(io)?
+            .into_iter()
+            .filter(|&p| p != me && !crate::proc::is_kernel_thread(p))
+            .map(|p| (p, false))
+            .collect();
         if pids.is_empty() {
             return Err(io(std::io::Error::other(format!("the cgroup {} holds no process", dir.display()))));
         }
@@ -125,10 +130,11 @@ impl Live {
         Live::cgroup(&crate::container::resolve(id)?.cgroup)
     }
 
-    /// Every process on the host (in this pid namespace) but the scanner itself.
+    /// Every process on the host (in this pid namespace) but the scanner itself and kernel threads.
     pub fn all() -> Result<Live, SourceError> {
         let me = std::process::id() as i32;
-        let pids = scan::all_pids()?.into_iter().filter(|&p| p != me).map(|p| (p, false)).collect();
+        let user = |p: &i32| *p != me && !crate::proc::is_kernel_thread(*p);
+        let pids = scan::all_pids()?.into_iter().filter(user).map(|p| (p, false)).collect();
         Ok(Live::new(pids, ALL_BATCH, true, false))
     }
 
@@ -214,8 +220,10 @@ impl FactsFile {
                 continue;
             }
             return Some(
-                serde_json::from_str::<ProcessPlan>(&text).map(|plan| (self.line, plan)).map_err(|e| {
-                    SourceError::Facts { path: self.path.clone(), line: self.line, message: e.to_string() }
+                ProcessPlan::from_json(&text).map(|plan| (self.line, plan)).map_err(|message| SourceError::Facts {
+                    path: self.path.clone(),
+                    line: self.line,
+                    message,
                 }),
             );
         }

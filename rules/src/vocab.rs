@@ -44,8 +44,9 @@ macro_rules! words {
 }
 
 /// Serde for word enums whose values are facts (the engine's JSON output and facts files): through the word.
+/// An unknown word is named with what it should have been (`unknown kind `xyz``).
 macro_rules! serde_by_name {
-    ($($name:ident),+) => {$(
+    ($($name:ident $what:literal),+ $(,)?) => {$(
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.name())
@@ -55,9 +56,8 @@ macro_rules! serde_by_name {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let word = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                $name::from_name(&word).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown {} `{}`", stringify!($name), word))
-                })
+                $name::from_name(&word)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown {} `{}`", $what, word)))
             }
         }
     )+};
@@ -374,7 +374,15 @@ words! {
     }
 }
 
-serde_by_name!(Kind, SockFamily, SockType, SockState, SockProto, Access, PeerPlace);
+serde_by_name!(
+    Kind "kind",
+    SockFamily "socket family",
+    SockType "socket type",
+    SockState "socket state",
+    SockProto "socket protocol",
+    Access "access mode",
+    PeerPlace "peer place",
+);
 
 /// Open flags the language can name, with their x86-64/aarch64 generic values (as `fdinfo` prints them,
 /// in octal). `O_RDONLY` is zero and cannot be tested as a flag: use `access ro`.
@@ -444,6 +452,14 @@ mod tests {
         assert_eq!(open_flag_names(0o4010001), vec!["O_WRONLY", "O_SYNC"]);
         assert_eq!(open_flag_names(0o2000000), vec!["O_RDONLY", "O_CLOEXEC"]);
         assert_eq!(open_flag("O_APPEND"), Some(0o2000));
+    }
+
+    #[test]
+    fn an_unknown_word_in_facts_is_named_with_what_it_should_be() {
+        let e = serde_json::from_str::<Kind>("\"xyz\"").unwrap_err().to_string();
+        assert!(e.starts_with("unknown kind `xyz`"), "{e}");
+        let e = serde_json::from_str::<SockFamily>("\"unx\"").unwrap_err().to_string();
+        assert!(e.starts_with("unknown socket family `unx`"), "{e}");
     }
 
     #[test]
