@@ -7,6 +7,7 @@ use crate::{Failure, Outcome};
 use crrules_rules::policy::{Layer, Status};
 use crrules_rules::{Diagnostic, Severity};
 use serde::Serialize;
+use std::io::Write;
 
 pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Failure> {
     let loaded = load::load(&load::lookup(args, &lint.paths), load::Depth::Lint, ui)?;
@@ -39,7 +40,8 @@ pub fn lint(args: &PolicyArgs, lint: &LintArgs, ui: &Ui) -> Result<Outcome, Fail
     let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     if lint.coverage {
-        print!("{}", crrules_rules::analysis::coverage(&loaded.validated.rules));
+        let coverage = crrules_rules::analysis::coverage(&loaded.validated.rules).to_string();
+        crate::output::print_all(coverage.as_bytes())?;
     }
     let failed = errors > 0 || (lint.deny_warnings && warnings > 0);
     let overrides = overrides.iter().filter(|d| d.code == "crrules::lint::overrides").count();
@@ -91,6 +93,7 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
         return Err(Failure::Printed);
     }
     let rules = loaded.validated.rules.rules();
+    let mut out = crate::output::stdout();
     match opts.format {
         RulesFormat::Json => {
             let json = RulesJson {
@@ -108,7 +111,7 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
                     })
                     .collect(),
             };
-            println!("{}", serde_json::to_string_pretty(&json)?);
+            writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         }
         RulesFormat::Text => {
             let width = rules.iter().map(|r| r.origin.to_string().len()).max().unwrap_or(0);
@@ -118,11 +121,11 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
                     let layer =
                         loaded.policy.files.iter().find(|f| f.path.as_os_str() == &*r.origin.file).map(|f| f.layer);
                     let from = layer.map(|l| format!(" ({})", layer_name(l))).unwrap_or_default();
-                    println!("{}", ui.out(Style::Bold, &format!("# {}{from}", r.origin.file)));
+                    writeln!(out, "{}", ui.out(Style::Bold, &format!("# {}{from}", r.origin.file)))?;
                     current = Some(&r.origin.file);
                 }
                 let origin = r.origin.to_string();
-                println!("{}  {}", ui.out(Style::Dim, &format!("{origin:width$}")), r.text);
+                writeln!(out, "{}  {}", ui.out(Style::Dim, &format!("{origin:width$}")), r.text)?;
             }
             for f in &loaded.policy.files {
                 let line = match &f.status {
@@ -130,10 +133,11 @@ pub fn rules(args: &PolicyArgs, opts: &RulesArgs, ui: &Ui) -> Result<Outcome, Fa
                     Status::Overridden { by } => format!("# {} overridden by {}", f.path.display(), by.display()),
                     Status::Masked { by } => format!("# {} masked by {}", f.path.display(), by.display()),
                 };
-                println!("{}", ui.out(Style::Warn, &line));
+                writeln!(out, "{}", ui.out(Style::Warn, &line))?;
             }
         }
     }
+    out.flush()?;
     Ok(Outcome::Clean)
 }
 

@@ -183,6 +183,20 @@ fn r12_check_all_lists_no_kernel_thread() {
     assert!(listed.contains(&(std::process::id() as i32)), "this test is a process like any other");
 }
 
+/// A kernel thread named directly is an error saying what it is (it has no fd table to check), not a
+/// checkpointable process with no fds.
+#[test]
+fn r12_a_kernel_thread_named_by_pid_is_refused() {
+    let Some(&pid) = kernel_threads().first() else {
+        eprintln!("skipped: no kernel thread is visible here (a pid namespace of its own)");
+        return;
+    };
+    let root = TempDir::new("pid-kthread");
+    let (code, out, err) = run(&["check", "--root", root.str(), "--pid", &pid.to_string()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains(&format!("process {pid} (")) && err.contains("is a kernel thread"), "{err}");
+}
+
 /// `crrules` run as the user `nobody`, with colour off and `--root` at an empty directory.
 fn as_nobody(args: &[&str], root: &TempDir) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_crrules"))

@@ -125,7 +125,13 @@ fn r12_a_reader_that_stops_reading_ends_crrules_quietly_with_its_exit_status() {
             let (code, err) = run_into(args, reader);
             assert!(!err.contains("Broken pipe") && !err.contains("panicked"), "{args:?} {reader:?}: {err}");
             assert!(!err.contains("cannot write") && !err.contains("could not draw"), "{args:?} {reader:?}: {err}");
-            assert_eq!(code, want, "{args:?} {reader:?}: {err}");
+            if args.contains(&"--all") {
+                // Every process on the host: the other tests' processes come and go between two runs, and
+                // one of them may be rejected in one run and not in the next.
+                assert!(code == 0 || code == 1, "{args:?} {reader:?}: {err}");
+            } else {
+                assert_eq!(code, want, "{args:?} {reader:?}: {err}");
+            }
         }
     }
 }

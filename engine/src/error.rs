@@ -20,6 +20,10 @@ pub enum ScanError {
         "process {pid} has exited or is exiting: its fds are closed (a zombie stays listed until its parent reaps it)"
     )]
     Exited { pid: i32 },
+    #[error(
+        "process {pid} ({comm}) is a kernel thread: it has no fd table or memory of its own, nothing to checkpoint"
+    )]
+    KernelThread { pid: i32, comm: String },
     #[error("cannot read the {what} of process {pid}: {source}")]
     Io {
         pid: i32,
@@ -42,6 +46,7 @@ impl ScanError {
             ScanError::NoSuchProcess { pid }
             | ScanError::PermissionDenied { pid, .. }
             | ScanError::Exited { pid }
+            | ScanError::KernelThread { pid, .. }
             | ScanError::Io { pid, .. } => Some(*pid),
             ScanError::ListProcesses { .. } => None,
         }

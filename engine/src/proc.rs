@@ -253,6 +253,9 @@ impl ProcessDir {
             what: "stat".into(),
             source: io::Error::other("unreadable"),
         })?;
+        if stat.flags & PF_KTHREAD != 0 {
+            return Err(ScanError::KernelThread { pid, comm: stat.comm.escaped().into_owned() });
+        }
         // A process whose main thread has exited lives on in its other threads, which share its fd table:
         // everything is then read through `/proc/PID/task/TID` of a live one.
         // The process's name stays the leader's (a thread may have named itself otherwise).
