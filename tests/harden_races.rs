@@ -364,7 +364,7 @@ fn processes_killed_while_they_are_checked_dumped_or_handed_over() {
             .spawn()
             .expect("run crrules");
         // Killed at a different point of each run: the later rounds give crrules longer.
-        std::thread::sleep(std::time::Duration::from_millis((round % 10) as u64 * 3));
+        std::thread::sleep(std::time::Duration::from_millis((round % 10) as u64 * 10));
         holder.kill();
         let done = child.wait_with_output().expect("crrules");
         let (code, err) = (done.status.code().unwrap_or(-1), String::from_utf8_lossy(&done.stderr).into_owned());
@@ -381,6 +381,10 @@ fn processes_killed_while_they_are_checked_dumped_or_handed_over() {
             assert!(image.join("SHA256SUMS").is_file(), "round {round}: a dump that succeeded wrote its image");
         }
         *outcomes.entry(format!("{} exit {code}", args[0])).or_default() += 1;
+        if code == 2 {
+            let said = err.split("help:").next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("killed mid-{}: `{said}`", args[0]);
+        }
     }
     eprintln!("figures: {ROUNDS} processes killed mid-run: {outcomes:?}");
 }

@@ -39,6 +39,9 @@ pub enum DumpError {
     /// One fd cannot be carried out as decided.
     #[error("fd {fd} ({kind}, rule {rule}): {why}")]
     Fd { fd: i32, kind: Kind, rule: String, why: String },
+    /// The process exited while it was dumped.
+    #[error("the process exited while it was dumped")]
+    Exited { pid: i32 },
     /// Reading the process failed.
     #[error("process {pid}: {what}: {source}")]
     Io {
@@ -61,7 +64,12 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         let what = what.to_owned();
         move |source| DumpError::Io { pid, what, source }
     };
-    let creds = capture::creds(pid).map_err(io("credentials"))?;
+    // Read by pid: only while the scanned process still runs can the pid not be another process's.
+    let creds = capture::creds(pid);
+    if !handle.is_running() {
+        return Err(DumpError::Exited { pid });
+    }
+    let creds = creds.map_err(io("credentials"))?;
     // The duplicates of fds whose contents are saved are held until the end of the dump: room for them.
     let may_save = plan
         .fds
@@ -95,11 +103,14 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
     let mut fds = Vec::with_capacity(open.len());
     for (facts, decision) in &open {
         let held = ctx.held.len();
-        let restore = ctx.restore_of(facts, decision).map_err(|why| DumpError::Fd {
-            fd: facts.fd,
-            kind: facts.kind,
-            rule: decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
-            why,
+        let restore = ctx.restore_of(facts, decision).map_err(|why| match handle.is_running() {
+            true => DumpError::Fd {
+                fd: facts.fd,
+                kind: facts.kind,
+                rule: decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
+                why,
+            },
+            false => DumpError::Exited { pid },
         })?;
         // A duplicate nothing was saved from is let go at once; the others are compared at the end.
         if !saves_data(&restore) {
@@ -807,6 +818,7 @@ pub fn duplicate_of(handle: &crate::scan::ProcessHandle, f: &FdFacts) -> Result<
     let dup = match capture::duplicate(handle.pidfd(), f.fd) {
         Ok(dup) => dup,
         Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Ok(Taken::Closed),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err("the process exited".to_owned()),
         Err(e) => return Err(format!("cannot take a duplicate: {e}")),
     };
     Ok(if same_file(f, dup.as_fd())? { Taken::Same(dup) } else { Taken::Other(dup) })
