@@ -9,7 +9,7 @@ use crate::render::Ui;
 use crate::report::Report;
 use crate::{Failure, Outcome};
 use crrules_engine::backend::Backend;
-use crrules_engine::dump::{self, Captured, DumpError, Stopped};
+use crrules_engine::dump::{self, Captured, DumpError, Stopped, Taken};
 use crrules_engine::image::{Frozen, Image, ImageWriter};
 use crrules_engine::pipeline::{self, RunError};
 use crrules_engine::plan::ProcessPlan;
@@ -17,6 +17,7 @@ use crrules_engine::restore::{self, Prepared, RestoreOptions};
 use crrules_engine::scan::ScanOptions;
 use crrules_engine::source::Live;
 use crrules_rules::vocab::{SockState, SockType};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::time::Instant;
 
@@ -79,17 +80,32 @@ pub fn dump(policy: &PolicyArgs, args: &DumpArgs, ui: &Ui) -> Result<Outcome, Fa
             eprintln!("crrules dump: nothing written: process {} cannot be checkpointed", args.pid);
             return Ok(Outcome::Finding);
         }
-        Some(Err(e)) => return Err(Failure::Report(miette::miette!(help = "nothing was written", "cannot dump: {e}"))),
+        Some(Err(e)) => {
+            return Err(Failure::Report(miette::miette!(
+                help = "nothing was written",
+                "cannot dump process {}: {e}",
+                args.pid
+            )));
+        }
         Some(Ok(c)) => c,
     };
     if let (Some(f), Some(d)) = (captured.manifest.process.frozen.as_mut(), stopped_for) {
         f.micros = d.as_micros() as u64;
     }
-    let mut writer = ImageWriter::create(&args.image).map_err(fail)?;
-    for (name, bytes) in &captured.data {
-        writer.write_data(name, bytes).map_err(fail)?;
-    }
-    writer.commit(&captured.manifest).map_err(fail)?;
+    // A writer dropped uncommitted removes its temporary directory: a failure leaves nothing behind.
+    let written = ImageWriter::create(&args.image).and_then(|mut writer| {
+        for (name, bytes) in &captured.data {
+            writer.write_data(name, bytes)?;
+        }
+        writer.commit(&captured.manifest)
+    });
+    written.map_err(|e| {
+        Failure::Report(miette::miette!(
+            help = format!("nothing was written at {}", args.image.display()),
+            "cannot write the image of process {}: {e}",
+            args.pid
+        ))
+    })?;
     eprintln!(
         "crrules dump: process {} ({}): {} fds, {} data files, written to {}",
         args.pid,
@@ -180,8 +196,6 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
         if args.listen_fds && !is_listener {
             continue;
         }
-        let dup =
-            dump::duplicate_of(&handle, facts.fd).map_err(|e| fail(format!("fd {}: cannot take it: {e}", facts.fd)))?;
         let at = if args.listen_fds {
             listening += 1;
             names.push(format!("fd{}", facts.fd));
@@ -189,9 +203,49 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
         } else {
             facts.fd
         };
-        fds.push((at, dup, !args.listen_fds && facts.cloexec));
+        fds.push((facts.fd, at, !args.listen_fds && facts.cloexec));
     }
-    let prepared = Prepared::from_live(fds, closed).map_err(fail)?;
+    // Each duplicate is compared with the file its decision was about (the plan is in fd order): an fd the
+    // process closed since is not handed over; one it replaced is decided again, on the file it now holds
+    // (read from the duplicate, without the links to other fds that a scan of the whole process gives).
+    let take = |fd: i32| -> Result<Option<std::os::fd::OwnedFd>, String> {
+        let Some(facts) = plan.fds.binary_search_by_key(&fd, |f| f.fd()).ok().and_then(|i| plan.fds[i].facts()) else {
+            return Err("it was not read".to_owned());
+        };
+        let dup = match dump::duplicate_of(&handle, facts)? {
+            Taken::Same(dup) => return Ok(Some(dup)),
+            Taken::Closed => {
+                eprintln!("crrules handover: fd {fd} was closed since it was read: not handed over");
+                return Ok(None);
+            }
+            Taken::Other(_) if args.listen_fds => {
+                return Err("it names another file than when it was read: run again".to_owned());
+            }
+            Taken::Other(dup) => dup,
+        };
+        let now =
+            dump::facts_of_replaced(dup.as_fd(), facts).map_err(|e| format!("it changed since it was read: {e}"))?;
+        let d = decider.decide(&now);
+        let what = format!("{} {}", now.kind, now.link);
+        let rule = d.rule.as_deref().unwrap_or(crrules_engine::plan::NO_RULE);
+        if matches!(d.action, crrules_rules::Action::Close) {
+            eprintln!(
+                "crrules handover: fd {fd} changed since it was read; it now holds {what}, left closed (rule {rule})"
+            );
+            return Ok(None);
+        }
+        eprintln!(
+            "crrules handover: fd {fd} changed since it was read; it now holds {what}, handed over (rule {rule})"
+        );
+        Ok(Some(dup))
+    };
+    let prepared = Prepared::from_live(&fds, take, closed).map_err(|e| {
+        Failure::Report(miette::miette!(
+            help = "the command was not run",
+            "cannot hand over from process {}: {e}",
+            args.pid
+        ))
+    })?;
     let count = prepared.len();
     let mut env = Vec::new();
     if args.listen_fds {
@@ -204,7 +258,7 @@ pub fn handover(policy: &PolicyArgs, args: &HandoverArgs, ui: &Ui) -> Result<Out
 
 /// Installs the prepared fds and execs the command; returns only on failure.
 fn exec(
-    prepared: Prepared,
+    mut prepared: Prepared,
     command: &[std::ffi::OsString],
     started: Instant,
     what: &str,
@@ -227,7 +281,7 @@ fn exec(
     );
     // Errors after the install (which replaces stderr when the image has fd 2) go to the stderr crrules was
     // started with.
-    let errors = restore::stderr_for_errors(prepared.highest());
+    let errors = prepared.stderr_for_errors();
     let said = |message: String| -> Failure {
         match errors.as_ref().map(|fd| fd.try_clone()) {
             Some(Ok(copy)) => {

@@ -6,7 +6,15 @@
 //! in a tight loop, printing `{}` once every slot has been filled, keeping fixed fd numbers to fixed kinds:
 //! 100-109 pipes, 110-119 eventfds whose count is the fd minus 110, 120-129 `/dev/null`, 130-139 unix
 //! sockets, 140-149 regular files; 150-159 and the low fd numbers change between all of these kinds all the
-//! time. `fdholder --many N` holds about N fds of mixed kinds and prints `{"count": N}`.
+//! time; 90-96 never change (`stable_fds`: one of each kind, printed as its map). `fdholder --many N` holds
+//! about N fds of mixed kinds and prints `{"count": N}`.
+//!
+//! For the hardening tests (issue 12): `--reexec` (the stable fds, kept across an exec of itself over and
+//! over), `--cred-churn` (the stable fds, its effective uid switched between 65534 and 0 all the time),
+//! `--setuid` (the stable fds; becomes uid 65534 at a line on stdin), `--high N` (N fds of mixed kinds at
+//! the highest numbers its hard open-files limit allows), `--children N` (N sleeping children), `--flicker`
+//! (children that open fds and exit, over and over), and `--open-rw PATH` beside `--open PATH`. Each mode's
+//! function says what it holds.
 //! `fdholder [--comm NAME] [--open PATH]...` names itself NAME (any bytes, through `/proc/self/comm`) and
 //! holds each PATH open read-only (any bytes too), printing `{"open0": fd, "open1": fd, ...}`.
 //! `fdholder --main-exits` holds `/dev/null` as `devnull` from a second thread after its main thread has
@@ -816,6 +824,10 @@ fn churn() {
     let dir = temp_dir();
     let file = dir.join("churn.txt");
     let _ = std::fs::write(&file, b"churn");
+    let stable = stable_fds(&file).unwrap_or_else(|e| {
+        eprintln!("fdholder: --churn: {e}");
+        std::process::exit(2);
+    });
     std::thread::spawn(|| {
         wait_for_eof();
         std::process::exit(0);
@@ -849,11 +861,291 @@ fn churn() {
         if n == 10 {
             // Every slot has been filled once (and the fd table has grown past 159, which can stall a
             // multi-threaded process for a while): only now is the churn what the caller expects.
-            println!("{{}}");
+            println!("{}", serde_json::to_string(&stable).unwrap_or_default());
             let _ = std::io::stdout().flush();
         }
         if n % 100_000 == 0 {
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The fds a racing holder keeps from start to end, none close-on-exec (they outlive an exec and come back in
+/// a restore), at fixed numbers 90-96 well above the low numbers its churn takes and gives back:
+/// `stable_null` (`/dev/null`, read-write), `stable_file` (`file`, read-only), `stable_pipe_r`/`stable_pipe_w`
+/// (`stable` buffered), `stable_eventfd` (count 42), `stable_unix_a`/`stable_unix_b` (a stream pair). Their
+/// map, fd numbers by name.
+fn stable_fds(file: &Path) -> Result<BTreeMap<&'static str, RawFd>, String> {
+    let null = open("/dev/null", OFlag::O_RDWR, Mode::empty()).map_err(err)?;
+    let f = open(file, OFlag::O_RDONLY, Mode::empty()).map_err(err)?;
+    let (r, w) = pipe().map_err(err)?;
+    write(&w, b"stable").map_err(err)?;
+    let e = OwnedFd::from(EventFd::from_value_and_flags(42, EfdFlags::empty()).map_err(err)?);
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::empty()).map_err(err)?;
+    let named = [
+        ("stable_null", null),
+        ("stable_file", f),
+        ("stable_pipe_r", r),
+        ("stable_pipe_w", w),
+        ("stable_eventfd", e),
+        ("stable_unix_a", a),
+        ("stable_unix_b", b),
+    ];
+    let mut map = BTreeMap::new();
+    for (at, (name, fd)) in (90..).zip(named) {
+        let from = fd.into_raw_fd();
+        // SAFETY: dup2 onto a number nothing in this process uses yet (90-96); the original is ours, closed
+        // after. The number is kept open until the process ends.
+        if unsafe { libc::dup2(from, at) } != at {
+            return Err(format!("dup2 to {at}: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: as above.
+        unsafe { libc::close(from) };
+        map.insert(name, at);
+    }
+    Ok(map)
+}
+
+/// True once this process's stdin reached its end (checked without waiting).
+fn stdin_closed() -> bool {
+    let mut fds = [libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 }];
+    // SAFETY: poll on one pollfd we own, without waiting.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) } <= 0 {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    // SAFETY: reads at most one byte into `byte`; stdin was just reported readable.
+    unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) == 0 }
+}
+
+/// `--reexec`: holds the stable fds, prints their map, then execs itself again and again (`--reexec-again`,
+/// which skips closing inherited fds) until its stdin reaches its end: a process that is always in or
+/// near an exec while it is scanned, its stable fds kept across each one.
+fn reexec(first: bool) {
+    if first {
+        let dir = temp_dir();
+        let file = dir.join("reexec.txt");
+        let _ = std::fs::write(&file, b"reexec");
+        let stable = stable_fds(&file).unwrap_or_else(|e| {
+            eprintln!("fdholder: --reexec: {e}");
+            std::process::exit(2);
+        });
+        println!("{}", serde_json::to_string(&stable).unwrap_or_default());
+        let _ = std::io::stdout().flush();
+    }
+    // SAFETY: prctl with integer arguments: dies with the test that started it, even mid-exec loop.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if stdin_closed() {
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("crrules-fdholder-{}", std::process::id())));
+        std::process::exit(0);
+    }
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let e = std::os::unix::process::CommandExt::exec(std::process::Command::new(exe).arg("--reexec-again"));
+    eprintln!("fdholder: --reexec: exec: {e}");
+    std::process::exit(2);
+}
+
+/// `--cred-churn`: holds the stable fds, prints their map, then (as root) switches its effective uid between
+/// 65534 and 0 over and over (raw `setresuid`: saved uid 0 lets it back) until its stdin reaches its end:
+/// a process whose credentials, and so whether `/proc` lets others in, change all the time.
+fn cred_churn() {
+    let dir = temp_dir();
+    let file = dir.join("cred.txt");
+    let _ = std::fs::write(&file, b"cred");
+    let stable = stable_fds(&file).unwrap_or_else(|e| {
+        eprintln!("fdholder: --cred-churn: {e}");
+        std::process::exit(2);
+    });
+    println!("{}", serde_json::to_string(&stable).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    let mut n: u64 = 0;
+    loop {
+        let euid: libc::c_long = if n % 2 == 0 { 65534 } else { 0 };
+        // SAFETY: setresuid with integer arguments (-1 leaves the real and saved uids), this thread only.
+        if unsafe { libc::syscall(libc::SYS_setresuid, -1 as libc::c_long, euid, -1 as libc::c_long) } != 0 {
+            eprintln!("fdholder: --cred-churn: setresuid: {}", std::io::Error::last_os_error());
+            std::process::exit(2);
+        }
+        n += 1;
+        if n % 256 == 0 && stdin_closed() {
+            // SAFETY: as above, back to root to remove its files.
+            unsafe { libc::syscall(libc::SYS_setresuid, -1 as libc::c_long, 0 as libc::c_long, -1 as libc::c_long) };
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `--setuid`: holds the stable fds, prints their map, and at the first line on its stdin becomes uid and
+/// gid 65534 for good (real, effective, saved; no supplementary groups) and marks itself dumpable again (so
+/// that user may read its `/proc`); then waits for its stdin's end. Its files are in a directory anyone may
+/// enter, readable by all.
+fn setuid_on_input() {
+    let dir = temp_dir();
+    let file = dir.join("setuid.txt");
+    let _ = std::fs::write(&file, b"setuid");
+    let open_to_all = |p: &Path, mode| std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode));
+    let _ = open_to_all(&dir, 0o755);
+    let _ = open_to_all(&file, 0o644);
+    let stable = stable_fds(&file).unwrap_or_else(|e| {
+        eprintln!("fdholder: --setuid: {e}");
+        std::process::exit(2);
+    });
+    println!("{}", serde_json::to_string(&stable).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    // SAFETY: setgroups, setresgid, setresuid and prctl with integer arguments and no buffer.
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(65534, 65534, 65534) == 0
+            && libc::setresuid(65534, 65534, 65534) == 0
+            && libc::prctl(libc::PR_SET_DUMPABLE, 1) == 0
+    };
+    if !dropped {
+        eprintln!("fdholder: --setuid: {}", std::io::Error::last_os_error());
+        std::process::exit(2);
+    }
+    wait_for_eof();
+}
+
+/// `--high N`: raises its soft open-files limit to the hard one and holds `n` fds at the `n` highest numbers
+/// below it (so with a hard limit of 20,000 and N 1,000: 19,000-19,999), of mixed kinds in turn: a regular
+/// file, `/dev/null`, a pipe with `p` buffered (read end, then write end), a unix stream pair, an eventfd;
+/// none close-on-exec. Prints `{"first": F, "count": N, "limit": HARD}`. Exits 2 when any cannot be made.
+fn high(n: usize) {
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("fdholder: --high {n}: {what}: {e}");
+        std::process::exit(2);
+    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write `lim`, which we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            fail("getrlimit", &std::io::Error::last_os_error());
+        }
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            fail("setrlimit", &std::io::Error::last_os_error());
+        }
+    }
+    let limit = lim.rlim_max.min(i32::MAX as u64) as RawFd;
+    let first = limit - n as RawFd;
+    if first < 16 {
+        fail("too many", &format!("the hard limit is {limit}"));
+    }
+    let dir = temp_dir();
+    let file = dir.join("high.txt");
+    let _ = std::fs::write(&file, b"high");
+    let mut at = first;
+    let mut i = 0usize;
+    while at < limit {
+        let made: Result<Vec<OwnedFd>, String> = match i % 5 {
+            0 => open(&file, OFlag::O_RDONLY, Mode::empty()).map(|f| vec![f]).map_err(err),
+            1 => open("/dev/null", OFlag::O_RDWR, Mode::empty()).map(|f| vec![f]).map_err(err),
+            2 => pipe().map_err(err).and_then(|(r, w)| write(&w, b"p").map(|_| vec![r, w]).map_err(err)),
+            3 => socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::empty())
+                .map(|(a, b)| vec![a, b])
+                .map_err(err),
+            _ => EventFd::from_value_and_flags(1, EfdFlags::empty()).map(|e| vec![OwnedFd::from(e)]).map_err(err),
+        };
+        let fds = made.unwrap_or_else(|e| fail(&format!("fd {at}"), &e));
+        // A pair that does not fit below the limit is dropped whole, and the last numbers get single fds.
+        if at + fds.len() as RawFd > limit {
+            i += 1;
+            continue;
+        }
+        for fd in fds {
+            let from = fd.into_raw_fd();
+            // SAFETY: dup2 onto a number this process has not used (above every fd it opened, below its
+            // limit); the original is ours, closed after; the number stays open until the process ends.
+            if unsafe { libc::dup2(from, at) } != at {
+                fail(&format!("dup2 to {at}"), &std::io::Error::last_os_error());
+            }
+            // SAFETY: as above.
+            unsafe { libc::close(from) };
+            at += 1;
+        }
+        i += 1;
+    }
+    println!("{{\"first\":{first},\"count\":{n},\"limit\":{limit}}}");
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--children N`: forks `n` children that sleep (`pause`), each holding what the holder held when it forked
+/// (its stdin, stdout and stderr); prints `{"count": N, "child0": PID, ...}` once all are running, then
+/// waits for its stdin's end, kills them and reaps every one before it exits (an init that reaps no
+/// orphans would keep them as zombies). A holder killed instead takes them with it (`PR_SET_PDEATHSIG`).
+fn children(n: usize) {
+    let mut map: BTreeMap<String, i32> = BTreeMap::new();
+    map.insert("count".to_owned(), n as i32);
+    // SAFETY: getpid takes no arguments.
+    let parent = unsafe { libc::getpid() };
+    for i in 0..n {
+        // SAFETY: fork of this single-threaded process; the child only makes async-signal-safe calls.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            eprintln!("fdholder: --children {n}: fork {i}: {}", std::io::Error::last_os_error());
+            std::process::exit(2);
+        }
+        if child == 0 {
+            // SAFETY: prctl, getppid, pause and _exit with integer arguments.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        map.insert(format!("child{i}"), child);
+    }
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    for (_, &pid) in map.iter().filter(|(name, _)| name.starts_with("child")) {
+        // SAFETY: kill and waitpid of a child of this process, by pid; a null status pointer is allowed.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// `--flicker`: forks children over and over, each opening a few fds (a pipe, `/dev/null`, an eventfd),
+/// closing them and exiting at once, reaped as they go, until its stdin reaches its end: pids and `/proc`
+/// entries that appear and vanish while a scan lists them. Prints `{}` once it has started.
+fn flicker() {
+    println!("{{}}");
+    let _ = std::io::stdout().flush();
+    loop {
+        // SAFETY: fork of this single-threaded process; the child only makes raw syscalls, then `_exit`.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            // SAFETY: plain syscalls on fds the child makes and closes itself.
+            unsafe {
+                let mut ends = [0; 2];
+                for _ in 0..4 {
+                    libc::pipe(ends.as_mut_ptr());
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                    let ev = libc::eventfd(1, 0);
+                    for fd in [ends[0], ends[1], null, ev] {
+                        libc::close(fd);
+                    }
+                }
+                libc::_exit(0);
+            }
+        }
+        if child > 0 {
+            // SAFETY: waits for the child just forked; a null status pointer is allowed.
+            unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+        }
+        if stdin_closed() {
+            std::process::exit(0);
         }
     }
 }
@@ -908,8 +1200,9 @@ fn hold_given(args: &[OsString]) {
                     eprintln!("fdholder: cannot set the comm: {e}");
                 }
             }
-            Some("--open") => {
-                match open(Path::new(value), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) {
+            Some(flag @ ("--open" | "--open-rw")) => {
+                let access = if flag == "--open" { OFlag::O_RDONLY } else { OFlag::O_RDWR };
+                match open(Path::new(value), access | OFlag::O_CLOEXEC, Mode::empty()) {
                     Ok(fd) => {
                         map.insert(format!("open{opens}"), std::os::fd::AsRawFd::as_raw_fd(&fd));
                         held.push(fd);
@@ -1459,6 +1752,10 @@ fn hold_writer_exited() {
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Exec'd by `--reexec`: the fds it holds are the ones to keep.
+    if args.first().is_some_and(|a| a == "--reexec-again") {
+        reexec(false);
+    }
     // Only what it opens itself: an fd leaked by whatever ran the tests (a CI runner's pipe, say) is not part
     // of the shapes, and would have an other end outside.
     // SAFETY: nothing in this process uses an fd above 2 yet.
@@ -1477,7 +1774,7 @@ fn main() {
     }
     match args.first().map(|a| a.to_str().unwrap_or("")) {
         None => hold(true, true),
-        Some("--comm" | "--open") => hold_given(&args),
+        Some("--comm" | "--open" | "--open-rw") => hold_given(&args),
         Some("--netns") => {
             // SAFETY: unshare(CLONE_NEWNET) only changes this (still single-threaded) process's namespace.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
@@ -1498,6 +1795,12 @@ fn main() {
         Some("--writer-exited") => hold_writer_exited(),
         Some("--kinds") => hold_kinds(),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
+        Some("--reexec") => reexec(true),
+        Some("--cred-churn") => cred_churn(),
+        Some("--setuid") => setuid_on_input(),
+        Some("--high") => high(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
+        Some("--children") => children(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(100)),
+        Some("--flicker") => flicker(),
         Some(_) => {
             let other = args[0].to_string_lossy();
             eprintln!(

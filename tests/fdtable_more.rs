@@ -44,7 +44,7 @@ fn crrules_at(exe: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> (i
     // a process whose standard streams were pipes to this test.
     command.args(args).env("NO_COLOR", "1").stdin(Stdio::piped());
     setup(&mut command);
-    let child = scan_common::spawn(command.stdout(Stdio::piped()).stderr(Stdio::piped())).expect("run crrules");
+    let child = scan_common::spawn_copy(command.stdout(Stdio::piped()).stderr(Stdio::piped())).expect("run crrules");
     let out = child.wait_with_output().expect("run crrules");
     (
         out.status.code().unwrap_or(-1),

@@ -102,7 +102,7 @@ fn a_process_the_user_may_not_inspect() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let out = scan_common::spawn(&mut command).and_then(|c| c.wait_with_output()).expect("run as nobody");
+    let out = scan_common::spawn_copy(&mut command).and_then(|c| c.wait_with_output()).expect("run as nobody");
     let _ = std::fs::remove_dir_all(&dir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

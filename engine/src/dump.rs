@@ -39,6 +39,9 @@ pub enum DumpError {
     /// One fd cannot be carried out as decided.
     #[error("fd {fd} ({kind}, rule {rule}): {why}")]
     Fd { fd: i32, kind: Kind, rule: String, why: String },
+    /// The process exited while it was dumped.
+    #[error("the process exited while it was dumped")]
+    Exited { pid: i32 },
     /// Reading the process failed.
     #[error("process {pid}: {what}: {source}")]
     Io {
@@ -61,7 +64,12 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         let what = what.to_owned();
         move |source| DumpError::Io { pid, what, source }
     };
-    let creds = capture::creds(pid).map_err(io("credentials"))?;
+    // Read by pid: only while the scanned process still runs can the pid not be another process's.
+    let creds = capture::creds(pid);
+    if !handle.is_running() {
+        return Err(DumpError::Exited { pid });
+    }
+    let creds = creds.map_err(io("credentials"))?;
     // The duplicates of fds whose contents are saved are held until the end of the dump: room for them.
     let may_save = plan
         .fds
@@ -70,7 +78,9 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         .filter(|f| matches!(f.kind, Kind::Pipe | Kind::Fifo | Kind::Memfd | Kind::File | Kind::Socket))
         .count();
     let own = crate::proc::build::own_fds().map(|f| f.len()).unwrap_or(0);
-    crate::proc::build::ensure_fd_room((own + may_save) as u64 + 64).map_err(io("room for duplicates"))?;
+    // As much as the limit allows: a duplicate that finds no number is an error naming its fd, and most fds
+    // counted here save nothing.
+    crate::proc::build::raise_fd_limit((own + may_save) as u64 + 64).map_err(io("room for duplicates"))?;
     let open: Vec<(&FdFacts, &Decision)> = plan.fds.iter().filter_map(|f| Some((f.facts()?, f.decision()?))).collect();
     let by_ino: HashMap<u64, Vec<i32>> = open.iter().fold(HashMap::new(), |mut m, (f, _)| {
         if let Some(ino) = f.ino {
@@ -93,11 +103,14 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
     let mut fds = Vec::with_capacity(open.len());
     for (facts, decision) in &open {
         let held = ctx.held.len();
-        let restore = ctx.restore_of(facts, decision).map_err(|why| DumpError::Fd {
-            fd: facts.fd,
-            kind: facts.kind,
-            rule: decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
-            why,
+        let restore = ctx.restore_of(facts, decision).map_err(|why| match handle.is_running() {
+            true => DumpError::Fd {
+                fd: facts.fd,
+                kind: facts.kind,
+                rule: decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
+                why,
+            },
+            false => DumpError::Exited { pid },
         })?;
         // A duplicate nothing was saved from is let go at once; the others are compared at the end.
         if !saves_data(&restore) {
@@ -196,12 +209,7 @@ impl Ctx<'_> {
 
     /// Takes the duplicate and returns its index in `held`.
     fn take_duplicate(&mut self, f: &FdFacts) -> Result<usize, String> {
-        let dup = capture::duplicate(self.pidfd, f.fd).map_err(|e| format!("cannot take a duplicate: {e}"))?;
-        let (dev, ino, _) = capture::identity(dup.as_fd()).map_err(|e| e.to_string())?;
-        let same = f.ino == Some(ino) && f.st_dev.is_none_or(|d| d == DevNum::from_dev_t(dev));
-        if !same {
-            return Err("the fd names another file than when it was checked: run again".into());
-        }
+        let dup = checked_duplicate(self.pidfd, f)?;
         self.held.push((f.fd, dup));
         Ok(self.held.len() - 1)
     }
@@ -792,9 +800,57 @@ fn unresolved(label: &str, noun: Noun, ino: u64, dev: DevNum, why: capture::Unre
     }
 }
 
-/// A duplicate of fd `fd` of the process `handle` holds (for a hand-over).
-pub fn duplicate_of(handle: &crate::scan::ProcessHandle, fd: i32) -> std::io::Result<OwnedFd> {
-    capture::duplicate(handle.pidfd(), fd)
+/// What a hand-over found at an fd's number when it took its duplicate.
+#[derive(Debug)]
+pub enum Taken {
+    /// The file the fd was read as.
+    Same(OwnedFd),
+    /// Nothing: the process closed the fd since it was read.
+    Closed,
+    /// Another file: the process closed the fd and opened another at its number since it was read.
+    Other(OwnedFd),
+}
+
+/// A duplicate of the fd `f` describes, taken from the process `handle` holds (for a hand-over), compared
+/// with the file the fd was read as (its inode, and its device where the scan read it). An error when the
+/// process could not be asked (it exited).
+pub fn duplicate_of(handle: &crate::scan::ProcessHandle, f: &FdFacts) -> Result<Taken, String> {
+    let dup = match capture::duplicate(handle.pidfd(), f.fd) {
+        Ok(dup) => dup,
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Ok(Taken::Closed),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err("the process exited".to_owned()),
+        Err(e) => return Err(format!("cannot take a duplicate: {e}")),
+    };
+    Ok(if same_file(f, dup.as_fd())? { Taken::Same(dup) } else { Taken::Other(dup) })
+}
+
+/// The facts of a duplicate taken for a hand-over that names another file than the fd `was` was read as
+/// ([`Taken::Other`]): read from the duplicate as a scan reads an fd (without the links to other fds that a
+/// scan of the whole process adds), with `was`'s fd number and close-on-exec flag, so that the policy can
+/// decide on the file the process now holds there.
+pub fn facts_of_replaced(dup: std::os::fd::BorrowedFd<'_>, was: &FdFacts) -> Result<FdFacts, String> {
+    let mut now = crate::scan::facts_of_own_fd(dup).map_err(|e| e.to_string())?;
+    let cloexec = libc::O_CLOEXEC as u32;
+    now.fd = was.fd;
+    now.cloexec = was.cloexec;
+    now.flags.0 = (now.flags.0 & !cloexec) | (was.flags.0 & cloexec);
+    Ok(now)
+}
+
+/// True when `dup` is the file `f` was read as: the same inode, and the same device where the scan read it.
+fn same_file(f: &FdFacts, dup: std::os::fd::BorrowedFd<'_>) -> Result<bool, String> {
+    let (dev, ino, _) = capture::identity(dup).map_err(|e| e.to_string())?;
+    Ok(f.ino == Some(ino) && f.st_dev.is_none_or(|d| d == DevNum::from_dev_t(dev)))
+}
+
+/// A duplicate of fd `f.fd` through `pidfd`, which must be the file the scan saw: the same inode, and the
+/// same device where the scan read it.
+fn checked_duplicate(pidfd: std::os::fd::BorrowedFd<'_>, f: &FdFacts) -> Result<OwnedFd, String> {
+    let dup = capture::duplicate(pidfd, f.fd).map_err(|e| format!("cannot take a duplicate: {e}"))?;
+    if !same_file(f, dup.as_fd())? {
+        return Err("the fd names another file than when it was checked: run again".into());
+    }
+    Ok(dup)
 }
 
 /// The bytes buffered in a pipe or FIFO, through the dump's one scratch pipe.

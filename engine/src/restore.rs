@@ -73,20 +73,65 @@ struct Placer {
     waiting: Vec<Slot>,
     /// Objects held for later fds (the other end of a pipe or socket pair), by handle.
     pending: Vec<Option<OwnedFd>>,
-    /// Above every number being restored: where waiting fds are kept out of the way.
+    /// Where waiting and held objects are kept out of the way.
+    parking: Parking,
+}
+
+/// Numbers no fd of the restore takes, where objects wait: above every number being restored while the
+/// open-files limit leaves room there, else in the gaps between them (a table whose highest fd is just
+/// below the limit).
+#[derive(Debug)]
+struct Parking {
+    /// Every number the restore places, sorted.
+    targets: Vec<RawFd>,
+    /// Above every target and every fd this process had.
     high: RawFd,
+    /// The next number below `high` to try once there is no room above it.
+    gap: RawFd,
+}
+
+impl Parking {
+    /// A close-on-exec duplicate of `fd` at a number no fd of the restore takes.
+    fn park(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+        match build::above(fd, self.high) {
+            // EINVAL: `high` is the limit itself; EMFILE: every number from `high` to the limit is taken.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EMFILE)) => {}
+            done => return done,
+        }
+        // From where the last search stopped to `high`, then once more from 0: numbers given back meanwhile.
+        for _ in 0..2 {
+            while self.gap < self.high {
+                let n = self.gap;
+                self.gap += 1;
+                if self.targets.binary_search(&n).is_err() && !build::is_open(n) {
+                    build::place(fd, n, true)?;
+                    return Ok(build::adopt(n));
+                }
+            }
+            self.gap = 0;
+        }
+        Err(std::io::Error::other(format!(
+            "no fd number is free below the open files limit to hold it on the way ({} numbers, {} of them taken \
+             by the restore)",
+            self.high,
+            self.targets.len()
+        )))
+    }
 }
 
 impl Placer {
-    fn new(highest: RawFd) -> Result<Placer, RestoreError> {
+    /// `targets`: every number the restore places.
+    fn new(mut targets: Vec<RawFd>) -> Result<Placer, RestoreError> {
         let own = build::own_fds().map_err(|e| RestoreError::Other(format!("cannot list this process's fds: {e}")))?;
-        let high = own.iter().copied().chain([highest]).max().unwrap_or(2) + 1;
+        targets.sort_unstable();
+        targets.dedup();
+        let high = own.iter().chain(targets.last()).copied().max().unwrap_or(2) + 1;
         Ok(Placer {
             own: own.into_iter().collect(),
             placed: Vec::new(),
             waiting: Vec::new(),
             pending: Vec::new(),
-            high,
+            parking: Parking { targets, high, gap: 0 },
         })
     }
 
@@ -109,8 +154,8 @@ impl Placer {
     /// Every object this restore makes is close-on-exec when made, so only the others need a change.
     fn place(&mut self, at: RawFd, fd: OwnedFd, cloexec: bool) -> std::io::Result<()> {
         if self.own.contains(&at) {
-            // Above every target: never in the way of a later one (they are few: stdin, stdout, stderr).
-            let fd = build::above(fd.as_fd(), self.high)?;
+            // Out of the way of every later target (they are few: stdin, stdout, stderr).
+            let fd = self.parking.park(fd.as_fd())?;
             self.waiting.push(Slot { at, fd, cloexec });
             return Ok(());
         }
@@ -142,8 +187,8 @@ impl Placer {
         let candidates = self.pending.iter_mut().flatten().chain(self.waiting.iter_mut().map(|s| &mut s.fd));
         for fd in candidates {
             if fd.as_raw_fd() == at {
-                // Above every number being restored: moved once, never again in the way of a later one.
-                *fd = build::above(fd.as_fd(), self.high)?;
+                // Parked: moved once, never again in the way of a later target.
+                *fd = self.parking.park(fd.as_fd())?;
                 return Ok(());
             }
         }
@@ -190,18 +235,16 @@ pub fn prepare(
         .then(|| FsCreds::assume(creds.fsuid(), creds.fsgid(), &creds.groups))
         .transpose()
         .map_err(|e| RestoreError::Other(format!("cannot take on the image's user for the opens: {e}")))?;
-    room(manifest.fds.iter().map(|f| f.fd).max().unwrap_or(0), manifest.fds.len())?;
+    let targets: Vec<RawFd> =
+        manifest.fds.iter().filter(|f| !matches!(f.restore, Restore::Close)).map(|f| f.fd).collect();
+    room(targets.iter().copied().max().unwrap_or(0), targets.len())?;
     let mut b = Builder {
         data,
         opts,
         image_pid: manifest.process.pid,
         own_pid: std::process::id() as i32,
         image_uid: creds.fsuid(),
-        prepared: Prepared {
-            placer: Placer::new(manifest.fds.iter().map(|f| f.fd).max().unwrap_or(0))?,
-            epolls: Vec::new(),
-            closed: Vec::new(),
-        },
+        prepared: Prepared { placer: Placer::new(targets)?, epolls: Vec::new(), closed: Vec::new() },
         contents: HashMap::new(),
         saved: manifest
             .fds
@@ -287,11 +330,39 @@ fn check_table(manifest: &Manifest) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Room for fd numbers up to the highest restored, and for objects waiting or held on the way.
+/// Numbers a restore keeps free beyond its fds and this process's own, for the objects it holds on the
+/// way (a pipe's other end, a copy of stderr) when they cannot go above the highest fd.
+const SPARE_FDS: u64 = 16;
+
+/// Room for a restore of `count` fds up to fd number `highest`: the open-files limit raised, as far as it
+/// goes, to every number up to the highest and as many again above it for objects on the way (64 more for
+/// this process's own). Enough when the limit is above the highest fd and leaves [`SPARE_FDS`] numbers free
+/// once the fds and this process's own are open; otherwise an error saying which limit is short, before
+/// anything is made.
 fn room(highest: RawFd, count: usize) -> Result<(), RestoreError> {
-    let own = build::own_fds().map(|f| f.len()).unwrap_or(0);
-    let needed = (highest.max(0) as u64 + 1).max(count as u64) + own as u64 + 64;
-    build::ensure_fd_room(needed).map_err(|e| RestoreError::Other(e.to_string()))
+    let own = build::own_fds().map(|f| f.len()).unwrap_or(0) as u64;
+    let highest = highest.max(0) as u64;
+    let count = count as u64;
+    let wanted = (highest + 1).max(count) + own + 64;
+    let limit = build::raise_fd_limit(wanted)
+        .map_err(|e| RestoreError::Other(format!("cannot raise the open files limit: {e}")))?;
+    let raise = format!(
+        "the hard limit, which only a process with CAP_SYS_RESOURCE can raise: `ulimit -Hn`, up to fs.nr_open, {} here",
+        build::nr_open()
+    );
+    if limit <= highest {
+        return Err(RestoreError::Other(format!(
+            "the image has fd {highest}, but the open files limit is {limit}: fd numbers must be below it ({raise})"
+        )));
+    }
+    let busy = count + own + SPARE_FDS;
+    if limit < busy {
+        return Err(RestoreError::Other(format!(
+            "the image has {count} fds, which with this process's own {own} and {SPARE_FDS} to work with need {busy} \
+             fd numbers, but the open files limit is {limit} ({raise})"
+        )));
+    }
+    Ok(())
 }
 
 struct Builder<'a> {
@@ -888,35 +959,36 @@ fn verify(fd: BorrowedFd<'_>, expect: &Identity) -> Result<(), String> {
 
 pub use crate::proc::build::restore_fd_limit;
 
-/// A close-on-exec copy of this process's stderr, above every number a restore may take: errors after
-/// [`Prepared::install`] (which replaces fd 2) are written there, and the exec closes it.
-pub fn stderr_for_errors(highest: RawFd) -> Option<OwnedFd> {
-    build::above(build::borrow(2), highest.max(2) + 1).ok()
-}
-
 impl Prepared {
-    /// The highest fd number this restore places.
-    pub fn highest(&self) -> RawFd {
-        let placed = self.placer.placed.iter().map(AsRawFd::as_raw_fd);
-        placed.chain(self.placer.waiting.iter().map(|s| s.at)).max().unwrap_or(2)
+    /// A close-on-exec copy of this process's stderr at a number the restore does not take: errors after
+    /// [`Prepared::install`] (which replaces fd 2) are written there, and the exec closes it. `None` when no
+    /// number is free.
+    pub fn stderr_for_errors(&mut self) -> Option<OwnedFd> {
+        self.placer.parking.park(build::borrow(2)).ok()
     }
 
-    /// Takes fds handed over from a live process: `(number, duplicate, close-on-exec)`.
-    pub fn from_live(fds: Vec<(RawFd, OwnedFd, bool)>, closed: Vec<(RawFd, String)>) -> Result<Prepared, RestoreError> {
-        room(fds.iter().map(|(at, _, _)| *at).max().unwrap_or(0), fds.len())?;
-        let mut placer = Placer::new(fds.iter().map(|(at, _, _)| *at).max().unwrap_or(0))?;
-        // The duplicates were made before the placer knew of them: held first, so that placing one can move
-        // another out of its way.
-        let held: Vec<(RawFd, usize, bool)> = fds.into_iter().map(|(at, fd, c)| (at, placer.hold(fd), c)).collect();
-        placer.own.retain(|fd| {
-            !held.iter().any(|(_, h, _)| placer.pending[*h].as_ref().is_some_and(|p| p.as_raw_fd() == *fd))
-        });
-        for (at, handle, cloexec) in held {
-            let Some(fd) = placer.pending[handle].take() else {
-                return Err(RestoreError::Other(format!("fd {at} is handed over twice")));
+    /// Takes fds handed over from a live process: for each `(fd, at, cloexec)` (its number there, the number
+    /// it gets here, close-on-exec), `take(fd)` makes the duplicate (`None`: there is nothing to hand over
+    /// there after all), which is put at its number before the next is taken, so a table of N fds needs
+    /// about N numbers here, not 2N. An error names the fd.
+    pub fn from_live(
+        fds: &[(RawFd, RawFd, bool)],
+        mut take: impl FnMut(RawFd) -> Result<Option<OwnedFd>, String>,
+        closed: Vec<(RawFd, String)>,
+    ) -> Result<Prepared, RestoreError> {
+        let mut order = fds.to_vec();
+        order.sort_unstable_by_key(|&(_, at, _)| at);
+        if let Some(w) = order.windows(2).find(|w| w[0].1 == w[1].1) {
+            return Err(RestoreError::Other(format!("fd {} is handed over twice", w[0].1)));
+        }
+        room(order.last().map_or(0, |&(_, at, _)| at), order.len())?;
+        let mut placer = Placer::new(order.iter().map(|&(_, at, _)| at).collect())?;
+        for (fd, at, cloexec) in order {
+            let Some(dup) = take(fd).map_err(|why| RestoreError::Other(format!("fd {fd}: {why}")))? else {
+                continue;
             };
             placer
-                .place(at, fd, cloexec)
+                .place(at, dup, cloexec)
                 .map_err(|e| RestoreError::Other(format!("cannot put fd {at} at its number: {e}")))?;
         }
         Ok(Prepared { placer, epolls: Vec::new(), closed })
@@ -941,7 +1013,7 @@ impl Prepared {
     /// and stderr stay unless the image has their numbers), and re-adds epoll targets at their numbers.
     /// After this the process holds the restored table and the caller execs the command.
     ///
-    /// `keep` (a close-on-exec fd, such as [`stderr_for_errors`]) stays open through the install, so that
+    /// `keep` (a close-on-exec fd, such as [`Prepared::stderr_for_errors`]'s) stays open through the install, so that
     /// what goes wrong after it can still be said where the user sees it; the exec closes it.
     pub fn install(self, keep: Option<&OwnedFd>) -> Result<Installed, RestoreError> {
         let keep = keep.map(AsRawFd::as_raw_fd);

@@ -40,6 +40,22 @@ pub fn example_path(name: &str) -> PathBuf {
     path
 }
 
+/// Spawns `command`, trying again while its program is "busy": a copy just written by this process (for
+/// another user to run) is, until every child forked meanwhile by another test thread, which inherited the
+/// copy's open fd, has exec'd.
+pub fn spawn_copy(command: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// A running `fdholder`; killed and reaped on drop.
 pub struct Holder {
     pub child: Child,
@@ -65,7 +81,7 @@ impl Holder {
         command.args(args);
         setup(&mut command);
         command.stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut child = spawn(&mut command).unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+        let mut child = spawn_copy(&mut command).unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
         let stdin = child.stdin.take();
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("holder output");
@@ -80,6 +96,13 @@ impl Holder {
 
     pub fn fd(&self, name: &str) -> i32 {
         *self.fds.get(name).unwrap_or_else(|| panic!("the holder did not open `{name}` (see its stderr)"))
+    }
+
+    /// Writes `bytes` to its stdin (`fdholder --setuid` acts on a line).
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("the holder's stdin is open");
+        stdin.write_all(bytes).and_then(|()| stdin.flush()).expect("write to the holder");
     }
 
     /// Closes its stdin and waits for it to exit: it removes its temp dir itself, which a killed holder
@@ -100,21 +123,5 @@ impl Drop for Holder {
     fn drop(&mut self) {
         drop(self.stdin.take());
         self.kill();
-    }
-}
-
-/// Spawns `command`, again while its program is "busy": a copy of an executable a test has just written
-/// (for another user) is busy while any child forked meanwhile by another test thread still holds the
-/// copy's write fd, until that child's exec closes it.
-pub fn spawn(command: &mut Command) -> std::io::Result<Child> {
-    let mut tries = 0;
-    loop {
-        match command.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
     }
 }

@@ -1,19 +1,24 @@
 //! The fd-table image on disk: [`ImageWriter`] builds one in a private temporary directory and renames it into
 //! place only once it is complete and synced; [`Image::open`] reads one back only after checking who owns it,
-//! that it holds nothing but regular files, and that every file matches its line in `SHA256SUMS`.
+//! that it holds nothing but regular files, and that every file matches its line in `SHA256SUMS`, all
+//! through one fd of its directory, opened once.
 //!
 //! Integrity rests on the checksums held in memory: the manifest is parsed from the very bytes that were
 //! hashed, and [`Image::read_data`] hashes a data file again as it reads it, so a file changed after
 //! [`Image::open`] is refused rather than used.
 
 use super::{DATA_DIR, FORMAT, MANIFEST, Manifest, Restore, SUMS, VERSION};
+use crate::proc::build;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode, fstatat};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::fs::{self, DirBuilder, File, FileType, Metadata, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The copy buffer of [`ImageWriter::copy_data`] and of hashing on read.
@@ -351,34 +356,36 @@ fn hex_digit(b: u8) -> u8 {
 pub struct Image {
     pub manifest: Manifest,
     dir: PathBuf,
+    /// The image directory, opened once by [`Image::open`]: every file is read through it, so a directory
+    /// or a symlink put at `dir` since (by someone who can write its parent) is never read.
+    root: OwnedFd,
     sums: BTreeMap<String, Sum>,
 }
 
 impl Image {
     /// Opens and verifies an image.
     ///
-    /// With `owner` set (crrules passes its euid when it runs as root), the image directory, `data/` and every
-    /// file must be owned by that uid and not writable by group or others. Always: every entry must be a
-    /// regular file or one of the two directories (a symlink is refused as [`ImageError::NotRegular`], even
-    /// where `SHA256SUMS` does not list it, as is a symlink at `dir` itself when `owner` is set);
-    /// `SHA256SUMS` parses strictly; every file present is listed and every file listed is present and
-    /// matches; the manifest has this crate's format and version (read before the rest, so that a newer
-    /// image says so rather than failing to parse) and parses; every data name it refers to is a `data/NAME`
-    /// listed in `SHA256SUMS`.
+    /// The directory is opened once, and every file is then read through that fd, never through `dir` again,
+    /// and never through a symlink (`RESOLVE_NO_SYMLINKS`): what is verified is what is read. With `owner`
+    /// set (crrules passes its euid when it runs as root), the image directory, `data/` and every file must
+    /// be owned by that uid and not writable by group or others. Always: every entry must be a regular file
+    /// or one of the two directories (a symlink is refused as [`ImageError::NotRegular`], even where
+    /// `SHA256SUMS` does not list it, as is a symlink at `dir` itself when `owner` is set); `SHA256SUMS`
+    /// parses strictly; every file present is listed and every file listed is present and matches; the
+    /// manifest has this crate's format and version (read before the rest, so that a newer image says so
+    /// rather than failing to parse) and parses; every data name it refers to is a `data/NAME` listed in
+    /// `SHA256SUMS`.
     pub fn open(dir: &Path, owner: Option<u32>) -> Result<Image, ImageError> {
         let trust = Trust { owner };
+        // Without an owner to check, `dir` may be a symlink to the image (e.g. `latest`).
+        let root = open_dir(dir, owner.is_some())?;
         if owner.is_some() {
-            // Without an owner to check, `dir` may be a symlink to the image (e.g. `latest`).
-            let meta = fs::symlink_metadata(dir).map_err(io_err("read", dir))?;
-            if !meta.is_dir() {
-                return Err(not_regular_or_dir(dir, meta.file_type(), "read"));
-            }
-            trust.check(dir, &meta)?;
+            let st = nix::sys::stat::fstat(&root).map_err(|e| io_err("read", dir)(e.into()))?;
+            trust.check(dir, st.st_uid, st.st_mode)?;
         }
 
-        let sums_path = dir.join(SUMS);
-        let sums_bytes = match trust.open(&sums_path) {
-            Ok(mut file) => read_all(&mut file, &sums_path)?,
+        let sums_bytes = match trust.open(root.as_fd(), dir, SUMS) {
+            Ok(mut file) => read_all(&mut file, &dir.join(SUMS))?,
             Err(ImageError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(ImageError::Missing { file: SUMS.to_owned() });
             }
@@ -387,7 +394,7 @@ impl Image {
         let sums = parse_sums(&sums_bytes)?;
 
         // Cheap checks first: which files there are, then what they hold.
-        let present = trust.list(dir)?;
+        let present = trust.list(root.as_fd(), dir)?;
         if let Some(file) = present.iter().find(|f| f.as_str() != SUMS && !sums.contains_key(*f)) {
             return Err(ImageError::Unlisted { file: file.clone() });
         }
@@ -396,10 +403,9 @@ impl Image {
         }
         let mut manifest_bytes = Vec::new();
         for (file, sum) in &sums {
-            let path = dir.join(file);
-            let mut opened = trust.open(&path).map_err(|e| missing_if_gone(e, file))?;
+            let mut opened = trust.open(root.as_fd(), dir, file).map_err(|e| missing_if_gone(e, file))?;
             let keep = (file == MANIFEST).then_some(&mut manifest_bytes);
-            if hash_file(&mut opened, &path, keep)? != *sum {
+            if hash_file(&mut opened, &dir.join(file), keep)? != *sum {
                 return Err(ImageError::Checksum { file: file.clone() });
             }
         }
@@ -421,7 +427,7 @@ impl Image {
         if let Some(name) = data_names(&manifest).find(|name| !is_data_path(name) || !sums.contains_key(*name)) {
             return Err(ImageError::Unlisted { file: name.to_owned() });
         }
-        Ok(Image { manifest, dir: dir.to_owned(), sums })
+        Ok(Image { manifest, dir: dir.to_owned(), root, sums })
     }
 
     /// The bytes of a data file named by the manifest (`data/NAME`), verified again against its checksum.
@@ -429,11 +435,11 @@ impl Image {
         let Some(sum) = self.sums.get(name).filter(|_| is_data_path(name)) else {
             return Err(ImageError::Unlisted { file: name.to_owned() });
         };
-        let path = self.dir.join(name);
         // The owner was checked by `open`; the checksum is what guards the bytes now.
-        let mut file = Trust { owner: None }.open(&path).map_err(|e| missing_if_gone(e, name))?;
+        let mut file =
+            Trust { owner: None }.open(self.root.as_fd(), &self.dir, name).map_err(|e| missing_if_gone(e, name))?;
         let mut bytes = Vec::new();
-        if hash_file(&mut file, &path, Some(&mut bytes))? != *sum {
+        if hash_file(&mut file, &self.dir.join(name), Some(&mut bytes))? != *sum {
             return Err(ImageError::Checksum { file: name.to_owned() });
         }
         Ok(bytes)
@@ -445,6 +451,22 @@ impl Image {
     }
 }
 
+/// Opens the image directory itself (close-on-exec), refusing a symlink at its place when `nofollow`; an
+/// error says what is there instead of a directory.
+fn open_dir(dir: &Path, nofollow: bool) -> Result<OwnedFd, ImageError> {
+    let flags = libc::O_DIRECTORY | if nofollow { libc::O_NOFOLLOW } else { 0 };
+    match OpenOptions::new().read(true).custom_flags(flags).open(dir) {
+        Ok(file) => Ok(file.into()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => match fs::symlink_metadata(dir) {
+            Ok(meta) if !meta.is_dir() => Err(not_regular_or_dir(dir, meta.mode(), "read")),
+            // A directory now, but not when it was opened.
+            Ok(_) => Err(io_err("read", dir)(io::Error::other("it was replaced while it was opened"))),
+            Err(_) => Err(io_err("read", dir)(e)),
+        },
+        Err(e) => Err(io_err("read", dir)(e)),
+    }
+}
+
 /// What an image's files must satisfy beyond their checksums.
 struct Trust {
     /// The uid that must own everything, when set.
@@ -452,50 +474,51 @@ struct Trust {
 }
 
 impl Trust {
-    /// The owner and mode checks on one entry of the image.
-    fn check(&self, path: &Path, meta: &Metadata) -> Result<(), ImageError> {
+    /// The owner and mode checks on one entry of the image (its owner's uid and its `st_mode`).
+    fn check(&self, path: &Path, uid: u32, mode: u32) -> Result<(), ImageError> {
         let Some(expected) = self.owner else { return Ok(()) };
-        if meta.uid() != expected {
-            return Err(ImageError::Owner { path: path.to_owned(), uid: meta.uid(), expected });
+        if uid != expected {
+            return Err(ImageError::Owner { path: path.to_owned(), uid, expected });
         }
-        if meta.mode() & 0o022 != 0 {
-            return Err(ImageError::Writable { path: path.to_owned(), mode: meta.mode() & 0o7777 });
+        if mode & 0o022 != 0 {
+            return Err(ImageError::Writable { path: path.to_owned(), mode: mode & 0o7777 });
         }
         Ok(())
     }
 
-    /// Opens a file of the image for reading without following a symlink or blocking on a FIFO, and checks
-    /// the file actually opened.
-    fn open(&self, path: &Path) -> Result<File, ImageError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => ImageError::NotRegular { path: path.to_owned(), found: "a symbolic link" },
-                _ => io_err("read", path)(e),
-            })?;
-        let meta = file.metadata().map_err(io_err("read", path))?;
+    /// Opens the file `rel` of the image whose directory is `root` (shown as `dir`) for reading, without
+    /// following a symlink anywhere on the way or blocking on a FIFO, and checks the file actually opened.
+    fn open(&self, root: BorrowedFd<'_>, dir: &Path, rel: &str) -> Result<File, ImageError> {
+        let path = dir.join(rel);
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = build::open_beneath(root, rel.as_bytes(), flags).map_err(|e| beneath_err(e, &path, "read"))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(io_err("read", &path))?;
         if !meta.is_file() {
-            return Err(not_regular_or_dir(path, meta.file_type(), "read"));
+            return Err(not_regular_or_dir(&path, meta.mode(), "read"));
         }
-        self.check(path, &meta)?;
+        self.check(&path, meta.uid(), meta.mode())?;
         Ok(file)
     }
 
-    /// Every file of the image, as `manifest.json`, `SHA256SUMS`, `data/NAME`..., after checking each entry's
-    /// type and owner. An entry that vanishes meanwhile is simply not there.
-    fn list(&self, dir: &Path) -> Result<BTreeSet<String>, ImageError> {
+    /// Every file of the image whose directory is `root` (shown as `dir`), as `manifest.json`,
+    /// `SHA256SUMS`, `data/NAME`..., after checking each entry's type and owner. An entry that vanishes
+    /// meanwhile is simply not there.
+    fn list(&self, root: BorrowedFd<'_>, dir: &Path) -> Result<BTreeSet<String>, ImageError> {
         let mut files = BTreeSet::new();
-        for (name, path, meta) in entries(dir)? {
-            if name == DATA_DIR && meta.is_dir() {
-                self.check(&path, &meta)?;
-                for (data_name, data_path, data_meta) in entries(&path)? {
-                    self.file(&data_path, &data_meta)?;
+        for (name, st) in entries(root, dir)? {
+            let path = dir.join(&name);
+            if name == DATA_DIR && st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                self.check(&path, st.st_uid, st.st_mode)?;
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                let data =
+                    build::open_beneath(root, DATA_DIR.as_bytes(), flags).map_err(|e| beneath_err(e, &path, "list"))?;
+                for (data_name, data_st) in entries(data.as_fd(), &path)? {
+                    self.file(&path.join(&data_name), &data_st)?;
                     files.insert(format!("{DATA_DIR}/{data_name}"));
                 }
             } else {
-                self.file(&path, &meta)?;
+                self.file(&path, &st)?;
                 files.insert(name);
             }
         }
@@ -503,25 +526,43 @@ impl Trust {
     }
 
     /// Checks an entry that must be a regular file.
-    fn file(&self, path: &Path, meta: &Metadata) -> Result<(), ImageError> {
-        if !meta.is_file() {
-            return Err(ImageError::NotRegular { path: path.to_owned(), found: describe(meta.file_type()) });
+    fn file(&self, path: &Path, st: &FileStat) -> Result<(), ImageError> {
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(ImageError::NotRegular { path: path.to_owned(), found: describe(st.st_mode) });
         }
-        self.check(path, meta)
+        self.check(path, st.st_uid, st.st_mode)
     }
 }
 
-/// The entries of a directory: name (lossy UTF-8: a name that is not UTF-8 is listed nowhere anyway), path,
-/// and metadata not following symlinks.
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, Metadata)>, ImageError> {
+/// The error of [`build::open_beneath`] on `path` (`op`: what was being done): a symlink on the way is
+/// [`ImageError::NotRegular`]; `EXDEV` and `EAGAIN` mean the kernel saw the file moved into or out of the
+/// image while it resolved the path.
+fn beneath_err(e: io::Error, path: &Path, op: &'static str) -> ImageError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => ImageError::NotRegular { path: path.to_owned(), found: "a symbolic link" },
+        Some(libc::EXDEV | libc::EAGAIN) => io_err(op, path)(io::Error::other("it was moved while it was opened")),
+        _ => io_err(op, path)(e),
+    }
+}
+
+/// The entries of the directory `dir` (shown as `shown`), but `.` and `..`: name (lossy UTF-8: a name that
+/// is not UTF-8 is listed nowhere anyway) and `fstatat` not following symlinks.
+fn entries(dir: BorrowedFd<'_>, shown: &Path) -> Result<Vec<(String, FileStat)>, ImageError> {
+    let list_err = |e: nix::errno::Errno| io_err("list", shown)(e.into());
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut listing = nix::dir::Dir::openat(dir, ".", flags, Mode::empty()).map_err(list_err)?;
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
-        let entry = entry.map_err(io_err("list", dir))?;
-        let path = entry.path();
-        match entry.metadata() {
-            Ok(meta) => out.push((entry.file_name().to_string_lossy().into_owned(), path, meta)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err("inspect", &path)(e)),
+    for entry in listing.iter() {
+        let entry = entry.map_err(list_err)?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let shown_name = String::from_utf8_lossy(name.to_bytes()).into_owned();
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => out.push((shown_name, st)),
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(io_err("inspect", &shown.join(&shown_name))(e.into())),
         }
     }
     Ok(out)
@@ -529,32 +570,25 @@ fn entries(dir: &Path) -> Result<Vec<(String, PathBuf, Metadata)>, ImageError> {
 
 /// The error for something at `path` that is neither a regular file nor a directory, or a directory where a
 /// file was expected (`op` names the attempt, for the case of a regular file where the image dir should be).
-fn not_regular_or_dir(path: &Path, file_type: FileType, op: &'static str) -> ImageError {
-    if file_type.is_file() {
+fn not_regular_or_dir(path: &Path, mode: u32, op: &'static str) -> ImageError {
+    if mode & libc::S_IFMT == libc::S_IFREG {
         io_err(op, path)(io::Error::from_raw_os_error(libc::ENOTDIR))
     } else {
-        ImageError::NotRegular { path: path.to_owned(), found: describe(file_type) }
+        ImageError::NotRegular { path: path.to_owned(), found: describe(mode) }
     }
 }
 
-/// What a non-regular file is, for [`ImageError::NotRegular`].
-fn describe(file_type: FileType) -> &'static str {
-    if file_type.is_symlink() {
-        "a symbolic link"
-    } else if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
+/// What a non-regular file is, for [`ImageError::NotRegular`], from its `st_mode`.
+fn describe(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFREG => "a regular file",
+        _ => "not a regular file",
     }
 }
 
@@ -834,6 +868,26 @@ mod tests {
         let err = open_err(&dir, Some(euid()));
         assert!(matches!(&err, ImageError::Checksum { file } if file == "data/4-pipe"), "{err:?}");
         assert_eq!(err.to_string(), "image damaged: `data/4-pipe` does not match its checksum in SHA256SUMS");
+    }
+
+    /// Another image put at the opened image's path (by whoever can write its parent) is never read: the
+    /// data files come from the directory that was opened and verified. (They were read by path, so the
+    /// other image's file was read, and refused only because its bytes failed the first one's checksum.)
+    #[test]
+    fn an_image_swapped_in_after_open_is_not_read() {
+        let (tmp, dir) = fixture();
+        let image = Image::open(&dir, Some(euid())).unwrap();
+        let other = tmp.0.join("other");
+        let mut w = ImageWriter::create(&other).unwrap();
+        w.write_data("3-file", b"other\n").unwrap();
+        w.write_data("4-pipe", &pipe_bytes()).unwrap();
+        w.commit(&manifest()).unwrap();
+        fs::rename(&dir, tmp.0.join("moved")).unwrap();
+        std::os::unix::fs::symlink(&other, &dir).unwrap();
+        assert_eq!(image.read_data("data/3-file").unwrap(), FILE_BYTES);
+        fs::remove_file(&dir).unwrap();
+        fs::rename(&other, &dir).unwrap();
+        assert_eq!(image.read_data("data/3-file").unwrap(), FILE_BYTES);
     }
 
     #[test]

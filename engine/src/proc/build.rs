@@ -39,16 +39,28 @@ pub fn open_path(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
 
 /// `openat2(AT_FDCWD, path, flags)` with `RESOLVE_NO_SYMLINKS`.
 fn openat2_no_symlinks(path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    openat2(libc::AT_FDCWD, path, flags, libc::RESOLVE_NO_SYMLINKS)
+}
+
+/// Opens `path`, relative to the directory `dir` and never leaving it (`RESOLVE_BENEATH`), with `flags`
+/// (close-on-exec added), refusing a symlink anywhere on the way or at its end (`RESOLVE_NO_SYMLINKS`,
+/// `ELOOP`): a file of an image, read through the image directory's fd.
+pub fn open_beneath(dir: BorrowedFd<'_>, path: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    openat2(dir.as_raw_fd(), path, flags | libc::O_CLOEXEC, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)
+}
+
+/// `openat2(dir, path, flags)` with the `resolve` restrictions.
+fn openat2(dir: RawFd, path: &[u8], flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     let path = CString::new(path).map_err(|_| io::Error::other("the path holds a NUL byte"))?;
     // SAFETY: an all-zero open_how is valid (no flags, no mode, no resolve restrictions).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    how.resolve = resolve;
     // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed.
     owned(unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            libc::AT_FDCWD,
+            dir,
             path.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),
@@ -547,7 +559,7 @@ pub fn close_number(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// The soft `RLIMIT_NOFILE` before [`ensure_fd_room`] first raised it.
+/// The soft `RLIMIT_NOFILE` before [`raise_fd_limit`] first raised it.
 static ORIGINAL_NOFILE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
 
 /// Puts back the soft open-files limit this process started with (the restored command inherits it; the
@@ -564,31 +576,33 @@ pub fn restore_fd_limit() {
     }
 }
 
-/// Makes room for fds numbered up to `needed` in this process: the soft `RLIMIT_NOFILE` raised to the hard
-/// one, and as root the hard one raised too (up to the kernel's `fs.nr_open`). An error says what is missing.
-pub fn ensure_fd_room(needed: u64) -> io::Result<()> {
+/// The kernel's `fs.nr_open`: no open-files limit goes above it.
+pub fn nr_open() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(1 << 20)
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` towards `wanted` (fd numbers below it are usable): to `wanted`
+/// where the hard limit allows, and past the hard limit where the kernel lets this process raise it too
+/// (`CAP_SYS_RESOURCE`, up to `fs.nr_open`); otherwise as far as the hard limit. Never lowers it. Returns the
+/// soft limit now in force, which the caller compares with what it needs.
+pub fn raise_fd_limit(wanted: u64) -> io::Result<u64> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into `lim`.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }.into())?;
-    if lim.rlim_cur >= needed {
-        return Ok(());
+    if lim.rlim_cur >= wanted {
+        return Ok(lim.rlim_cur);
     }
     let _ = ORIGINAL_NOFILE.set(lim.rlim_cur);
-    let nr_open: u64 =
-        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(1 << 20);
-    let want = libc::rlimit { rlim_cur: needed.max(lim.rlim_cur), rlim_max: lim.rlim_max.max(needed.min(nr_open)) };
-    // SAFETY: setrlimit reads `want`.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 && want.rlim_cur >= needed {
-        return Ok(());
+    let wanted = wanted.min(nr_open()).max(lim.rlim_cur);
+    let both = libc::rlimit { rlim_cur: wanted, rlim_max: lim.rlim_max.max(wanted) };
+    // SAFETY: setrlimit reads `both`.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &both) } == 0 {
+        return Ok(wanted);
     }
     let soft = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
     // SAFETY: as above.
-    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) };
-    Err(io::Error::other(format!(
-        "this needs fd numbers up to {needed}, but the open files limit is {} (raise it with `ulimit -Hn`, up to \
-         fs.nr_open, {nr_open} here)",
-        lim.rlim_max
-    )))
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) }.into())?;
+    Ok(lim.rlim_max)
 }
 
 /// The fd numbers this process has open.
