@@ -14,7 +14,8 @@
 //! is, as data), [`scan`] (one process's fds, in parallel, in fd order), `proc` (private: the only code
 //! that reads `/proc` and makes syscalls), [`matcher`] (the compiled matcher and the reference
 //! interpreter it is proven against), [`plan`] (decisions, and the one serialised plan format) and
-//! [`error`].
+//! [`error`]. With the `fuzzing` feature, a hidden `fuzzing` module opens the private parsers to the fuzz
+//! targets (`fuzz/`) and to the replay of their corpora (`tests/fuzz_corpus.rs`).
 
 pub mod backend;
 pub mod container;
@@ -22,6 +23,9 @@ pub mod criu;
 pub mod dump;
 pub mod error;
 pub mod facts;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 mod link;
 pub mod matcher;

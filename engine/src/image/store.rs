@@ -351,6 +351,29 @@ fn hex_digit(b: u8) -> u8 {
     if b.is_ascii_digit() { b - b'0' } else { b - b'a' + 10 }
 }
 
+/// A manifest's verified bytes -> the manifest: its format and version first (so that a newer image says so
+/// rather than failing to parse), then the whole; every data name it refers to must be a `data/NAME` that
+/// `listed` (in `SHA256SUMS`).
+pub(crate) fn read_manifest(bytes: &[u8], listed: impl Fn(&str) -> bool) -> Result<Manifest, ImageError> {
+    #[derive(Deserialize)]
+    struct Head {
+        format: String,
+        version: u32,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|source| ImageError::Manifest { source })?;
+    if head.format != FORMAT {
+        return Err(ImageError::Format { found: head.format });
+    }
+    if head.version != VERSION {
+        return Err(ImageError::Version { found: head.version, expected: VERSION });
+    }
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|source| ImageError::Manifest { source })?;
+    if let Some(name) = data_names(&manifest).find(|name| !is_data_path(name) || !listed(name)) {
+        return Err(ImageError::Unlisted { file: name.to_owned() });
+    }
+    Ok(manifest)
+}
+
 /// A verified image: its manifest, and the checksums its data files are read against.
 #[derive(Debug)]
 pub struct Image {
@@ -410,23 +433,7 @@ impl Image {
             }
         }
 
-        #[derive(Deserialize)]
-        struct Head {
-            format: String,
-            version: u32,
-        }
-        let head: Head = serde_json::from_slice(&manifest_bytes).map_err(|source| ImageError::Manifest { source })?;
-        if head.format != FORMAT {
-            return Err(ImageError::Format { found: head.format });
-        }
-        if head.version != VERSION {
-            return Err(ImageError::Version { found: head.version, expected: VERSION });
-        }
-        let manifest: Manifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|source| ImageError::Manifest { source })?;
-        if let Some(name) = data_names(&manifest).find(|name| !is_data_path(name) || !sums.contains_key(*name)) {
-            return Err(ImageError::Unlisted { file: name.to_owned() });
-        }
+        let manifest = read_manifest(&manifest_bytes, |name| sums.contains_key(name))?;
         Ok(Image { manifest, dir: dir.to_owned(), root, sums })
     }
 

@@ -61,7 +61,7 @@ pub enum Dump {
 
 impl Dump {
     /// Every dump.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub const ALL: [Dump; 7] = [Dump::Unix, Dump::Tcp, Dump::Udp, Dump::Tcp6, Dump::Udp6, Dump::Netlink, Dump::Packet];
 
     /// The request body (after the netlink header).
@@ -175,14 +175,15 @@ pub fn parse_batch(bytes: &[u8], seq: u32, table: &mut SockTable) -> Batch {
         if msg_seq != seq {
             continue;
         }
+        // The code is a negative errno; `i32::MIN` has no positive counterpart (saturated, not overflowed).
         match kind {
             NLMSG_DONE => {
                 let code = u32_at(body, 0).map_or(0, |c| c as i32);
-                return if code < 0 { Batch::Failed(-code) } else { Batch::Done };
+                return if code < 0 { Batch::Failed(code.saturating_neg()) } else { Batch::Done };
             }
             NLMSG_ERROR => {
                 let code = u32_at(body, 0).map_or(0, |c| c as i32);
-                return if code < 0 { Batch::Failed(-code) } else { Batch::Done };
+                return if code < 0 { Batch::Failed(code.saturating_neg()) } else { Batch::Done };
             }
             SOCK_DIAG_BY_FAMILY => {
                 if let Some((ino, facts)) = parse_diag(body) {
@@ -343,7 +344,7 @@ fn parse_packet(b: &[u8]) -> Option<(u64, SocketFacts)> {
 }
 
 /// Names unix peers by their address, where the peer socket has one.
-fn name_unix_peers(table: &mut SockTable) {
+pub(crate) fn name_unix_peers(table: &mut SockTable) {
     let names: Vec<(u64, ByteString)> = table
         .by_ino
         .iter()
@@ -389,6 +390,26 @@ fn dump_family(sock: &OwnedFd, body: &[u8], seq: u32, buf: &mut [u8], table: &mu
     part.by_ino.remove(&0);
     table.by_ino.extend(part.by_ino);
     Ok(true)
+}
+
+/// The bytes of every `recv` one dump gets, exactly as the kernel sent them (the last holds the end of the
+/// dump, or the error): seeds for the sock_diag fuzz corpus, written by `examples/fuzz_seeds.rs`.
+#[cfg(feature = "fuzzing")]
+pub fn raw_replies(which: Dump, seq: u32) -> io::Result<Vec<Vec<u8>>> {
+    let sock = socket(AddressFamily::Netlink, NixSockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkSockDiag)?;
+    sendto(sock.as_raw_fd(), &message(&which.request(), seq), &NetlinkAddr::new(0, 0), MsgFlags::empty())?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut replies = Vec::new();
+    loop {
+        let n = recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        if n == 0 {
+            return Ok(replies);
+        }
+        replies.push(buf[..n].to_vec());
+        if parse_batch(&buf[..n], seq, &mut SockTable::default()) != Batch::More {
+            return Ok(replies);
+        }
+    }
 }
 
 /// Makes the given dumps in the calling thread's network namespace.
@@ -584,6 +605,20 @@ mod tests {
         let err = reply(NLMSG_ERROR, 1, &(-2i32).to_ne_bytes());
         assert_eq!(parse_batch(&err, 1, &mut table), Batch::Failed(2));
         assert_eq!(parse_batch(&[1, 2, 3], 1, &mut table), Batch::More);
+    }
+
+    /// Found by the sock_diag fuzz target (its input, little-endian: a `NLMSG_DONE` of sequence 4 whose code
+    /// is `i32::MIN`): the code was negated with overflow, a panic in debug builds. An error message the same.
+    #[test]
+    fn sock_diag_end_with_the_lowest_error_code_does_not_panic() {
+        let found = b"\x14\x00\x00\x00\x03\x00\x02\x00\x04\x00\x00\x00\x27\x05\x00\x00\x00\x00\x00\x80";
+        if cfg!(target_endian = "little") {
+            assert_eq!(parse_batch(found, 4, &mut SockTable::default()), Batch::Failed(i32::MAX));
+        }
+        for kind in [NLMSG_DONE, NLMSG_ERROR] {
+            let bytes = reply(kind, 4, &i32::MIN.to_ne_bytes());
+            assert_eq!(parse_batch(&bytes, 4, &mut SockTable::default()), Batch::Failed(i32::MAX));
+        }
     }
 
     #[test]
