@@ -442,33 +442,24 @@ mod tests {
         scans
     }
 
+    /// The facts of fd `fd` of `pid`.
+    fn fd_of(scans: &[ProcessScan], pid: i32, fd: i32) -> &FdFacts {
+        let scan = scans.iter().find(|s| s.pid == pid).unwrap();
+        scan.fds.iter().find_map(|e| e.facts().filter(|f| f.fd == fd)).unwrap()
+    }
+
     /// `(peer, peer_pid, peer_fd, peer_comm)` of fd `fd` of `pid`.
     fn peer_of(
         scans: &[ProcessScan],
         pid: i32,
         fd: i32,
     ) -> (Option<PeerPlace>, Option<i32>, Option<i32>, Option<String>) {
-        let f = scans
-            .iter()
-            .find(|s| s.pid == pid)
-            .unwrap()
-            .fds
-            .iter()
-            .find_map(|e| e.facts().filter(|f| f.fd == fd))
-            .unwrap();
+        let f = fd_of(scans, pid, fd);
         (f.peer, f.peer_pid, f.peer_fd, f.peer_comm.as_ref().map(|c| c.to_string()))
     }
 
     fn shared_of(scans: &[ProcessScan], pid: i32, fd: i32) -> Vec<(i32, i32)> {
-        let f = scans
-            .iter()
-            .find(|s| s.pid == pid)
-            .unwrap()
-            .fds
-            .iter()
-            .find_map(|e| e.facts().filter(|f| f.fd == fd))
-            .unwrap();
-        f.shared_with.iter().map(|r| (r.pid, r.fd)).collect()
+        fd_of(scans, pid, fd).shared_with.iter().map(|r| (r.pid, r.fd)).collect()
     }
 
     use PeerPlace::{Inside, None as Nowhere, Outside};
