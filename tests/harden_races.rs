@@ -26,7 +26,6 @@ use scan_common::{Holder, example_path, holder_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::process::{Command, Stdio};
 
 /// `fdholder ARGS` with its stderr in `tmp/holder.log`.
 fn holder(tmp: &TempDir, args: &[&str]) -> Holder {
@@ -355,14 +354,7 @@ fn processes_killed_while_they_are_checked_dumped_or_handed_over() {
             1 => vec!["dump", "--pid", &pid, "--image", path_str(&image)],
             _ => vec!["handover", "--pid", &pid, "--", path_str(&fdreport), "--out", path_str(&out)],
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_crrules"))
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run crrules");
+        let child = common::spawn_crrules(&args);
         // Killed at a different point of each run: the later rounds give crrules longer.
         std::thread::sleep(std::time::Duration::from_millis((round % 10) as u64 * 10));
         holder.kill();

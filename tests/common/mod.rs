@@ -8,16 +8,20 @@ use std::process::{Command, Output, Stdio};
 /// with its captured stdout as `stdout`, to a restored process whose standard streams were pipes to this
 /// test).
 pub fn crrules(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_crrules"))
+    // `wait_with_output` closes stdin first: crrules reads an empty pipe.
+    spawn_crrules(args).wait_with_output().expect("run crrules")
+}
+
+/// `crrules` with `args` started, colour off, stdin, stdout and stderr pipes; the caller waits.
+pub fn spawn_crrules<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_crrules"))
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run crrules");
-    // `wait_with_output` closes stdin first: crrules reads an empty pipe.
-    child.wait_with_output().expect("run crrules")
+        .expect("run crrules")
 }
 
 /// Exit code, stdout and stderr as text.
