@@ -61,6 +61,14 @@ pub fn criu(policy: &PolicyArgs, args: &CriuArgs, ui: &Ui) -> Result<Outcome, Fa
         eprintln!("crrules criu: process {} cannot be checkpointed: no CRIU options", args.pid);
         return Ok(Outcome::Finding);
     };
+    let refused = crrules_engine::criu::refusals(&plans);
+    if !refused.is_empty() {
+        for r in &refused {
+            eprintln!("crrules criu: {r}");
+        }
+        eprintln!("crrules criu: CRIU cannot checkpoint process {}: no CRIU options", args.pid);
+        return Ok(Outcome::Finding);
+    }
     let mut builder = OptionsBuilder::new(&args.plugin_dir.to_string_lossy());
     builder.add_all(&plans);
     let options = builder.finish();
@@ -152,15 +160,19 @@ pub fn action(policy: &PolicyArgs, ui: &Ui) -> Result<Outcome, Failure> {
         .ok_or_else(|| fail(format!("pre-dump with CRTOOLS_INIT_PID=`{given}`, which is not a pid")))?;
     let decider = load::decider(policy, ui)?;
     let mut source = Live::pids(&[pid], true).map_err(fail)?;
-    struct Reasons(Vec<String>);
+    /// One line per reason, and how many of them are rejected fds.
+    struct Reasons(Vec<String>, usize);
     impl Backend for Reasons {
         type Error = std::convert::Infallible;
         fn process(&mut self, plan: &ProcessPlan) -> Result<(), Self::Error> {
+            let refused = crrules_engine::criu::refusals(std::slice::from_ref(plan));
+            self.0.extend(refused.into_iter().map(|r| format!("crrules: {r}")));
             for fd in &plan.fds {
                 if let (Some(f), Some(d)) = (fd.facts(), fd.decision())
                     && d.is_reject()
                 {
                     let rule = d.rule.as_deref().unwrap_or(crrules_engine::plan::NO_RULE);
+                    self.1 += 1;
                     self.0.push(format!(
                         "crrules: pid {} ({}) fd {} ({}): {} [{rule}]",
                         plan.pid,
@@ -174,7 +186,7 @@ pub fn action(policy: &PolicyArgs, ui: &Ui) -> Result<Outcome, Failure> {
             Ok(())
         }
     }
-    let mut reasons = Reasons(Vec::new());
+    let mut reasons = Reasons(Vec::new(), 0);
     pipeline::run(Some(&decider), &mut source, &mut reasons).map_err(|e| match e {
         RunError::Source(e) => fail(e),
         RunError::Backend(never) => match never {},
@@ -185,10 +197,11 @@ pub fn action(policy: &PolicyArgs, ui: &Ui) -> Result<Outcome, Failure> {
     for r in &reasons.0 {
         eprintln!("{r}");
     }
-    eprintln!(
-        "crrules: the dump of process {pid} is aborted before CRIU freezes it: {} fd(s) rejected",
-        reasons.0.len()
-    );
+    let why = match reasons.1 {
+        0 => "CRIU would refuse it".to_owned(),
+        n => format!("{n} fd(s) rejected"),
+    };
+    eprintln!("crrules: the dump of process {pid} is aborted before CRIU freezes it: {why}");
     Ok(Outcome::Finding)
 }
 

@@ -86,31 +86,64 @@ fn one_site_line_makes_a_device_criu_refuses_go_through_the_plugin() {
     );
 }
 
-/// A process started by another (this test), in that one's session, is a shell job to CRIU: `--shell-job`,
-/// said why; the same process leading its own session needs nothing.
+/// A process in a session another process leads is a job to CRIU: `--shell-job`, said why; the leader
+/// itself, or a tree from it, needs nothing. The session is the test's own (a holder that called setsid and
+/// forked the job), so the answer does not depend on where the tests run.
 #[test]
 fn a_job_outside_its_session_leader_is_a_shell_job() {
     let rules = TempDir::new("criu-job");
     let rules = rules.write("p.rules", "any => close\n");
     let rules = rules.to_str().unwrap();
-    let job = Holder::spawn_with(&holder_path(), &[OsStr::new("--open"), OsStr::new("/dev/null")], |c| {
-        c.stderr(Stdio::null());
-    });
-    let pid = job.pid().to_string();
-    let (code, out, err) = crrules(&["--rules", rules, "criu", "--pid", &pid, "--explain"], &[]);
+    let leader = holder(&["--socketpair"]);
+    let (sid, job) = (leader.pid(), leader.fd("child_pid").to_string());
+    let (code, out, err) = crrules(&["--rules", rules, "criu", "--pid", &job, "--explain"], &[]);
     assert_eq!(code, 0, "{out}{err}");
-    let sid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let sid = sid.rsplit_once(')').unwrap().1.split_whitespace().nth(3).unwrap().to_owned();
     assert!(out.starts_with("--shell-job\n--shell-job\n"), "{out}");
     assert!(
         out.contains(&format!(
-            "#   pid {pid} is not the leader of its session: session {sid} is led by pid {sid}, outside the checkpoint"
+            "#   pid {job} is not the leader of its session: session {sid} is led by pid {sid}, outside the checkpoint"
         )),
         "{out}"
     );
-    let service = holder(&["--open", "/dev/null"]);
-    let (code, out, err) = crrules(&["--rules", rules, "criu", "--pid", &service.pid().to_string()], &[]);
-    assert_eq!((code, out.as_str()), (0, "\n\n"), "{err}");
+    for target in [&["--pid", &sid.to_string()][..], &["--pid", &sid.to_string(), "--tree"]] {
+        let args: Vec<&str> = ["--rules", rules, "criu"].iter().chain(target).copied().collect();
+        let (code, out, err) = crrules(&args, &[]);
+        assert_eq!((code, out.as_str()), (0, "\n\n"), "{target:?}: {err}");
+    }
+}
+
+/// A process whose session's leader is in an ancestor pid namespace (session id 0 inside its own: a job a
+/// shell outside started in a new pid namespace) is one CRIU refuses whatever its options ("A session
+/// leader of N is outside of its pid namespace"): `crrules criu` says so and prints no options, and the
+/// pre-dump action aborts the dump before CRIU freezes it.
+#[test]
+fn a_job_led_from_an_ancestor_pid_namespace_is_refused() {
+    if !common::running_as_root() {
+        eprintln!("skipped: a new pid namespace needs root");
+        return;
+    }
+    let rules = TempDir::new("criu-pidns");
+    let rules = rules.write("p.rules", "any => close\n");
+    let script = r#"sleep 1000 </dev/null >/dev/null 2>&1 &
+job=$!
+echo "sid $(cut -d' ' -f6 /proc/$job/stat)"
+"$0" --rules "$1" criu --pid $job; echo "criu $?"
+CRTOOLS_SCRIPT_ACTION=pre-dump CRTOOLS_INIT_PID=$job "$0" --rules "$1" criu-action; echo "action $?"
+kill $job"#;
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", script, env!("CARGO_BIN_EXE_crrules")])
+        .arg(&rules)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unshare");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(stdout, "sid 0\ncriu 1\naction 1\n", "{stderr}");
+    let refusal = "(sleep): its session's leader is in an ancestor pid namespace (session id 0 here), which CRIU \
+                   refuses even with --shell-job";
+    assert_eq!(stderr.matches(refusal).count(), 2, "{stderr}");
+    assert!(stderr.contains("no CRIU options"), "{stderr}");
+    assert!(stderr.contains("aborted before CRIU freezes it: CRIU would refuse it"), "{stderr}");
 }
 
 #[test]

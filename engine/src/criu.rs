@@ -45,6 +45,25 @@ impl CriuOptions {
     }
 }
 
+/// What CRIU v4.2 refuses to dump whatever options it is given, one sentence per process, so that
+/// `crrules criu` and the pre-dump action say it before CRIU freezes anything. A process whose session id
+/// reads 0 has its session's leader in an ancestor pid namespace (a job started inside a container by a
+/// shell outside it): CRIU stops with "A session leader of N is outside of its pid namespace", even with
+/// `--shell-job`.
+pub fn refusals(plans: &[ProcessPlan]) -> Vec<String> {
+    plans
+        .iter()
+        .filter(|p| p.session.is_some_and(|s| s.sid == 0))
+        .map(|p| {
+            format!(
+                "pid {} ({}): its session's leader is in an ancestor pid namespace (session id 0 here), which CRIU \
+                 refuses even with --shell-job; start it under `setsid` or check it from the namespace the leader is in",
+                p.pid, p.comm
+            )
+        })
+        .collect()
+}
+
 /// Which stage an option is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -85,10 +104,13 @@ impl OptionsBuilder {
                 Some(PeerPlace::None) => "which has exited",
                 _ => "outside the checkpoint",
             };
-            let why = format!(
-                "pid {} is not the leader of its session: session {} is led by pid {}, {leader}",
-                root.pid, session.sid, session.sid
-            );
+            let why = match session.sid {
+                0 => format!("pid {} is not the leader of its session, led from an ancestor pid namespace", root.pid),
+                sid => format!(
+                    "pid {} is not the leader of its session: session {sid} is led by pid {sid}, {leader}",
+                    root.pid
+                ),
+            };
             self.add(Stage::Both, &["--shell-job"], &why);
         }
         for plan in plans {
@@ -453,7 +475,29 @@ mod tests {
         assert!(opts(&[plan(7, Some(PeerPlace::Inside))]).dump.is_empty());
         let mut unknown = plan(7, None);
         unknown.session = None;
-        assert!(opts(&[unknown]).dump.is_empty());
+        assert!(opts(&[unknown.clone()]).dump.is_empty());
+        assert!(refusals(&[plan(3, Some(PeerPlace::Outside)), plan(7, Some(PeerPlace::Inside)), unknown]).is_empty());
+    }
+
+    /// Session 0 (its leader in an ancestor pid namespace) is a refusal CRIU makes whatever the options, named
+    /// before any option is printed.
+    #[test]
+    fn a_session_led_from_an_ancestor_pid_namespace_is_refused() {
+        use crate::facts::SessionFacts;
+        let mut p = decided(vec![(chardev(0, "/dev/null", 1, 3), Action::ReopenPath { exact: false })]);
+        p.session = Some(SessionFacts { ppid: 1, pgrp: 0, sid: 0, tty: None, leader: Some(PeerPlace::Outside) });
+        let refused = refusals(std::slice::from_ref(&p));
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].starts_with("pid 7 (job): its session's leader is in an ancestor pid namespace"),
+            "{refused:?}"
+        );
+        let mut b = OptionsBuilder::new("/x");
+        b.add_all(&[p]);
+        assert_eq!(
+            b.finish().dump[0].because,
+            ["pid 7 is not the leader of its session, led from an ancestor pid namespace"]
+        );
     }
 
     /// Linked facts decide whether a unix peer is outside, even when its inode is held inside by an fd that

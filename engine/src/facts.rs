@@ -659,13 +659,14 @@ pub struct SessionFacts {
     pub ppid: i32,
     /// The process group.
     pub pgrp: i32,
-    /// The session (the pid of its leader).
+    /// The session (the pid of its leader); 0 when the leader is in an ancestor pid namespace, where this
+    /// process's pid namespace cannot name it.
     pub sid: i32,
     /// The controlling terminal, when it has one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tty: Option<DevNum>,
-    /// Whether the session's leader is among the processes checked together (`none`: it has exited), once
-    /// they are linked.
+    /// Whether the session's leader is among the processes checked together (`none`: it has exited;
+    /// `outside` for session 0 too), once they are linked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub leader: Option<PeerPlace>,
 }

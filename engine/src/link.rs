@@ -94,7 +94,10 @@ pub(crate) fn link(scans: &mut [&mut ProcessScan], opts: &ScanOptions, probe: &d
 fn leader_place(session: &SessionFacts, inside: &HashSet<i32>, probe: &dyn Probe) -> PeerPlace {
     if inside.contains(&session.sid) {
         PeerPlace::Inside
-    } else if session.sid > 0 && probe.exists(session.sid) {
+    } else if session.sid == 0 {
+        // The kernel shows session 0 when the leader lives in an ancestor pid namespace: alive, not ours.
+        PeerPlace::Outside
+    } else if probe.exists(session.sid) {
         PeerPlace::Outside
     } else {
         PeerPlace::None
@@ -506,6 +509,18 @@ mod tests {
         assert_eq!(peer_of(&scans, 20, 5), (Some(Nowhere), None, None, None));
         assert_eq!(peer_of(&scans, 21, 6), (Some(Outside), None, None, None));
         assert_eq!(scans[1].session.unwrap().leader, Some(Outside), "session 5's leader is alive, not checked");
+    }
+
+    /// Session 0 is one whose leader lives in an ancestor pid namespace (a job started inside a container
+    /// from a shell outside it): outside, though no process here can be that pid; a session whose leader
+    /// was never seen alive has none.
+    #[test]
+    fn session_leaders() {
+        let scans =
+            vec![process(40, "job", 0, vec![]), process(41, "orphan", 39, vec![]), process(42, "x", 40, vec![])];
+        let scans = run(scans, &Fake::default());
+        let leaders: Vec<_> = scans.iter().map(|s| s.session.unwrap().leader).collect();
+        assert_eq!(leaders, [Some(Outside), Some(Nowhere), Some(Inside)]);
     }
 
     /// A shell on /dev/pts/4 whose master a terminal server outside holds; `/dev/tty` is the same terminal;
