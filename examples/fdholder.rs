@@ -68,6 +68,13 @@
 //! holds the slave only as `/dev/tty`. `fdholder --writer-exited`: the holder holds the read end (`pipe_read`,
 //! `bye` buffered) of a pipe whose only writer was the child, since killed and reaped. Each map has
 //! `child_pid`, a pid, not an fd. A shape that cannot be made fails the mode (exit 2).
+//!
+//! `fdholder --peer-closed` holds unix sockets whose peer it has closed (no process holds it), none
+//! close-on-exec, each with what the peer sent before it closed still queued: `unix_closed` (stream, "left for
+//! you"), `unix_closed_seqpacket` ("m1", then "m22") and `unix_closed_dgram` (datagram, "d1", then "d2").
+//! With `--unaccepted` after it, also `unix_listener` (a listening stream socket bound in its temp dir) and
+//! `unix_unaccepted`, a stream socket connected to it that it never accepts (its peer has no inode yet, and
+//! is alive). Its temp dir is removed at its stdin's EOF.
 // Raw system calls for what nix does not wrap (pidfd_open, io_uring_setup, perf_event_open, userfaultfd,
 // memfd_secret, mq_*, socket with any protocol number, mount, dup2 to a chosen number, unshare, flock, fork,
 // prctl, ioctl(TIOCSCTTY)): each `unsafe` block is one syscall on values owned here.
@@ -1749,6 +1756,52 @@ fn hold_writer_exited() {
     hold_tree(&[("pipe_read", read_fd), ("child_pid", child)], r);
 }
 
+/// `--peer-closed [--unaccepted]`: see the header.
+fn hold_peer_closed(unaccepted: bool) {
+    let dir = temp_dir();
+    let closed = |ty: SockType, sent: &[&[u8]]| -> Result<OwnedFd, String> {
+        let (mine, peer) = socketpair(AddressFamily::Unix, ty, None, SockFlag::empty()).map_err(err)?;
+        for m in sent {
+            write(&peer, m).map_err(err)?;
+        }
+        drop(peer);
+        Ok(mine)
+    };
+    let mut made = vec![
+        one("unix_closed", closed(SockType::Stream, &[b"left for you"])),
+        one("unix_closed_seqpacket", closed(SockType::SeqPacket, &[b"m1", b"m22"])),
+        one("unix_closed_dgram", closed(SockType::Datagram, &[b"d1", b"d2"])),
+    ];
+    if unaccepted {
+        let pending = || -> Opened {
+            let listener = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).map_err(err)?;
+            let addr = UnixAddr::new(&dir.join("listener.sock")).map_err(err)?;
+            bind(raw(&listener), &addr).map_err(err)?;
+            listen(&listener, Backlog::new(4).map_err(err)?).map_err(err)?;
+            let client = socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).map_err(err)?;
+            nix::sys::socket::connect(raw(&client), &addr).map_err(err)?;
+            Ok(vec![("unix_listener", listener), ("unix_unaccepted", client)])
+        };
+        made.push(("unaccepted", pending()));
+    }
+    let mut held: Held = Vec::new();
+    for (what, r) in made {
+        match r {
+            Ok(fds) => held.extend(fds),
+            Err(e) => {
+                eprintln!("fdholder: --peer-closed: cannot make {what}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let map: BTreeMap<&str, RawFd> = held.iter().map(|(name, fd)| (*name, raw(fd))).collect();
+    println!("{}", serde_json::to_string(&map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -1794,6 +1847,7 @@ fn main() {
         Some("--pty") => hold_pty(args.get(1).is_some_and(|a| a == "--tty-only")),
         Some("--writer-exited") => hold_writer_exited(),
         Some("--kinds") => hold_kinds(),
+        Some("--peer-closed") => hold_peer_closed(args.get(1).is_some_and(|a| a == "--unaccepted")),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some("--reexec") => reexec(true),
         Some("--cred-churn") => cred_churn(),
@@ -1805,7 +1859,7 @@ fn main() {
             let other = args[0].to_string_lossy();
             eprintln!(
                 "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --comm, \
-                 --open, --socketpair, --daemon, --pty or --writer-exited)"
+                 --open, --socketpair, --daemon, --pty, --writer-exited or --peer-closed)"
             );
             std::process::exit(2);
         }

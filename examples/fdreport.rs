@@ -34,7 +34,9 @@
 //!
 //! `fdreport --accept FD` first accepts one connection on the listening socket FD and writes
 //! `hello from PID\n` on it (for handover tests). `--out PATH` writes the report to PATH instead of stdout:
-//! a restore puts the dumped process's own fds 0-2 back, so stdout may be a pipe nobody reads.
+//! a restore puts the dumped process's own fds 0-2 back, so stdout may be a pipe nobody reads. `--send FD`
+//! (repeatable), once every fd was probed, sends one byte `x` on the socket FD (`MSG_DONTWAIT |
+//! MSG_NOSIGNAL`) and adds `send` to its report: `"ok"`, or the error's name (`"EPIPE"`, `"ECONNREFUSED"`).
 // Raw system calls for what nix does not wrap (FIONREAD, timerfd_gettime on a borrowed fd, getsockopt of
 // plain integers) and borrowing fds this process found open: each `unsafe` block is one call on an fd that
 // stays open while it runs.
@@ -55,6 +57,7 @@ const DATA_LIMIT: usize = 1 << 20;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut out = None;
+    let mut sends = Vec::new();
     for pair in args.chunks(2) {
         match pair {
             [flag, fd] if flag == "--accept" => {
@@ -64,13 +67,24 @@ fn main() {
                 }
             }
             [flag, path] if flag == "--out" => out = Some(path.clone()),
-            _ => fail(&format!("unknown arguments {pair:?} (use --accept FD, --out PATH)")),
+            [flag, fd] if flag == "--send" => match fd.parse::<RawFd>() {
+                Ok(fd) => sends.push(fd),
+                Err(_) => fail(&format!("`{fd}` is not an fd number")),
+            },
+            _ => fail(&format!("unknown arguments {pair:?} (use --accept FD, --out PATH, --send FD)")),
         }
     }
-    let report = match open_fds() {
+    let mut report = match open_fds() {
         Ok(fds) => fds.into_iter().map(|fd| (fd, probe(fd))).collect::<BTreeMap<RawFd, Value>>(),
         Err(e) => fail(&format!("cannot list /proc/self/fd: {e}")),
     };
+    for fd in sends {
+        let sent = nix::sys::socket::send(fd, b"x", MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
+        let said = sent.map_or_else(|e| format!("{e:?}"), |_| "ok".to_owned());
+        if let Some(Value::Object(fields)) = report.get_mut(&fd) {
+            fields.insert("send".to_owned(), json!(said));
+        }
+    }
     let text = serde_json::to_string(&report).unwrap_or_default() + "\n";
     let written = match &out {
         Some(path) => std::fs::write(path, &text),

@@ -454,16 +454,22 @@ impl Ctx<'_> {
         match s.family {
             Some(SockFamily::Unix) => {
                 let ino = f.ino.ok_or("a socket without an inode")?;
-                let peer = s.peer_ino.filter(|p| self.by_ino.contains_key(p)).ok_or(
-                    "its peer is not in this process: the fd-table backend recreates unix socket pairs inside the \
-                     process only (hand an outside peer in with `inherit`)",
-                )?;
+                let peer = unix_peer(s, ty, |p| self.by_ino.contains_key(&p))?;
+                let peer_closed = peer == UnixPeer::Closed;
+                if let (true, Some(name)) = (peer_closed, &s.local) {
+                    self.notes.push(format!(
+                        "fd {}: the socket's name `{name}` is not given back: the socket rebuilt for a closed peer has \
+                         none",
+                        f.fd
+                    ));
+                }
                 let mut data = None;
                 if s.rqueue.unwrap_or(0) > 0 {
                     let dup = self.duplicate(f)?;
                     let stream = ty == SockType::Stream;
-                    let messages =
-                        capture::queued_messages(dup, stream).map_err(|e| format!("cannot copy its queue: {e}"))?;
+                    let seqpacket_eof = peer_closed && ty == SockType::Seqpacket;
+                    let messages = capture::queued_messages(dup, stream, seqpacket_eof)
+                        .map_err(|e| format!("cannot copy its queue: {e}"))?;
                     self.notes.push(format!(
                         "fd {}: a duplicate of the socket was taken to copy its queue (see FACTS: a received socket's \
                          cgroup labels)",
@@ -474,11 +480,15 @@ impl Ctx<'_> {
                     }
                 }
                 Ok(Restore::UnixPair {
-                    pair: ino.min(peer),
+                    pair: match peer {
+                        UnixPeer::Here(peer) => ino.min(peer),
+                        UnixPeer::Closed => ino,
+                    },
                     ino,
                     sock_type: ty.name().to_owned(),
                     flags: open_flags(f),
                     data,
+                    peer_closed,
                 })
             }
             other => Err(format!(
@@ -728,6 +738,50 @@ impl Ctx<'_> {
     }
 }
 
+/// Where the peer of a unix socket the fd-table backend recreates is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UnixPeer {
+    /// An fd of the process holds it (its inode): both ends come back as one pair.
+    Here(u64),
+    /// No process holds it any more: the socket comes back with what the peer left queued, then nothing.
+    Closed,
+}
+
+/// Where the peer of unix socket `s` of type `ty` is, from what the kernel said of it (sock_diag), `here`
+/// telling whether an fd of the process holds an inode. A peer inode that no fd here holds is alive
+/// elsewhere (another process, or in flight): refused. A connected socket the kernel names no peer inode
+/// for has a peer that was released, except a stream or seqpacket connection a listener has not accepted
+/// yet (its peer has no inode until then): the kernel shuts a stream or seqpacket socket down both ways
+/// when its peer closes, and only then is it taken as closed. Unconnected and listening sockets are
+/// refused: nothing here makes them again.
+fn unix_peer(s: &SocketFacts, ty: SockType, here: impl Fn(u64) -> bool) -> Result<UnixPeer, String> {
+    const BOTH_WAYS: u8 = 3;
+    if let Some(peer) = s.peer_ino {
+        return match here(peer) {
+            true => Ok(UnixPeer::Here(peer)),
+            false => Err("its peer is not in this process: the fd-table backend recreates unix socket pairs inside \
+                          the process only (hand an outside peer in with `inherit`)"
+                .into()),
+        };
+    }
+    match (ty, s.state, s.shutdown) {
+        (SockType::Stream | SockType::Seqpacket, Some(SockState::Established), Some(BOTH_WAYS)) => Ok(UnixPeer::Closed),
+        (SockType::Stream | SockType::Seqpacket, Some(SockState::Established), _) => Err(
+            "it is connected, but its peer has no inode and the kernel has not shut it down (a connection a listener \
+             has not accepted yet): a connection cannot be rebuilt from one side"
+                .into(),
+        ),
+        (SockType::Dgram, Some(SockState::Established), _) => Ok(UnixPeer::Closed),
+        (_, Some(SockState::Listen), _) => {
+            Err("a listening unix socket: the fd-table backend does not bind and listen on it again".into())
+        }
+        (_, Some(_), _) => Err("it is not connected: the fd-table backend recreates unix sockets connected to a \
+                                peer in the process, or to one that closed"
+            .into()),
+        (_, None, _) => Err("sock_diag did not list it, so whether it has a peer is not known".into()),
+    }
+}
+
 /// What `reopen path exact` holds a restore to: the very file the scan saw (its filesystem's device and its
 /// inode) and, for a regular file, its size then.
 fn exact_identity(f: &FdFacts) -> Result<Identity, String> {
@@ -921,6 +975,48 @@ mod tests {
         assert_eq!(decode_messages(&encode_messages(&messages)).unwrap(), messages);
         assert_eq!(decode_messages(b""), Some(vec![]));
         assert_eq!(decode_messages(&[5, 0, 0, 0, 1]), None);
+    }
+
+    /// What sock_diag says of a unix socket: its type, state, peer inode and shutdown mask.
+    fn unix(ty: SockType, state: Option<SockState>, peer_ino: Option<u64>, shutdown: Option<u8>) -> SocketFacts {
+        SocketFacts {
+            family: Some(SockFamily::Unix),
+            sock_type: Some(ty),
+            state,
+            peer_ino,
+            shutdown,
+            ..SocketFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_unix_peer_is_here_closed_or_refused_by_what_the_kernel_says() {
+        use SockState::{Close, Established, Listen};
+        use SockType::{Dgram, Seqpacket, Stream};
+        let here = |p: u64| p == 7;
+        let peer = |ty, state, ino, shutdown| unix_peer(&unix(ty, state, ino, shutdown), ty, here);
+        assert_eq!(peer(Stream, Some(Established), Some(7), None), Ok(UnixPeer::Here(7)));
+        // Closed: a connected stream or seqpacket socket with no peer inode, shut down both ways; a connected
+        // datagram socket with no peer inode.
+        assert_eq!(peer(Stream, Some(Established), None, Some(3)), Ok(UnixPeer::Closed));
+        assert_eq!(peer(Seqpacket, Some(Established), None, Some(3)), Ok(UnixPeer::Closed));
+        assert_eq!(peer(Dgram, Some(Established), None, None), Ok(UnixPeer::Closed));
+        // A live peer held elsewhere keeps its message, shut down or not.
+        for shutdown in [None, Some(3)] {
+            let why = peer(Stream, Some(Established), Some(8), shutdown).unwrap_err();
+            assert!(why.starts_with("its peer is not in this process: "), "{why}");
+        }
+        // No peer inode but not shut down (or shut down one way only): a connection not accepted yet.
+        for shutdown in [None, Some(1), Some(2)] {
+            let why = peer(Stream, Some(Established), None, shutdown).unwrap_err();
+            assert!(why.contains("not accepted yet"), "{why}");
+        }
+        assert!(peer(Stream, Some(Listen), None, None).unwrap_err().contains("listening"));
+        for ty in [Stream, Dgram] {
+            assert!(peer(ty, Some(Close), None, None).unwrap_err().contains("not connected"));
+        }
+        // Facts without sock_diag's (from /proc/net/unix, say): no guess.
+        assert!(peer(Stream, None, None, None).unwrap_err().contains("sock_diag did not list it"));
     }
 
     #[test]

@@ -384,6 +384,11 @@ pub struct SocketFacts {
     /// For unix sockets: the inode of the peer socket.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer_ino: Option<u64>,
+    /// For unix sockets: the directions shut down, as sock_diag gives the kernel's mask (1: receiving, 2:
+    /// sending, 3: both); absent when neither is. When the peer of a stream or seqpacket socket closes, the
+    /// kernel shuts the socket down both ways.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shutdown: Option<u8>,
     /// Bytes queued for reading and writing, where sock_diag reports them.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rqueue: Option<u32>,

@@ -647,7 +647,10 @@ impl Builder<'_> {
                 }
                 Ok(())
             }
-            Restore::UnixPair { pair, ino, sock_type, flags, data: _ } => {
+            Restore::UnixPair { pair, ino, sock_type, flags, data: _, peer_closed } => {
+                if *peer_closed && ino != pair {
+                    return Err(format!("a socket whose peer closed is its own pair ({ino}), not part of pair {pair}"));
+                }
                 let (ty, stream) = match sock_type.as_str() {
                     "stream" => (libc::SOCK_STREAM, true),
                     "dgram" => (libc::SOCK_DGRAM, false),
@@ -673,6 +676,11 @@ impl Builder<'_> {
                         }
                     }
                     let ends = (self.prepared.placer.hold(a), self.prepared.placer.hold(b));
+                    // The peer no process held: closed once it has sent what was left for this end, which then
+                    // reads those messages and the end, as the dumped one would have.
+                    if *peer_closed {
+                        drop(self.prepared.placer.release(ends.1));
+                    }
                     self.pairs.insert(*pair, ends);
                 }
                 let (a, b) = self.pairs[pair];

@@ -148,7 +148,10 @@ pub enum Restore {
         expect: Identity,
     },
     /// One end of a unix socket pair inside the process; both ends share `pair` (the lower inode). The
-    /// messages queued for reading on this end are in `data` (one record per message).
+    /// messages queued for reading on this end are in `data` (one record per message). With `peer_closed`
+    /// the peer was closed by every process (`pair` is then this end's own inode): restore sends the saved
+    /// messages from the other end of a new pair and closes that end, so the socket reads them, then the end
+    /// of a stream, and a write fails as it did (`EPIPE`; `ECONNREFUSED` for a datagram socket).
     UnixPair {
         pair: u64,
         ino: u64,
@@ -156,6 +159,8 @@ pub enum Restore {
         flags: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        peer_closed: bool,
     },
     /// A listening or bound TCP/UDP socket, bound again (`addr` as `IP:PORT`, `[IP6]:PORT`).
     Inet { family: String, sock_type: String, addr: String, listen: bool, backlog: u32, flags: u32 },

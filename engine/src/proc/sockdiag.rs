@@ -30,6 +30,8 @@ const IPPROTO_UDP: u8 = 17;
 const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
+/// Always sent, whatever the request shows: the socket's shutdown mask (one byte).
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
 const UDIAG_SHOW_NAME: u32 = 0x1;
 const UDIAG_SHOW_PEER: u32 = 0x4;
 const UDIAG_SHOW_RQLEN: u32 = 0x10;
@@ -239,6 +241,7 @@ fn parse_unix(b: &[u8]) -> Option<(u64, SocketFacts)> {
                 facts.rqueue = u32_at(payload, 0);
                 facts.wqueue = u32_at(payload, 4);
             }
+            UNIX_DIAG_SHUTDOWN => facts.shutdown = payload.first().copied().filter(|&m| m != 0),
             _ => {}
         }
     }
@@ -548,11 +551,13 @@ mod tests {
         let mut rq = 3u32.to_ne_bytes().to_vec();
         rq.extend_from_slice(&4u32.to_ne_bytes());
         a.extend(attr(UNIX_DIAG_RQLEN, &rq));
+        a.extend(attr(UNIX_DIAG_SHUTDOWN, &[0]));
         let mut b = vec![AF_UNIX, 1, 1, 0];
         b.extend_from_slice(&101u32.to_ne_bytes());
         b.extend_from_slice(&[0; 8]);
         b.extend(attr(UNIX_DIAG_NAME, b"/run/x.sock\0"));
         b.extend(attr(UNIX_DIAG_PEER, &100u32.to_ne_bytes()));
+        b.extend(attr(UNIX_DIAG_SHUTDOWN, &[3]));
         let mut bytes = reply(SOCK_DIAG_BY_FAMILY, 1, &a);
         bytes.extend(reply(SOCK_DIAG_BY_FAMILY, 1, &b));
         let mut table = SockTable::default();
@@ -567,6 +572,8 @@ mod tests {
         assert_eq!(sa.peer.as_ref().unwrap(), "/run/x.sock");
         assert_eq!((sa.peer_ino, sa.rqueue, sa.wqueue), (Some(101), Some(3), Some(4)));
         assert_eq!(table.by_ino[&101].peer.as_ref().unwrap(), "@hidden");
+        // A mask of 0 says nothing was shut down: no field.
+        assert_eq!((sa.shutdown, table.by_ino[&101].shutdown), (None, Some(3)));
     }
 
     #[test]
