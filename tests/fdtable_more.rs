@@ -364,10 +364,12 @@ fn pipes_round_trip(tmp: &TempDir, user: Option<u32>) {
         eprintln!("skipped: the open files hard limit is {max}, under the {} fds the holder needs", 2 * PIPES);
         return;
     }
-    // Where `user` writes the image and the report.
+    // Where `user` writes the image and the report: sticky, as `/tmp` is, so that a restore as root takes
+    // an image under it (in a directory others may write but not sticky, another image could be put in its
+    // place, and root's restore refuses it).
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).expect("work dir");
-    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o777)).expect("chmod work");
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o1777)).expect("chmod work");
     let (crrules, fdreport) = match user {
         Some(_) => (
             runnable_copy(tmp, Path::new(env!("CARGO_BIN_EXE_crrules"))),

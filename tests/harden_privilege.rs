@@ -8,7 +8,10 @@
 //!   directory itself, over and over while restores run (the directory was read by its path at every step,
 //!   so a swap between the owner check and the reads could restore another root-owned image: it is now
 //!   opened once, refusing a symlink, and read through that fd); an image directory other users can write,
-//!   or that another user owns; a manifest edited to write a file the recorded user may only read, and to
+//!   or that another user owns; a directory above the image that another user owns or may write (0777,
+//!   0775; uid 65534 even when sticky), which `nobody` is shown to rename the image out of, refused naming
+//!   the directory and the fix, while a sticky 1777 one (out of which it cannot) is accepted, and a symbolic
+//!   link on the way refused; a manifest edited to write a file the recorded user may only read, and to
 //!   make a file in a directory that user cannot enter. Every refusal runs no command, and its exact message
 //!   is printed (`figures:`).
 //!
@@ -396,6 +399,86 @@ fn an_image_directory_others_can_write_or_own_is_refused() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         std::os::unix::fs::chown(dir, Some(0), None).expect("chown");
     }
+}
+
+/// `mv FROM TO` as `nobody`: whether it could rename the entry.
+fn nobody_renames(from: &Path, to: &Path) -> bool {
+    let out = std::process::Command::new("mv").arg("-T").arg(from).arg(to).uid(NOBODY).gid(NOBODY).output();
+    out.expect("run mv").status.success()
+}
+
+#[test]
+fn a_directory_above_the_image_others_can_change_is_refused_unless_sticky() {
+    if !root("a_directory_above_the_image_others_can_change_is_refused_unless_sticky") {
+        return;
+    }
+    let tmp = TempDir::new("above");
+    let (_, dumped) = restorable_image(&tmp);
+    let above = tmp.path().join("above");
+    std::fs::create_dir(&above).expect("above");
+    let image = above.join("image");
+    std::fs::rename(&dumped, &image).expect("move the image under `above`");
+    let marker = tmp.path().join("MARKER");
+    let (code, err, ran) = restore_marking(&image, &marker, |_| {});
+    assert!(code == 0 && ran, "the control restore, under a directory of root's (0755):\n{err}");
+
+    let shown = path_str(&above).to_owned();
+    let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&above).expect("stat"));
+    let moved = |who: &str, fix: &str, mode: u32| {
+        format!(
+            "`{shown}`, above the image, is writable by {who} (uid 0, gid {gid}, mode {mode:#o}): they could swap the \
+             image for another directory; run `chmod {fix} {shown}`, or `chmod +t` it if others must make entries \
+             in it"
+        )
+    };
+    let owned = |mode: u32| {
+        format!(
+            "`{shown}`, above the image, is owned by uid {NOBODY}, not by root (gid {gid}, mode {mode:#o}): its owner \
+             could swap the image for another directory; run `chown root {shown}` if you trust uid {NOBODY}"
+        )
+    };
+    let cases: [(u32, Option<u32>, String); 4] = [
+        (0o777, None, moved("group and others", "go-w", 0o777)),
+        (0o775, None, moved("its group", "g-w", 0o775)),
+        (0o755, Some(NOBODY), owned(0o755)),
+        // The sticky bit keeps others from moving root's entries, not the directory's owner.
+        (0o1777, Some(NOBODY), owned(0o1777)),
+    ];
+    for (mode, owner, said) in cases {
+        std::fs::set_permissions(&above, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        std::os::unix::fs::chown(&above, owner, None).expect("chown");
+        let flat = assert_refused(&image, &said);
+        eprintln!("figures: a directory above the image, mode {mode:o} owner {owner:?}: `{flat}`");
+        std::os::unix::fs::chown(&above, Some(0), None).expect("chown");
+    }
+
+    // What the refusal guards against: in a directory others may write, another user moves root's image.
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let aside = above.join("aside");
+    assert!(nobody_renames(&image, &aside), "uid {NOBODY} could not move an image in a 0777 directory");
+    std::fs::rename(&aside, &image).expect("put the image back");
+
+    // Sticky and writable by all, as /tmp is: nobody else can move root's image, and the restore runs.
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    assert!(!nobody_renames(&image, &aside), "uid {NOBODY} moved root's image out of a sticky directory");
+    let (code, err, ran) = restore_marking(&image, &marker, |_| {});
+    assert!(code == 0 && ran, "the restore under a sticky 1777 directory:\n{err}");
+
+    // A symbolic link on the way is refused, and the path without it named.
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink("above", &link).expect("symlink");
+    let flat = assert_refused(
+        &link.join("image"),
+        &format!(
+            "`{}`, on the way to the image, is a symbolic link (to `above`): as root, crrules reads an image only \
+             through a path without symbolic links, as it refuses one at the image itself; give the path it leads \
+             to, `{}`",
+            path_str(&link),
+            path_str(&image)
+        ),
+    );
+    eprintln!("figures: a symbolic link above the image: `{flat}`");
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! A sticky directory writable by others, such as `/tmp`, is refused on the way too, as OpenSSH refuses
 //! it: the sticky bit keeps others from replacing root's entries, not from creating names, and a name root
 //! has not created yet (or that a cleaner removed) can become a link to any file root owns.
+//!
+//! [`judge`], the owner-and-mode rule itself, is public: the engine holds the directories above an image
+//! to it, with its own answer on the sticky bit (the image directory exists and is root's, so no name is
+//! left for anyone to create).
 #![expect(clippy::result_large_err, reason = "a refusal is rare, and its diagnostic goes straight into a list of them")]
 
 use crate::diag::Diagnostic;
@@ -140,16 +144,48 @@ pub(crate) fn resolve(shown: &Path, owner: Option<u32>) -> Result<Found, Miss> {
     Ok(Found { path: at, meta, via })
 }
 
+/// How a file or directory fails [`judge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Untrusted {
+    /// Owned by someone other than root and the owner crrules trusts.
+    Owner,
+    /// Writable by its group or by others (`mode & 0o022`), sticky or not: the caller decides what the
+    /// sticky bit is worth where it stands.
+    Writable,
+}
+
+/// The rule every component that can redirect a trusted read is held to, here for policy paths and in
+/// the engine for the directories above an image: owned by root or by `owner` (the uid crrules runs as),
+/// and writable by no one else. `mode` is the `st_mode`.
+pub fn judge(uid: u32, mode: u32, owner: u32) -> Result<(), Untrusted> {
+    if uid != 0 && uid != owner {
+        Err(Untrusted::Owner)
+    } else if mode & 0o022 != 0 {
+        Err(Untrusted::Writable)
+    } else {
+        Ok(())
+    }
+}
+
+/// Who [`judge`] trusts to own a component, in words: `root`, or `root or uid N`.
+pub fn trusted_owners(owner: u32) -> String {
+    if owner == 0 { "root".to_owned() } else { format!("root or uid {owner}") }
+}
+
 /// Refuses a component that someone other than root (or `owner`) owns or could write. No check without
 /// an owner (crrules not running as root).
 fn check(shown: &Path, at: &At<'_>, meta: &Metadata, owner: Option<u32>) -> Result<(), Diagnostic> {
     let Some(owner) = owner else { return Ok(()) };
     let (uid, mode) = (meta.uid(), meta.mode() & 0o7777);
-    let whose = if owner == 0 { "root".to_owned() } else { format!("root or uid {owner}") };
+    let whose = trusted_owners(owner);
     let subject = subject(shown, at);
     let component = at.path;
     let component = component.display();
-    if uid != 0 && uid != owner {
+    let why = match judge(uid, mode, owner) {
+        Ok(()) => return Ok(()),
+        Err(why) => why,
+    };
+    if why == Untrusted::Owner {
         return Err(Diagnostic::error(
             "crrules::policy::owner",
             format!("{subject} owned by uid {uid}, not by {whose}"),
@@ -158,9 +194,6 @@ fn check(shown: &Path, at: &At<'_>, meta: &Metadata, owner: Option<u32>) -> Resu
             "a rule file decides what a restore may open, so only {whose} may be able to change it or the \
                  directories and links that lead to it; run `chown root {component}` if you trust its owner"
         )));
-    }
-    if mode & 0o022 == 0 {
-        return Ok(());
     }
     let message = format!("{subject} writable by {} (mode {mode:o})", who_can_write(mode));
     let help = if mode & 0o1002 == 0o1002 {
@@ -197,11 +230,21 @@ fn subject(shown: &Path, at: &At<'_>) -> String {
     }
 }
 
-fn who_can_write(mode: u32) -> &'static str {
+/// Who the mode lets write besides the owner: `its group`, `others` or `group and others`.
+pub fn who_can_write(mode: u32) -> &'static str {
     match (mode & 0o020 != 0, mode & 0o002 != 0) {
         (true, true) => "group and others",
         (true, false) => "its group",
         _ => "others",
+    }
+}
+
+/// The `chmod` argument that takes away what [`who_can_write`] names: `g-w`, `o-w` or `go-w`.
+pub fn chmod_fix(mode: u32) -> &'static str {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "go-w",
+        (true, false) => "g-w",
+        _ => "o-w",
     }
 }
 

@@ -6,18 +6,25 @@
 //! Integrity rests on the checksums held in memory: the manifest is parsed from the very bytes that were
 //! hashed, and [`Image::read_data`] hashes a data file again as it reads it, so a file changed after
 //! [`Image::open`] is refused rather than used.
+//!
+//! As root, the directories above the image are checked too, as OpenSSH's `StrictModes` and sudo check
+//! theirs: whoever can change one of them could move the image away and put another root-owned directory
+//! (an older image, say) at its name. They are walked from `/` one handle at a time, and the image is read
+//! through the last handle, so what was checked is what is read.
 
 use super::{DATA_DIR, FORMAT, MANIFEST, Manifest, Restore, SUMS, VERSION};
 use crate::proc::build;
+use crrules_rules::trust::{self, Untrusted};
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, fstatat};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -73,9 +80,43 @@ pub enum ImageError {
         path.display()
     )]
     Writable { path: PathBuf, mode: u32 },
+    /// A directory above the image (checked as root) that someone else owns or may write; `owner` is the
+    /// uid crrules runs as.
+    #[error("{}", above_message(path, *uid, *gid, *mode, *why, *owner))]
+    Above { path: PathBuf, uid: u32, gid: u32, mode: u32, why: Untrusted, owner: u32 },
+    /// A symbolic link on the way to the image (checked as root), pointing at `target`; `real` is the image
+    /// path without links, when it resolves.
+    #[error(
+        "`{}`, on the way to the image, is a symbolic link (to `{}`): as root, crrules reads an image only \
+         through a path without symbolic links, as it refuses one at the image itself{}",
+        path.display(),
+        target.display(),
+        real.as_ref().map(|r| format!("; give the path it leads to, `{}`", r.display())).unwrap_or_default()
+    )]
+    LinkAbove { path: PathBuf, target: PathBuf, real: Option<PathBuf> },
     /// A symlink, FIFO, device, socket or subdirectory inside the image; `found` says which.
     #[error("`{}` is {found}: an image holds only regular files, in its directory and in `{DATA_DIR}/`", path.display())]
     NotRegular { path: PathBuf, found: &'static str },
+}
+
+/// The text of [`ImageError::Above`]: the directory, what is wrong with it, its owner and mode, and the fix.
+fn above_message(path: &Path, uid: u32, gid: u32, mode: u32, why: Untrusted, owner: u32) -> String {
+    let shown = path.display();
+    let mode = mode & 0o7777;
+    match why {
+        Untrusted::Owner => format!(
+            "`{shown}`, above the image, is owned by uid {uid}, not by {} (gid {gid}, mode {mode:#o}): its owner \
+             could swap the image for another directory; run `chown root {shown}` if you trust uid {uid}",
+            trust::trusted_owners(owner)
+        ),
+        Untrusted::Writable => format!(
+            "`{shown}`, above the image, is writable by {} (uid {uid}, gid {gid}, mode {mode:#o}): they could swap \
+             the image for another directory; run `chmod {} {shown}`, or `chmod +t` it if others must make \
+             entries in it",
+            trust::who_can_write(mode),
+            trust::chmod_fix(mode)
+        ),
+    }
 }
 
 /// Wraps an `io::Error` with what was being done, and to which path.
@@ -398,10 +439,18 @@ impl Image {
     /// manifest has this crate's format and version (read before the rest, so that a newer image says so
     /// rather than failing to parse) and parses; every data name it refers to is a `data/NAME` listed in
     /// `SHA256SUMS`.
+    ///
+    /// With `owner` set, the path to the image must hold no symbolic link, and every directory above the
+    /// image, from `/` (or from the working directory's physical path, for a relative `dir`), must be
+    /// owned by root or `owner` and be writable by no one else, unless it is sticky (as `/tmp` is: there
+    /// only an entry's owner may move it); the image directory is then the last handle of that walk.
     pub fn open(dir: &Path, owner: Option<u32>) -> Result<Image, ImageError> {
         let trust = Trust { owner };
         // Without an owner to check, `dir` may be a symlink to the image (e.g. `latest`).
-        let root = open_dir(dir, owner.is_some())?;
+        let root = match owner {
+            Some(owner) => open_chain(dir, owner)?,
+            None => open_dir(dir)?,
+        };
         if owner.is_some() {
             let st = nix::sys::stat::fstat(&root).map_err(|e| io_err("read", dir)(e.into()))?;
             trust.check(dir, st.st_uid, st.st_mode)?;
@@ -458,19 +507,117 @@ impl Image {
     }
 }
 
-/// Opens the image directory itself (close-on-exec), refusing a symlink at its place when `nofollow`; an
-/// error says what is there instead of a directory.
-fn open_dir(dir: &Path, nofollow: bool) -> Result<OwnedFd, ImageError> {
-    let flags = libc::O_DIRECTORY | if nofollow { libc::O_NOFOLLOW } else { 0 };
-    match OpenOptions::new().read(true).custom_flags(flags).open(dir) {
+/// Opens the image directory itself (close-on-exec), following a symlink at its place: the image as read
+/// when no owner is checked.
+fn open_dir(dir: &Path) -> Result<OwnedFd, ImageError> {
+    match OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir) {
         Ok(file) => Ok(file.into()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => match fs::symlink_metadata(dir) {
-            Ok(meta) if !meta.is_dir() => Err(not_regular_or_dir(dir, meta.mode(), "read")),
-            // A directory now, but not when it was opened.
-            Ok(_) => Err(io_err("read", dir)(io::Error::other("it was replaced while it was opened"))),
-            Err(_) => Err(io_err("read", dir)(e)),
-        },
-        Err(e) => Err(io_err("read", dir)(e)),
+        Err(e) => Err(dir_refused(dir, e)),
+    }
+}
+
+/// The error of opening the image directory `dir`: what is there instead of a directory, for `ELOOP` (a
+/// symlink, not followed) and `ENOTDIR`.
+fn dir_refused(dir: &Path, e: io::Error) -> ImageError {
+    if !matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+        return io_err("read", dir)(e);
+    }
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if !meta.is_dir() => not_regular_or_dir(dir, meta.mode(), "read"),
+        // A directory now, but not when it was opened.
+        Ok(_) => io_err("read", dir)(io::Error::other("it was replaced while it was opened")),
+        Err(_) => io_err("read", dir)(e),
+    }
+}
+
+/// A directory on the way to the image, as [`open_chain`] holds it.
+struct Step {
+    /// An `O_PATH` handle (the first, `/`, is a plain one).
+    fd: OwnedFd,
+    /// Its physical path, for messages.
+    path: PathBuf,
+    st: FileStat,
+}
+
+/// Opens the image directory `dir` for crrules running as `owner` (root): from `/`, each component opened
+/// through the handle of the directory before it with `O_PATH | O_DIRECTORY` and `RESOLVE_NO_SYMLINKS`
+/// (a link is `ELOOP`), `fstat`ed, and checked by [`trust::judge`] before anything is opened in it; the
+/// image directory is then opened for reading through its own handle. A relative `dir` is walked from the
+/// working directory's physical path, which `getcwd` gives. `..` goes back to the handle it came from
+/// (what the kernel does on a path without links), so the directory it leaves never decides anything.
+///
+/// Symbolic links on the way are refused, not followed: the image directory itself may not be one (a
+/// link that someone repoints is what the one-handle read guards against), a link is as good as the
+/// directory it sits in and every directory its target passes through, and the path without links always
+/// exists (`realpath` prints it; the refusal does too). Without links, this walk opens exactly what the
+/// kernel would resolve, one component at a time, so nothing can be swapped between a check and an open.
+///
+/// A sticky directory that its group or others may write (`/tmp`, mode 1777) is accepted above the image:
+/// in a sticky directory only the owner of an entry, the owner of the directory or a process with
+/// `CAP_FOWNER` may rename or remove that entry (`rename(2)`, `unlink(2)`: `EPERM`), and the next directory
+/// down is held to the owner rule here (the image directory to [`Trust::check`]), so nobody else can move
+/// it away or put another in its place. Policy files are stricter about this (`crrules_rules::trust`
+/// refuses `/tmp`) because a policy lookup may go to a name root has not made yet, which anyone could then
+/// create as a link; this walk only opens directories that exist and refuses links, so no name is waiting
+/// to be taken.
+fn open_chain(dir: &Path, owner: u32) -> Result<OwnedFd, ImageError> {
+    let absolute = if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        std::env::current_dir().map_err(io_err("find the working directory for", dir))?.join(dir)
+    };
+    let names: Vec<&[u8]> =
+        absolute.as_os_str().as_bytes().split(|&b| b == b'/').filter(|n| !n.is_empty() && *n != b".").collect();
+    let root = build::open_path(b"/", libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_err("read", Path::new("/")))?;
+    let mut chain = vec![step(root, PathBuf::from("/"), dir)?];
+    for (i, name) in names.iter().enumerate() {
+        if *name == b".." {
+            if chain.len() > 1 {
+                chain.pop();
+            }
+            continue;
+        }
+        let parent = chain.last().expect("`/` is never popped");
+        check_above(parent, owner)?;
+        let path = parent.path.join(OsStr::from_bytes(name));
+        // Not `O_NOFOLLOW`: with `O_PATH` it would open a link itself (and fail as `ENOTDIR`), where
+        // `RESOLVE_NO_SYMLINKS` refuses it as `ELOOP`.
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        let fd = match build::open_beneath(parent.fd.as_fd(), name, flags) {
+            Ok(fd) => fd,
+            // The image directory itself: said as before, whatever is there instead.
+            Err(e) if i + 1 == names.len() => return Err(dir_refused(dir, e)),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(link_above(dir, path)),
+            Err(e) => return Err(io_err("read", dir)(e)),
+        };
+        chain.push(step(fd, path, dir)?);
+    }
+    let image = chain.last().expect("`/` is never popped");
+    build::open_beneath(image.fd.as_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_err("read", dir))
+}
+
+/// A [`Step`] of `fd` at `path`, `fstat`ed (an error is said about the image path `dir`).
+fn step(fd: OwnedFd, path: PathBuf, dir: &Path) -> Result<Step, ImageError> {
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| io_err("read", dir)(e.into()))?;
+    Ok(Step { fd, path, st })
+}
+
+/// Holds a directory above the image to [`trust::judge`], the sticky bit excepted (see [`open_chain`]).
+fn check_above(at: &Step, owner: u32) -> Result<(), ImageError> {
+    let (uid, mode) = (at.st.st_uid, at.st.st_mode);
+    match trust::judge(uid, mode, owner) {
+        Ok(()) => Ok(()),
+        Err(Untrusted::Writable) if mode & libc::S_ISVTX != 0 => Ok(()),
+        Err(why) => Err(ImageError::Above { path: at.path.clone(), uid, gid: at.st.st_gid, mode, why, owner }),
+    }
+}
+
+/// [`ImageError::LinkAbove`] for the link at `path` on the way to the image `dir`.
+fn link_above(dir: &Path, path: PathBuf) -> ImageError {
+    match fs::read_link(&path) {
+        Ok(target) => ImageError::LinkAbove { target, real: fs::canonicalize(dir).ok(), path },
+        // Gone or changed since: what the walk saw is all there is to say.
+        Err(e) => io_err("read", dir)(e),
     }
 }
 
@@ -727,8 +874,14 @@ mod tests {
 
     /// A committed image at `TMP/img`.
     fn fixture() -> (TempDir, PathBuf) {
+        fixture_at("img")
+    }
+
+    /// A committed image at `TMP/REL`, its parent directories made.
+    fn fixture_at(rel: &str) -> (TempDir, PathBuf) {
         let tmp = TempDir::new();
-        let dir = tmp.0.join("img");
+        let dir = tmp.0.join(rel);
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
         let mut w = ImageWriter::create(&dir).unwrap();
         assert_eq!(w.write_data("3-file", FILE_BYTES).unwrap(), "data/3-file");
         let pipe = pipe_bytes();
@@ -1114,6 +1267,90 @@ mod tests {
         assert!(Image::open(&link, None).is_ok());
         let err = open_err(&link, Some(euid()));
         assert!(matches!(err, ImageError::NotRegular { found: "a symbolic link", .. }), "{err:?}");
+    }
+
+    /// With an owner to check, a link anywhere on the way to the image is refused, named with its target
+    /// and the path without links; without one, the link is followed as the kernel follows it.
+    #[test]
+    fn a_symlink_above_the_image_is_refused_only_when_the_owner_is_checked() {
+        let (tmp, _) = fixture_at("real/img");
+        let link = tmp.0.join("link");
+        std::os::unix::fs::symlink("real", &link).unwrap();
+        let through = link.join("img");
+        assert!(Image::open(&through, None).is_ok());
+        let err = open_err(&through, Some(euid()));
+        let real = tmp.0.join("real/img");
+        assert!(
+            matches!(&err, ImageError::LinkAbove { path, target, real: Some(r) }
+                if *path == link && target == Path::new("real") && *r == real),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}`, on the way to the image, is a symbolic link (to `real`): as root, crrules reads an image \
+                 only through a path without symbolic links, as it refuses one at the image itself; give the path \
+                 it leads to, `{}`",
+                link.display(),
+                real.display()
+            )
+        );
+        // `..` after the link would be the target's parent to the kernel: refused the same, not guessed at.
+        assert!(matches!(open_err(&link.join("../real/img"), Some(euid())), ImageError::LinkAbove { .. }));
+    }
+
+    /// A relative path is walked from the working directory's physical path, and `..` goes back up the
+    /// handles already checked; a file on the way is not a directory.
+    #[test]
+    fn relative_paths_and_dot_dots_reach_the_image_the_kernel_reaches() {
+        let (tmp, dir) = fixture_at("a/img");
+        let cwd = std::env::current_dir().unwrap();
+        let up = cwd.components().skip(1).map(|_| "..").collect::<Vec<_>>().join("/");
+        let relative = PathBuf::from(up).join(dir.strip_prefix("/").unwrap());
+        assert!(relative.is_relative());
+        for path in [relative, tmp.0.join("a/./img/../img"), tmp.0.join("a/img/data/..")] {
+            let image = Image::open(&path, Some(euid())).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(image.read_data("data/3-file").unwrap(), FILE_BYTES);
+        }
+        let err = open_err(&tmp.0.join("a/img/manifest.json/../.."), Some(euid()));
+        assert!(matches!(&err, ImageError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOTDIR)));
+    }
+
+    /// The directories above the image are held to the owner rule, the sticky bit excepted; the refusal
+    /// names the directory, its owner and mode, and the `chmod` that fixes it.
+    #[test]
+    fn a_directory_above_the_image_others_can_change_is_refused_unless_sticky() {
+        let (tmp, dir) = fixture_at("above/img");
+        let above = tmp.0.join("above");
+        let shown = above.display().to_string();
+        let gid = nix::unistd::getegid().as_raw();
+        for (mode, who, fix) in
+            [(0o777, "group and others", "go-w"), (0o775, "its group", "g-w"), (0o757, "others", "o-w")]
+        {
+            fs::set_permissions(&above, fs::Permissions::from_mode(mode)).unwrap();
+            let err = open_err(&dir, Some(euid()));
+            assert!(
+                matches!(&err, ImageError::Above { path, mode: m, why: Untrusted::Writable, .. }
+                    if *path == above && *m & 0o7777 == mode),
+                "{err:?}"
+            );
+            let said = err.to_string();
+            let want = format!(
+                "`{shown}`, above the image, is writable by {who} (uid {}, gid {gid}, mode {mode:#o}): they could \
+                 swap the image for another directory; run `chmod {fix} {shown}`, or `chmod +t` it if others must \
+                 make entries in it",
+                euid()
+            );
+            assert_eq!(said, want);
+        }
+        for mode in [0o1777, 0o1770, 0o755] {
+            fs::set_permissions(&above, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(Image::open(&dir, Some(euid())).is_ok(), "mode {mode:o}");
+        }
+        // The sticky bit does not excuse the image directory itself.
+        fs::set_permissions(&above, fs::Permissions::from_mode(0o1777)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(matches!(open_err(&dir, Some(euid())), ImageError::Writable { mode: 0o1777, .. }));
     }
 
     #[test]
