@@ -298,7 +298,7 @@ fn a_socketpair_across_a_fork() {
     assert_eq!(peer(&tree, child, child_end), inside(parent, parent_end, "fdholder"));
     assert_eq!(shared(&tree, parent, parent_end), [], "two sockets, not one open file");
 
-    assert_eq!(decision(&tree, child, child_end), decided("recreate", "queued messages are saved; both ends"));
+    assert_eq!(decision(&tree, child, child_end), decided("recreate", "queued messages are saved; it comes"));
 
     let alone = check(&["--pid", &child.to_string()]);
     assert_eq!(peer(&alone, child, child_end), outside(parent, parent_end, "fdholder"));
