@@ -93,7 +93,7 @@ pub fn dump(policy: &PolicyArgs, args: &DumpArgs, ui: &Ui) -> Result<Outcome, Fa
         f.micros = d.as_micros() as u64;
     }
     // A writer dropped uncommitted removes its temporary directory: a failure leaves nothing behind.
-    let written = ImageWriter::create(&args.image).and_then(|mut writer| {
+    let written = ImageWriter::create(&args.image, restore::trusted_image_owner()).and_then(|mut writer| {
         for (name, bytes) in &captured.data {
             writer.write_data(name, bytes)?;
         }

@@ -481,6 +481,45 @@ fn a_directory_above_the_image_others_can_change_is_refused_unless_sticky() {
     eprintln!("figures: a symbolic link above the image: `{flat}`");
 }
 
+/// The dump, as root, holds the directory it writes in to the rule the restore holds it to: where others
+/// may swap what is written (0777, not sticky) or through a link, it writes nothing and says why; in a
+/// sticky directory it writes.
+#[test]
+fn a_dump_is_not_written_where_others_could_swap_it() {
+    if !root("a_dump_is_not_written_where_others_could_swap_it") {
+        return;
+    }
+    let tmp = TempDir::new("dump-above");
+    let above = tmp.path().join("above");
+    std::fs::create_dir(&above).expect("above");
+    let holder = Holder::spawn_with(&holder_path(), &[OsStr::new("--open"), OsStr::new("/dev/null")], |c| {
+        c.stderr(Stdio::null());
+    });
+    let pid = holder.pid().to_string();
+    let image = above.join("image");
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let (code, _, err) = run(&["dump", "--pid", &pid, "--image", path_str(&image)]);
+    let flat = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(code, 2, "{err}");
+    let said = format!("`{}`, above the image, is writable by group and others", path_str(&above));
+    assert!(flat.contains(&said), "{err}");
+    assert_nothing_written(&image);
+    eprintln!("figures: a dump under a 0777 directory: `{flat}`");
+
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink("above", &link).expect("symlink");
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (code, _, err) = run(&["dump", "--pid", &pid, "--image", path_str(&link.join("image"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("on the way to the image, is a symbolic link"), "{err}");
+    assert_nothing_written(&image);
+
+    std::fs::set_permissions(&above, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let (code, _, err) = run(&["dump", "--pid", &pid, "--image", path_str(&image)]);
+    assert_eq!(code, 0, "the dump into a sticky 1777 directory: {err}");
+    assert!(image.join("manifest.json").is_file());
+}
+
 #[test]
 fn a_manifest_naming_what_the_recorded_user_cannot_open_is_refused() {
     if !root("a_manifest_naming_what_the_recorded_user_cannot_open_is_refused") {

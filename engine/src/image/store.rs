@@ -10,7 +10,8 @@
 //! As root, the directories above the image are checked too, as OpenSSH's `StrictModes` and sudo check
 //! theirs: whoever can change one of them could move the image away and put another root-owned directory
 //! (an older image, say) at its name. They are walked from `/` one handle at a time, and the image is read
-//! through the last handle, so what was checked is what is read.
+//! through the last handle, so what was checked is what is read. The writer makes the same walk to the
+//! directory it writes in, and writes through handles of the directories it made.
 
 use super::{DATA_DIR, FORMAT, MANIFEST, Manifest, Restore, SUMS, VERSION};
 use crate::proc::build;
@@ -21,11 +22,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The copy buffer of [`ImageWriter::copy_data`] and of hashing on read.
@@ -126,14 +127,25 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ima
 
 /// An image being written. Nothing appears at its final place before [`ImageWriter::commit`] succeeds; dropped
 /// uncommitted, it removes what it wrote.
+///
+/// Everything goes through directory handles: the parent's (found, as root, by the same walk from `/` that
+/// [`Image::open`] makes), the temporary directory's, opened right after it was made and checked to be the
+/// one made, and `data/`'s. Another user who can write the parent can therefore not redirect a write by
+/// renaming the temporary directory and putting a link to a directory of theirs in its place.
 #[derive(Debug)]
 pub struct ImageWriter {
-    /// The final place.
+    /// The final place, for messages.
     dir: PathBuf,
-    /// The directory holding `dir`, synced after the rename.
-    parent: PathBuf,
-    /// `.NAME.partial-PID` beside `dir`, where everything is written.
+    /// The final name, in `parent`.
+    name: OsString,
+    /// The directory holding `dir` (readable: it is synced after the rename).
+    parent: OwnedFd,
+    /// `.NAME.partial-PID`, in `parent`, where everything is written.
+    tmp_name: OsString,
+    /// Its path, for messages.
     tmp: PathBuf,
+    tmp_fd: OwnedFd,
+    data_fd: OwnedFd,
     /// Every file written so far (`data/NAME`, then `manifest.json`) and its digest.
     sums: BTreeMap<String, Sum>,
     committed: bool,
@@ -142,7 +154,11 @@ pub struct ImageWriter {
 impl ImageWriter {
     /// Starts an image to be committed at `dir`: `dir` must not exist, or be an empty directory. Everything is
     /// written in a temporary sibling directory `.NAME.partial-PID` (mode 0700), which must not exist yet.
-    pub fn create(dir: &Path) -> Result<ImageWriter, ImageError> {
+    ///
+    /// With `owner` set (crrules runs as root), the directories from `/` to the one holding `dir` are held
+    /// to the rule [`Image::open`] holds them to: no symbolic link on the way, each owned by root or `owner`
+    /// and writable by no one else unless sticky.
+    pub fn create(dir: &Path, owner: Option<u32>) -> Result<ImageWriter, ImageError> {
         let Some(name) = dir.file_name() else {
             let why = io::Error::new(io::ErrorKind::InvalidInput, "an image directory needs a name, not `..` or `/`");
             return Err(io_err("create the image", dir)(why));
@@ -157,22 +173,45 @@ impl ImageWriter {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("inspect", dir)(e)),
         }
-        let parent = match dir.parent() {
+        let parent_path = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
+        };
+        let parent = match owner {
+            Some(owner) => {
+                let fd = open_chain(&parent_path, owner, false)?;
+                // The directory the image goes in is above the image: the same rule, sticky accepted.
+                check_above(
+                    &step(fd.try_clone().map_err(io_err("read", &parent_path))?, parent_path.clone(), dir)?,
+                    owner,
+                )?;
+                fd
+            }
+            None => open_dir(&parent_path)?,
         };
         let mut tmp_name = OsString::from(".");
         tmp_name.push(name);
         tmp_name.push(format!(".partial-{}", std::process::id()));
-        let tmp = parent.join(tmp_name);
-        let mut builder = DirBuilder::new();
-        builder.mode(0o700);
-        builder.create(&tmp).map_err(io_err("create the temporary directory", &tmp))?;
+        let tmp = parent_path.join(&tmp_name);
+        let tmp_fd = make_private_dir(parent.as_fd(), &tmp_name, &tmp)?;
+        let remove_tmp = |e: ImageError| {
+            let _ = nix::unistd::unlinkat(&parent, tmp_name.as_os_str(), nix::unistd::UnlinkatFlags::RemoveDir);
+            e
+        };
+        let data_path = tmp.join(DATA_DIR);
+        let data_fd = make_private_dir(tmp_fd.as_fd(), OsStr::new(DATA_DIR), &data_path).map_err(remove_tmp)?;
         // From here on, Drop removes `tmp` should anything fail.
-        let writer = ImageWriter { dir: dir.to_owned(), parent, tmp, sums: BTreeMap::new(), committed: false };
-        let data = writer.tmp.join(DATA_DIR);
-        builder.create(&data).map_err(io_err("create", &data))?;
-        Ok(writer)
+        Ok(ImageWriter {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            parent,
+            tmp_name,
+            tmp,
+            tmp_fd,
+            data_fd,
+            sums: BTreeMap::new(),
+            committed: false,
+        })
     }
 
     /// Writes `bytes` as `data/NAME` (NAME: letters, digits, `.`, `_`, `-`), hashing as it writes; returns the
@@ -208,8 +247,9 @@ impl ImageWriter {
     }
 
     /// Writes `manifest.json` (compact JSON), then `SHA256SUMS` (lines `HEX  PATH`, sorted by path, covering
-    /// `manifest.json` and every data file), syncs the filesystem they are on, renames the temporary directory to the final one (replacing it when it is an empty
-    /// directory) and syncs the parent. Until this returns `Ok` nothing at the final place looks like an image.
+    /// `manifest.json` and every data file), syncs the filesystem they are on, renames the temporary
+    /// directory to the final one (replacing it when it is an empty directory) and syncs the parent. Until
+    /// this returns `Ok` nothing at the final place looks like an image.
     ///
     /// Refuses a manifest this crate could not open again: another format or version, or a data name that
     /// was not written.
@@ -231,34 +271,52 @@ impl ImageWriter {
         })?;
         let sums = render_sums(&self.sums);
         let sums_path = self.tmp.join(SUMS);
-        write_new(&sums_path, |file| file.write_all(sums.as_bytes()).map_err(io_err("write", &sums_path)))?;
+        write_new(self.tmp_fd.as_fd(), OsStr::new(SUMS), &sums_path, |file| {
+            file.write_all(sums.as_bytes()).map_err(io_err("write", &sums_path))
+        })?;
         // One `syncfs` for every file and directory written (thousands of data files, one `fsync` each,
         // took seconds), before the rename makes the image visible.
-        let dir = File::open(&self.tmp).map_err(io_err("open", &self.tmp))?;
-        nix::unistd::syncfs(&dir).map_err(|e| io_err("sync", &self.tmp)(e.into()))?;
-        if let Err(e) = fs::rename(&self.tmp, &self.dir) {
+        nix::unistd::syncfs(&self.tmp_fd).map_err(|e| io_err("sync", &self.tmp)(e.into()))?;
+        // The rename is by name: the name must still be the directory written through `tmp_fd`.
+        let ours = nix::sys::stat::fstat(&self.tmp_fd).map_err(|e| io_err("read", &self.tmp)(e.into()))?;
+        match fstatat(&self.parent, self.tmp_name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(there) if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino) => {}
+            _ => {
+                let why = io::Error::other("it was moved or replaced while the image was written");
+                return Err(io_err("move the finished image from", &self.tmp)(why));
+            }
+        }
+        let renamed =
+            nix::fcntl::renameat(&self.parent, self.tmp_name.as_os_str(), &self.parent, self.name.as_os_str());
+        if let Err(e) = renamed {
             // Something came to the final place since `create`.
-            return Err(match e.raw_os_error() {
-                Some(libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR | libc::EISDIR) => {
-                    ImageError::Exists { path: self.dir.clone() }
-                }
-                _ => io_err("move the finished image to", &self.dir)(e),
+            return Err(match e {
+                nix::errno::Errno::ENOTEMPTY
+                | nix::errno::Errno::EEXIST
+                | nix::errno::Errno::ENOTDIR
+                | nix::errno::Errno::EISDIR => ImageError::Exists { path: self.dir.clone() },
+                e => io_err("move the finished image to", &self.dir)(e.into()),
             });
         }
         self.committed = true;
-        sync_dir(&self.parent)
+        nix::unistd::fsync(&self.parent).map_err(|e| io_err("sync", self.dir.parent().unwrap_or(&self.dir))(e.into()))
     }
 
-    /// Creates `rel` in the temporary directory (mode 0600, failing if it exists), lets `fill` write it while
-    /// hashing, syncs it and records its digest; a file that could not be completed is removed. Returns `rel`.
+    /// Creates `rel` (`data/NAME` or a top-level file) in the temporary directory (mode 0600, failing if it
+    /// exists), lets `fill` write it while hashing and records its digest; a file that could not be
+    /// completed is removed. Returns `rel`. [`ImageWriter::commit`] syncs every file at once.
     fn write_file(
         &mut self,
         rel: String,
         fill: impl FnOnce(&mut File, &mut Sha256, &Path) -> Result<(), ImageError>,
     ) -> Result<String, ImageError> {
         let path = self.tmp.join(&rel);
+        let (at, name) = match rel.strip_prefix(DATA_DIR).and_then(|r| r.strip_prefix('/')) {
+            Some(name) => (self.data_fd.as_fd(), name),
+            None => (self.tmp_fd.as_fd(), rel.as_str()),
+        };
         let mut hasher = Sha256::new();
-        write_new(&path, |file| fill(file, &mut hasher, &path))?;
+        write_new(at, OsStr::new(name), &path, |file| fill(file, &mut hasher, &path))?;
         self.sums.insert(rel.clone(), hasher.finalize().into());
         Ok(rel)
     }
@@ -267,26 +325,54 @@ impl ImageWriter {
 impl Drop for ImageWriter {
     fn drop(&mut self) {
         if !self.committed {
-            // Best effort: a leftover `.NAME.partial-PID` is harmless, and never taken for an image.
-            let _ = fs::remove_dir_all(&self.tmp);
+            // Best effort, through the handles: a leftover `.NAME.partial-PID` is harmless, and never taken
+            // for an image.
+            use nix::unistd::{UnlinkatFlags, unlinkat};
+            for dir in [&self.data_fd, &self.tmp_fd] {
+                for (name, _) in entries(dir.as_fd(), &self.tmp).unwrap_or_default() {
+                    let _ = unlinkat(dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
+                }
+            }
+            let _ = unlinkat(&self.tmp_fd, DATA_DIR, UnlinkatFlags::RemoveDir);
+            let _ = unlinkat(&self.parent, self.tmp_name.as_os_str(), UnlinkatFlags::RemoveDir);
         }
     }
 }
 
-/// Creates `path` (mode 0600, failing if it exists) and lets `fill` write it; removes it (best effort) when
-/// that fails, so that nothing half-written stays behind. [`ImageWriter::commit`] syncs every file at once.
-fn write_new(path: &Path, fill: impl FnOnce(&mut File) -> Result<(), ImageError>) -> Result<(), ImageError> {
-    let mut file =
-        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err("create", path))?;
-    let done = fill(&mut file);
-    if done.is_err() {
-        let _ = fs::remove_file(path);
+/// Makes the directory `name` in `at` (mode 0700) and opens it, not following a link, checking that what was
+/// opened is a directory of this process's user that no one else may enter: the one just made. `path` is
+/// for messages.
+fn make_private_dir(at: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<OwnedFd, ImageError> {
+    nix::sys::stat::mkdirat(at, name, Mode::from_bits_truncate(0o700))
+        .map_err(|e| io_err("create the temporary directory", path)(e.into()))?;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(at, name, flags, Mode::empty()).map_err(|e| io_err("open", path)(e.into()))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| io_err("read", path)(e.into()))?;
+    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & 0o077 != 0 {
+        let why = io::Error::other("it was replaced by another directory as it was made");
+        return Err(io_err("create the temporary directory", path)(why));
     }
-    done
+    Ok(fd)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("sync", dir))
+/// Creates `name` in `at` (mode 0600, failing if it exists, not following a link) and lets `fill` write it;
+/// removes it (best effort) when that fails, so that nothing half-written stays behind. `path` is for
+/// messages.
+fn write_new(
+    at: BorrowedFd<'_>,
+    name: &OsStr,
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> Result<(), ImageError>,
+) -> Result<(), ImageError> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(at, name, flags, Mode::from_bits_truncate(0o600))
+        .map_err(|e| io_err("create", path)(e.into()))?;
+    let mut file = File::from(fd);
+    let done = fill(&mut file);
+    if done.is_err() {
+        let _ = nix::unistd::unlinkat(at, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
+    done
 }
 
 /// `data/NAME` for a valid data file name.
@@ -448,7 +534,7 @@ impl Image {
         let trust = Trust { owner };
         // Without an owner to check, `dir` may be a symlink to the image (e.g. `latest`).
         let root = match owner {
-            Some(owner) => open_chain(dir, owner)?,
+            Some(owner) => open_chain(dir, owner, true)?,
             None => open_dir(dir)?,
         };
         if owner.is_some() {
@@ -539,7 +625,9 @@ struct Step {
     st: FileStat,
 }
 
-/// Opens the image directory `dir` for crrules running as `owner` (root): from `/`, each component opened
+/// Opens the image directory `dir` (with `is_image` false: the directory an image is to be written in, whose
+/// failures are then said as those of a directory above the image) for crrules running as `owner` (root):
+/// from `/`, each component opened
 /// through the handle of the directory before it with `O_PATH | O_DIRECTORY` and `RESOLVE_NO_SYMLINKS`
 /// (a link is `ELOOP`), `fstat`ed, and checked by [`trust::judge`] before anything is opened in it; the
 /// image directory is then opened for reading through its own handle. A relative `dir` is walked from the
@@ -560,7 +648,7 @@ struct Step {
 /// refuses `/tmp`) because a policy lookup may go to a name root has not made yet, which anyone could then
 /// create as a link; this walk only opens directories that exist and refuses links, so no name is waiting
 /// to be taken.
-fn open_chain(dir: &Path, owner: u32) -> Result<OwnedFd, ImageError> {
+fn open_chain(dir: &Path, owner: u32, is_image: bool) -> Result<OwnedFd, ImageError> {
     let absolute = if dir.is_absolute() {
         dir.to_owned()
     } else {
@@ -586,7 +674,7 @@ fn open_chain(dir: &Path, owner: u32) -> Result<OwnedFd, ImageError> {
         let fd = match build::open_beneath(parent.fd.as_fd(), name, flags) {
             Ok(fd) => fd,
             // The image directory itself: said as before, whatever is there instead.
-            Err(e) if i + 1 == names.len() => return Err(dir_refused(dir, e)),
+            Err(e) if is_image && i + 1 == names.len() => return Err(dir_refused(dir, e)),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(link_above(dir, path)),
             Err(e) => return Err(io_err("read", dir)(e)),
         };
@@ -882,7 +970,7 @@ mod tests {
         let tmp = TempDir::new();
         let dir = tmp.0.join(rel);
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
-        let mut w = ImageWriter::create(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir, None).unwrap();
         assert_eq!(w.write_data("3-file", FILE_BYTES).unwrap(), "data/3-file");
         let pipe = pipe_bytes();
         assert_eq!(w.copy_data("4-pipe", &mut &pipe[..]).unwrap(), ("data/4-pipe".to_owned(), pipe.len() as u64));
@@ -934,7 +1022,7 @@ mod tests {
         let tmp = TempDir::new();
         let dir = tmp.0.join("img");
         fs::create_dir(&dir).unwrap();
-        let mut w = ImageWriter::create(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir, None).unwrap();
         w.write_data("3-file", FILE_BYTES).unwrap();
         w.write_data("4-pipe", b"").unwrap();
         w.commit(&manifest()).unwrap();
@@ -944,7 +1032,7 @@ mod tests {
     #[test]
     fn data_names_that_are_not_plain_names_are_refused() {
         let tmp = TempDir::new();
-        let mut w = ImageWriter::create(&tmp.0.join("img")).unwrap();
+        let mut w = ImageWriter::create(&tmp.0.join("img"), None).unwrap();
         for name in ["", ".", "..", "../x", "a/b", "/etc/passwd", "a b", "é"] {
             let err = w.write_data(name, b"x").unwrap_err();
             assert!(matches!(&err, ImageError::DataName { name: n } if n == name), "{name:?}: {err:?}");
@@ -960,7 +1048,7 @@ mod tests {
     fn an_uncommitted_writer_leaves_nothing() {
         let tmp = TempDir::new();
         let dir = tmp.0.join("img");
-        let mut w = ImageWriter::create(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir, None).unwrap();
         w.write_data("3-file", FILE_BYTES).unwrap();
         assert!(tmp.0.join(format!(".img.partial-{}", std::process::id())).is_dir());
         drop(w);
@@ -971,7 +1059,7 @@ mod tests {
     fn a_failed_commit_leaves_nothing() {
         let tmp = TempDir::new();
         let dir = tmp.0.join("img");
-        let mut w = ImageWriter::create(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir, None).unwrap();
         w.write_data("3-file", FILE_BYTES).unwrap();
         // data/4-pipe, named by the manifest, was never written.
         let err = w.commit(&manifest()).unwrap_err();
@@ -998,7 +1086,7 @@ mod tests {
     fn a_failed_copy_leaves_no_partial_file() {
         let tmp = TempDir::new();
         let dir = tmp.0.join("img");
-        let mut w = ImageWriter::create(&dir).unwrap();
+        let mut w = ImageWriter::create(&dir, None).unwrap();
         let err = w.copy_data("4-pipe", &mut Failing(100_000)).unwrap_err();
         assert!(matches!(&err, ImageError::Io { op: "read the contents to save as", .. }), "{err:?}");
         let pipe = pipe_bytes();
@@ -1008,17 +1096,69 @@ mod tests {
         assert_eq!(Image::open(&dir, None).unwrap().read_data("data/4-pipe").unwrap(), pipe);
     }
 
+    /// The temporary directory renamed away and a link to another directory put in its place while an
+    /// image is written (what a user who may write the parent could do): every file still goes into the
+    /// directory that was made, none through the link, and the commit refuses to move what is now at the
+    /// temporary name.
+    #[test]
+    fn a_temporary_directory_swapped_for_a_link_receives_nothing() {
+        let tmp = TempDir::new();
+        let dir = tmp.0.join("img");
+        let mut w = ImageWriter::create(&dir, None).unwrap();
+        let partial = tmp.0.join(format!(".img.partial-{}", std::process::id()));
+        let (moved, elsewhere) = (tmp.0.join("moved"), tmp.0.join("elsewhere"));
+        fs::rename(&partial, &moved).unwrap();
+        fs::create_dir_all(elsewhere.join("data")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &partial).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        w.write_data("4-pipe", &pipe_bytes()).unwrap();
+        assert_eq!(fs::read_dir(moved.join("data")).unwrap().count(), 2, "written where it was made");
+        let err = w.commit(&manifest()).unwrap_err();
+        assert!(err.to_string().contains("it was moved or replaced while the image was written"), "{err}");
+        assert_eq!(fs::read_dir(elsewhere.join("data")).unwrap().count(), 0, "nothing written through the link");
+        assert!(fs::symlink_metadata(&dir).is_err(), "no image at the final place");
+        // The writer cleaned up what it made, where it is now.
+        assert_eq!(fs::read_dir(&moved).map(|d| d.count()).unwrap_or(0), 0);
+    }
+
+    /// As root, the directory an image is written in is held to the rule the reader holds it to: one that
+    /// others may write (not sticky) is refused before anything is made in it; a sticky one is fine.
+    #[test]
+    fn as_root_an_image_is_not_written_where_others_could_swap_it() {
+        if euid() != 0 {
+            eprintln!("skipped: the owner rule applies to root");
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let base = PathBuf::from("/run").join(format!("crrules-image-writer-{}", std::process::id()));
+        fs::create_dir_all(&base).unwrap();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        let open = base.join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ImageWriter::create(&open.join("img"), Some(0)).unwrap_err();
+        assert!(matches!(&err, ImageError::Above { path, .. } if *path == open), "{err:?}");
+        assert_eq!(fs::read_dir(&open).unwrap().count(), 0, "nothing made in it");
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        let mut w = ImageWriter::create(&open.join("img"), Some(0)).unwrap();
+        w.write_data("3-file", FILE_BYTES).unwrap();
+        w.write_data("4-pipe", &pipe_bytes()).unwrap();
+        w.commit(&manifest()).unwrap();
+        assert!(Image::open(&open.join("img"), Some(0)).is_ok());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn create_refuses_a_non_empty_directory_or_a_file() {
         let tmp = TempDir::new();
         let dir = tmp.0.join("img");
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join("x"), b"").unwrap();
-        let err = ImageWriter::create(&dir).unwrap_err();
+        let err = ImageWriter::create(&dir, None).unwrap_err();
         assert!(matches!(&err, ImageError::Exists { path } if *path == dir), "{err:?}");
         let file = tmp.0.join("file");
         fs::write(&file, b"").unwrap();
-        assert!(matches!(ImageWriter::create(&file).unwrap_err(), ImageError::Exists { .. }));
+        assert!(matches!(ImageWriter::create(&file, None).unwrap_err(), ImageError::Exists { .. }));
     }
 
     #[test]
@@ -1038,7 +1178,7 @@ mod tests {
         let (tmp, dir) = fixture();
         let image = Image::open(&dir, Some(euid())).unwrap();
         let other = tmp.0.join("other");
-        let mut w = ImageWriter::create(&other).unwrap();
+        let mut w = ImageWriter::create(&other, None).unwrap();
         w.write_data("3-file", b"other\n").unwrap();
         w.write_data("4-pipe", &pipe_bytes()).unwrap();
         w.commit(&manifest()).unwrap();
