@@ -62,7 +62,7 @@
 //! `fdholder --daemon`: the holder is a daemon with a listening unix stream socket (`listener`), the
 //! connection it accepted (`accepted`) and a bound unix datagram socket (`dgram`); the child is its client,
 //! holding a stream socket connected to the listener (`client_stream`) and a datagram socket connected to
-//! `dgram` (`client_dgram`). `fdholder --pty`: the holder holds a pty's master (`master`, pty number
+//! `dgram` (`client_dgram`, not close-on-exec). `fdholder --pty`: the holder holds a pty's master (`master`, pty number
 //! `index`); the child leads a session of its own with the slave as its controlling terminal on fds 0-2, and
 //! `/dev/tty` open as `child_tty`; with `--tty-only` after it, the child's fds 0-2 are then `/dev/null`, so it
 //! holds the slave only as `/dev/tty`. `fdholder --writer-exited`: the holder holds the read end (`pipe_read`,
@@ -1675,6 +1675,8 @@ fn hold_daemon() {
         let stream = UnixStream::connect(&stream_path).map_err(|e| format!("connect: {e}"))?;
         let to = UnixDatagram::unbound().map_err(err)?;
         to.connect(&dgram_path).map_err(|e| format!("connect the datagram socket: {e}"))?;
+        // Not close-on-exec: a restore of the client hands it to the command it runs.
+        nix::fcntl::fcntl(&to, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).map_err(err)?;
         Ok([stream.into_raw_fd(), to.into_raw_fd()])
     });
     let (child, [client_stream, client_dgram]) = client.unwrap_or_else(|e| fail(e));

@@ -5,7 +5,7 @@
 //! reports when handed the live sockets (`crrules handover`): the same messages, then the end of the stream,
 //! and the same write error. A socket whose peer is alive stays refused: one held by another process, and
 //! a connection a listener has not accepted yet (its peer has no inode either, but the kernel has not shut
-//! it down).
+//! it down). A datagram socket whose peer is alive outside, bound to a name, is connected to that name again.
 
 mod common;
 mod fdtable_common;
@@ -152,4 +152,63 @@ fn a_connection_not_yet_accepted_is_not_taken_for_a_closed_peer() {
     assert_eq!((&f["peer"], f["socket"].get("shutdown")), (&json!("none"), None), "{f}");
     let policy = "socket state listen => close\nsocket family unix => recreate\nany => close\n";
     assert_dump_refused(&tmp, policy, holder.pid(), fd, "not accepted yet");
+}
+
+/// A datagram socket connected to a daemon outside the process (a syslog client's `/dev/log`, here the
+/// `fdholder --daemon` child's `client_dgram`, connected to the holder's bound `dgram`): dumped by its peer's
+/// name and restored connected to it again; what the restored command sends reaches the daemon.
+#[test]
+fn a_datagram_socket_connected_to_a_daemon_outside_is_connected_again_by_name() {
+    let tmp = TempDir::new("fdtable-dgram-outside");
+    let daemon = holder(&tmp, &["--daemon"]);
+    let (client, fd, dgram) = (daemon.fd("child_pid"), daemon.fd("client_dgram"), daemon.fd("dgram"));
+    let rules = tmp.write("policy.rules", "socket family unix type dgram peer outside => recreate\nany => close\n");
+    let image = tmp.path().join("image");
+    let args = ["--rules", path_str(&rules), "dump", "--pid", &client.to_string(), "--image", path_str(&image)];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "dump:\n{out}\n{err}");
+    let m = manifest(&image);
+    let r = &image_fd(&m, fd)["restore"];
+    let bound = r["peer"].as_str().expect("the peer's name").to_owned();
+    assert!(bound.ends_with("/dgram.sock") && bound.starts_with('/'), "{r}");
+    assert_eq!(r["how"], "unix_connect", "{r}");
+
+    // The daemon's socket has nothing queued; the restored client's one byte arrives there.
+    let queued = |what: &str| {
+        let (_, out, _) = run(&["check", "--pid", &daemon.pid().to_string(), "--format", "json"]);
+        let checked: Value = serde_json::from_str(out.trim()).expect("check's JSON");
+        let f = checked["fds"].as_array().expect("fds").iter().find(|f| f["fd"] == dgram).cloned().expect(what);
+        f["socket"]["rqueue"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(queued("before"), 0);
+    let report = tmp.path().join("restored.json");
+    let fdreport = example_path("fdreport");
+    let (code, out, err) = run(&[
+        "restore",
+        "--image",
+        path_str(&image),
+        "--",
+        path_str(&fdreport),
+        "--out",
+        path_str(&report),
+        "--send",
+        &fd.to_string(),
+    ]);
+    assert_eq!(code, 0, "restore:\n{out}\n{err}");
+    let all = read_report(&report);
+    let restored = all.get(&fd).unwrap_or_else(|| panic!("fd {fd} in {all:?}\n{err}"));
+    assert_eq!(
+        (&restored["sock_type"], &restored["peer"], &restored["send"]),
+        (&json!("dgram"), &json!(bound), &json!("ok"))
+    );
+    assert_eq!(queued("after"), 1, "the daemon holds the one-byte datagram the restored client sent");
+
+    // With the daemon gone (its socket file left behind, nobody bound to it), the restore fails whole.
+    drop(daemon);
+    let (code, _, err) = run(&["restore", "--image", path_str(&image), "--", "true"]);
+    assert_ne!(code, 0);
+    assert!(
+        names_fd(&err, fd) && err.contains(&format!("cannot connect a datagram socket to `{bound}` again")),
+        "{err}"
+    );
 }

@@ -455,6 +455,9 @@ impl Ctx<'_> {
             Some(SockFamily::Unix) => {
                 let ino = f.ino.ok_or("a socket without an inode")?;
                 let peer = unix_peer(s, ty, |p| self.by_ino.contains_key(&p))?;
+                if let UnixPeer::Named(peer) = peer {
+                    return Ok(Restore::UnixConnect { peer, flags: open_flags(f) });
+                }
                 let peer_closed = peer == UnixPeer::Closed;
                 if let (true, Some(name)) = (peer_closed, &s.local) {
                     self.notes.push(format!(
@@ -482,7 +485,7 @@ impl Ctx<'_> {
                 Ok(Restore::UnixPair {
                     pair: match peer {
                         UnixPeer::Here(peer) => ino.min(peer),
-                        UnixPeer::Closed => ino,
+                        UnixPeer::Closed | UnixPeer::Named(_) => ino,
                     },
                     ino,
                     sock_type: ty.name().to_owned(),
@@ -739,12 +742,14 @@ impl Ctx<'_> {
 }
 
 /// Where the peer of a unix socket the fd-table backend recreates is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum UnixPeer {
     /// An fd of the process holds it (its inode): both ends come back as one pair.
     Here(u64),
     /// No process holds it any more: the socket comes back with what the peer left queued, then nothing.
     Closed,
+    /// A datagram socket's peer, alive outside the process and bound to this name: connected to it again.
+    Named(ByteString),
 }
 
 /// Where the peer of unix socket `s` of type `ty` is, from what the kernel said of it (sock_diag), `here`
@@ -757,12 +762,15 @@ enum UnixPeer {
 fn unix_peer(s: &SocketFacts, ty: SockType, here: impl Fn(u64) -> bool) -> Result<UnixPeer, String> {
     const BOTH_WAYS: u8 = 3;
     if let Some(peer) = s.peer_ino {
-        return match here(peer) {
-            true => Ok(UnixPeer::Here(peer)),
-            false => Err("its peer is not in this process: the fd-table backend recreates unix socket pairs inside \
-                          the process only (hand an outside peer in with `inherit`)"
-                .into()),
-        };
+        if here(peer) {
+            return Ok(UnixPeer::Here(peer));
+        }
+        if ty != SockType::Dgram {
+            return Err("its peer is not in this process: the fd-table backend recreates unix socket pairs inside \
+                        the process only (hand an outside peer in with `inherit`)"
+                .into());
+        }
+        return dgram_peer_outside(s);
     }
     match (ty, s.state, s.shutdown) {
         (SockType::Stream | SockType::Seqpacket, Some(SockState::Established), Some(BOTH_WAYS)) => Ok(UnixPeer::Closed),
@@ -780,6 +788,39 @@ fn unix_peer(s: &SocketFacts, ty: SockType, here: impl Fn(u64) -> bool) -> Resul
             .into()),
         (_, None, _) => Err("sock_diag did not list it, so whether it has a peer is not known".into()),
     }
+}
+
+/// A datagram socket connected to a peer outside the process comes back connected to the peer's name, when
+/// the peer has one a restore can reach (an absolute path, or an abstract name), the socket has no name of
+/// its own (binding it again would find its old path taken) and nothing waits to be read (a connected
+/// datagram socket accepts messages from its peer only: they could not be queued again as the peer's).
+fn dgram_peer_outside(s: &SocketFacts) -> Result<UnixPeer, String> {
+    let name = match &s.peer {
+        Some(name) if name.as_bytes().starts_with(b"/") || name.as_bytes().starts_with(b"@") => name.clone(),
+        Some(name) => {
+            return Err(format!(
+                "its peer outside the process is bound to the relative path `{name}`, which a restore elsewhere \
+                 cannot find"
+            ));
+        }
+        None => {
+            return Err(
+                "its peer outside the process has no name to connect to again: hand it in with `inherit`".into()
+            );
+        }
+    };
+    if let Some(own) = &s.local {
+        return Err(format!(
+            "it is bound to `{own}` as well as connected: the fd-table backend connects a datagram socket again, but \
+             does not bind it to a name its old socket may still hold"
+        ));
+    }
+    if s.rqueue.unwrap_or(0) > 0 {
+        return Err("datagrams from its peer are waiting to be read: a socket connected again cannot receive them \
+                    as its peer's; read them, or retry"
+            .into());
+    }
+    Ok(UnixPeer::Named(name))
 }
 
 /// What `reopen path exact` holds a restore to: the very file the scan saw (its filesystem's device and its
@@ -1017,6 +1058,34 @@ mod tests {
         }
         // Facts without sock_diag's (from /proc/net/unix, say): no guess.
         assert!(peer(Stream, None, None, None).unwrap_err().contains("sock_diag did not list it"));
+    }
+
+    /// A datagram socket whose peer is alive outside comes back connected to the peer's name when it can: an
+    /// absolute path or an abstract name, no name of its own, nothing queued; refused otherwise, saying why.
+    #[test]
+    fn a_datagram_peer_outside_is_connected_again_by_its_name() {
+        let here = |p: u64| p == 7;
+        let named = |peer: Option<&str>, local: Option<&str>, rqueue: u32| {
+            let mut s = unix(SockType::Dgram, Some(SockState::Established), Some(9), None);
+            s.peer = peer.map(ByteString::from);
+            s.local = local.map(ByteString::from);
+            s.rqueue = Some(rqueue);
+            unix_peer(&s, SockType::Dgram, here)
+        };
+        assert_eq!(named(Some("/dev/log"), None, 0), Ok(UnixPeer::Named("/dev/log".into())));
+        assert_eq!(named(Some("@journal\0x"), None, 0), Ok(UnixPeer::Named("@journal\0x".into())));
+        let refused = |peer, local, rqueue, says: &str| {
+            let why = named(peer, local, rqueue).unwrap_err();
+            assert!(why.contains(says), "{why}");
+        };
+        refused(Some("run/log"), None, 0, "relative path `run/log`");
+        refused(None, None, 0, "no name to connect to again");
+        refused(Some("/dev/log"), Some("/tmp/me"), 0, "bound to `/tmp/me` as well");
+        refused(Some("/dev/log"), None, 12, "waiting to be read");
+        // A stream connection to a process outside stays refused: it cannot be rebuilt from one side.
+        let mut s = unix(SockType::Stream, Some(SockState::Established), Some(9), None);
+        s.peer = Some("/run/daemon.sock".into());
+        assert!(unix_peer(&s, SockType::Stream, here).unwrap_err().starts_with("its peer is not in this process"));
     }
 
     #[test]

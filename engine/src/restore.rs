@@ -688,6 +688,12 @@ impl Builder<'_> {
                 build::set_status_flags(self.prepared.placer.held(mine)?, *flags as i32).map_err(err)?;
                 self.place_end(at, mine, shared_end(&f.restore), cloexec)
             }
+            Restore::UnixConnect { peer, flags } => {
+                let fd = build::unix_dgram_connected(peer.as_bytes())
+                    .map_err(|e| format!("cannot connect a datagram socket to `{peer}` again: {e}"))?;
+                build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
+                self.slot(at, fd, cloexec)
+            }
             Restore::Inet { family: _, sock_type, addr, listen, backlog, flags } => {
                 let addr: std::net::SocketAddr = addr.parse().map_err(|_| format!("`{addr}` is not an address"))?;
                 let fd = build::inet(addr, sock_type == "stream", *listen, *backlog)

@@ -411,6 +411,7 @@ fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
         | Restore::Close
         | Restore::Plugin { .. }
         | Restore::Inet { .. }
+        | Restore::UnixConnect { .. }
         | Restore::Eventfd { .. }
         | Restore::Timerfd { .. }
         | Restore::Signalfd { .. }

@@ -198,6 +198,22 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], stream: bool) -> io::Result<()> 
     Ok(())
 }
 
+/// A unix datagram socket connected to `name`: a path, or `@NAME` for an abstract name (every byte after
+/// the `@`). Connecting checks write permission on a path's socket file with this thread's filesystem
+/// credentials, as opening a file does.
+pub fn unix_dgram_connected(name: &[u8]) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{self as s, AddressFamily, SockFlag, SockType, UnixAddr};
+    let addr = match name.strip_prefix(b"@") {
+        Some(abstract_name) => UnixAddr::new_abstract(abstract_name),
+        None => UnixAddr::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name)),
+    }
+    .map_err(io::Error::from)?;
+    let sock =
+        s::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)?;
+    s::connect(sock.as_raw_fd(), &addr).map_err(io::Error::from)?;
+    Ok(sock)
+}
+
 /// A TCP or UDP socket bound to `addr` (`SO_REUSEADDR`), listening with `backlog` when `listen`.
 pub fn inet(addr: std::net::SocketAddr, stream: bool, listen: bool, backlog: u32) -> io::Result<OwnedFd> {
     use nix::sys::socket::{self as s, AddressFamily, SockFlag, SockType, SockaddrStorage};
