@@ -31,6 +31,8 @@ struct DumpBackend<'a> {
 impl Backend for DumpBackend<'_> {
     type Error = std::io::Error;
 
+    /// Every fact: the manifest carries them all, and `shared_with` (`ScanOptions::shared`) tells which fds
+    /// are one open file, dumped once and restored as duplicates (`dump::dup_sources`).
     fn needs(&self) -> ScanOptions {
         ScanOptions::all()
     }

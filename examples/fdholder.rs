@@ -69,6 +69,13 @@
 //! `bye` buffered) of a pipe whose only writer was the child, since killed and reaped. Each map has
 //! `child_pid`, a pid, not an fd. A shape that cannot be made fails the mode (exit 2).
 //!
+//! `fdholder --dups` holds open files at several numbers each (after `dup`, as a shell's `>log 2>&1`
+//! leaves its stdout and stderr): a file at four numbers, two close-on-exec; an eventfd at three, one
+//! close-on-exec; a pipe's
+//! write end at two; an `O_APPEND` log at fds 1 and 2 (see `hold_dups`). `fdholder --many-dups N` holds
+//! about N fds, nine in ten of them further numbers of an open file it holds (see `many_dups`), for
+//! measuring dump and restore when most fds share an open file.
+//!
 //! `fdholder --peer-closed` holds unix sockets whose peer it has closed (no process holds it), none
 //! close-on-exec, each with what the peer sent before it closed still queued: `unix_closed` (stream, "left for
 //! you"), `unix_closed_seqpacket` ("m1", then "m22") and `unix_closed_dgram` (datagram, "d1", then "d2").
@@ -99,7 +106,7 @@ use nix::unistd::{Whence, lseek, mkfifo, pipe, unlink, write};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -1804,6 +1811,139 @@ fn hold_peer_closed(unaccepted: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A duplicate of `fd` at the lowest free number, close-on-exec or not: another number of its open file.
+fn dup_of(fd: &OwnedFd, cloexec: bool) -> Result<OwnedFd, String> {
+    let cmd = if cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+    // SAFETY: fcntl(F_DUPFD[_CLOEXEC]) on an fd we own returns a new fd or -1.
+    fd_of(libc::c_long::from(unsafe { libc::fcntl(raw(fd), cmd, 0) }))
+}
+
+/// Sets `O_NONBLOCK` on the open file `fd` holds (every number of it sees the flag).
+fn set_nonblock(fd: &OwnedFd) -> Result<(), String> {
+    fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map(|_| ()).map_err(err)
+}
+
+/// `--dups`: open files held at several numbers each (one open file description, shared offset and status
+/// flags), for the tests of restoring them as one. `file` ("0123456789abcdef", read-write, opened once,
+/// close-on-exec, offset 4) with `file_dup` and `file_dup2` (not close-on-exec) and `file_dup_cloexec`;
+/// `eventfd` (count 7, `O_NONBLOCK`, not close-on-exec) with `eventfd_dup` (not close-on-exec) and
+/// `eventfd_dup_cloexec`; `pipe_r` and
+/// `pipe_w` ("pipe bytes" buffered), the write end also at `pipe_w_dup`, both with `O_NONBLOCK`; and fds 1
+/// and 2 (`log_out`, `log_err`): `log.txt` in its temp dir, opened once with `O_APPEND`, "out\n" written
+/// through fd 1 and "err\n" through fd 2 (offset 8), as a shell's `>log 2>&1` leaves them. Its map is
+/// printed on a copy of its stdout at `stdout_copy`, which it closes once the map is written: a caller
+/// waits until that number is closed before reading the process. Its temp dir is removed at its stdin's
+/// EOF.
+fn hold_dups() {
+    let dir = temp_dir();
+    let make = || -> Result<(Held, OwnedFd), String> {
+        let path = dir.join("file.txt");
+        std::fs::write(&path, b"0123456789abcdef").map_err(err)?;
+        let file = open(&path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?;
+        lseek(&file, 4, Whence::SeekSet).map_err(err)?;
+        let file_dup = dup_of(&file, false)?;
+        let file_dup2 = dup_of(&file, false)?;
+        let file_dup_cloexec = dup_of(&file, true)?;
+        let eventfd = OwnedFd::from(EventFd::from_value_and_flags(7, EfdFlags::empty()).map_err(err)?);
+        set_nonblock(&eventfd)?;
+        let eventfd_dup = dup_of(&eventfd, false)?;
+        let eventfd_dup_cloexec = dup_of(&eventfd, true)?;
+        let (pipe_r, pipe_w) = pipe().map_err(err)?;
+        write(&pipe_w, b"pipe bytes").map_err(err)?;
+        let pipe_w_dup = dup_of(&pipe_w, false)?;
+        set_nonblock(&pipe_w)?;
+        // The map goes out through a copy of stdout: fds 1 and 2 become the log.
+        let stdout_copy = std::io::stdout().as_fd().try_clone_to_owned().map_err(err)?;
+        let log = open(
+            &dir.join("log.txt"),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(err)?;
+        let _ = std::io::stdout().flush();
+        for at in [1, 2] {
+            // SAFETY: dup2 of an fd we own onto a standard stream's number; the old stream is replaced.
+            ok_or_errno(unsafe { libc::dup2(raw(&log), at) })?;
+        }
+        drop(log);
+        // SAFETY: fds 1 and 2 now hold the log; each is borrowed only for its write.
+        let (out, errs) = unsafe { (BorrowedFd::borrow_raw(1), BorrowedFd::borrow_raw(2)) };
+        write(out, b"out\n").map_err(err)?;
+        write(errs, b"err\n").map_err(err)?;
+        let held = vec![
+            ("file", file),
+            ("file_dup", file_dup),
+            ("file_dup2", file_dup2),
+            ("file_dup_cloexec", file_dup_cloexec),
+            ("eventfd", eventfd),
+            ("eventfd_dup", eventfd_dup),
+            ("eventfd_dup_cloexec", eventfd_dup_cloexec),
+            ("pipe_r", pipe_r),
+            ("pipe_w", pipe_w),
+            ("pipe_w_dup", pipe_w_dup),
+        ];
+        Ok((held, stdout_copy))
+    };
+    let (held, stdout_copy) = match make() {
+        Ok(made) => made,
+        Err(e) => {
+            eprintln!("fdholder: --dups: {e}");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(2);
+        }
+    };
+    let mut map: BTreeMap<&str, RawFd> = held.iter().map(|(name, fd)| (*name, raw(fd))).collect();
+    map.insert("log_out", 1);
+    map.insert("log_err", 2);
+    map.insert("stdout_copy", raw(&stdout_copy));
+    let line = serde_json::to_string(&map).unwrap_or_default() + "\n";
+    let _ = std::fs::File::from(stdout_copy).write_all(line.as_bytes());
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--many-dups N`: about N fds, most of them further numbers of fewer open files: each round opens a file
+/// (read-only, its own open file), `/dev/null`, an eventfd and a pipe, and puts each at nine more numbers
+/// (the pipe's write end; its read end once). Prints `{"count": N}` with the number held.
+fn many_dups(n: usize) {
+    let dir = temp_dir();
+    let file = dir.join("many.txt");
+    let _ = std::fs::write(&file, b"many");
+    let mut held: Vec<OwnedFd> = Vec::with_capacity(n);
+    let round = || -> Result<Vec<OwnedFd>, String> {
+        let (r, w) = pipe().map_err(err)?;
+        let mut fds = vec![r];
+        let firsts = [
+            open(&file, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?,
+            open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(err)?,
+            OwnedFd::from(EventFd::from_value_and_flags(1, EfdFlags::EFD_CLOEXEC).map_err(err)?),
+            w,
+        ];
+        for first in firsts {
+            for _ in 0..9 {
+                fds.push(dup_of(&first, true)?);
+            }
+            fds.push(first);
+        }
+        Ok(fds)
+    };
+    while held.len() < n {
+        match round() {
+            Ok(fds) => held.extend(fds),
+            Err(e) => {
+                eprintln!("fdholder: stopped at {} fds: {e}", held.len());
+                break;
+            }
+        }
+    }
+    println!("{{\"count\":{}}}", held.len());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // Arguments as bytes: a path or a name to hold need not be UTF-8.
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -1850,6 +1990,8 @@ fn main() {
         Some("--writer-exited") => hold_writer_exited(),
         Some("--kinds") => hold_kinds(),
         Some("--peer-closed") => hold_peer_closed(args.get(1).is_some_and(|a| a == "--unaccepted")),
+        Some("--dups") => hold_dups(),
+        Some("--many-dups") => many_dups(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(10_000)),
         Some("--many") => many(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(1000)),
         Some("--reexec") => reexec(true),
         Some("--cred-churn") => cred_churn(),
@@ -1860,7 +2002,7 @@ fn main() {
         Some(_) => {
             let other = args[0].to_string_lossy();
             eprintln!(
-                "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --comm, \
+                "fdholder: unknown argument `{other}` (use --netns, --restorable, --kinds, --churn, --many, --many-dups, --dups, --comm, \
                  --open, --socketpair, --daemon, --pty, --writer-exited or --peer-closed)"
             );
             std::process::exit(2);

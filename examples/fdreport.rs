@@ -30,6 +30,10 @@
 //!   numbers) and `fanotify_marks`, each `{"target", "mflags", "mask", "ignored_mask"}` with `ino` and `sdev`
 //!   (`inode`), `mnt_id` (`mount`) or `sdev` (`filesystem`), as numbers.
 //!
+//! Every fd that is one open file (open file description) with other fds of this process also has `shares`:
+//! those fds' numbers, in order (`kcmp(KCMP_FILE)` between its own fds, compared only among fds on one
+//! inode); an fd held at one number has no `shares`.
+//!
 //! A probe that fails leaves its field out and adds to `error`, so an fd always appears with its `kind`.
 //!
 //! `fdreport --accept FD` first accepts one connection on the listening socket FD and writes
@@ -37,6 +41,8 @@
 //! a restore puts the dumped process's own fds 0-2 back, so stdout may be a pipe nobody reads. `--send FD`
 //! (repeatable), once every fd was probed, sends one byte `x` on the socket FD (`MSG_DONTWAIT |
 //! MSG_NOSIGNAL`) and adds `send` to its report: `"ok"`, or the error's name (`"EPIPE"`, `"ECONNREFUSED"`).
+//! `--write FD` (repeatable), before any fd is probed, writes `through fd FD\n` on FD (so that the offset
+//! every fd of that open file then reports shows where that write went).
 // Raw system calls for what nix does not wrap (FIONREAD, timerfd_gettime on a borrowed fd, getsockopt of
 // plain integers) and borrowing fds this process found open: each `unsafe` block is one call on an fd that
 // stays open while it runs.
@@ -67,17 +73,30 @@ fn main() {
                 }
             }
             [flag, path] if flag == "--out" => out = Some(path.clone()),
+            [flag, fd] if flag == "--write" => {
+                let Ok(fd) = fd.parse::<RawFd>() else { fail(&format!("`{fd}` is not an fd number")) };
+                // SAFETY: the caller names an fd this process was started with; it stays open while written.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+                if let Err(e) = nix::unistd::write(borrowed, format!("through fd {fd}\n").as_bytes()) {
+                    fail(&format!("cannot write on fd {fd}: {e}"));
+                }
+            }
             [flag, fd] if flag == "--send" => match fd.parse::<RawFd>() {
                 Ok(fd) => sends.push(fd),
                 Err(_) => fail(&format!("`{fd}` is not an fd number")),
             },
-            _ => fail(&format!("unknown arguments {pair:?} (use --accept FD, --out PATH, --send FD)")),
+            _ => fail(&format!("unknown arguments {pair:?} (use --accept FD, --out PATH, --send FD, --write FD)")),
         }
     }
     let mut report = match open_fds() {
         Ok(fds) => fds.into_iter().map(|fd| (fd, probe(fd))).collect::<BTreeMap<RawFd, Value>>(),
         Err(e) => fail(&format!("cannot list /proc/self/fd: {e}")),
     };
+    for (fd, others) in shared_files(report.keys().copied()) {
+        if let Some(Value::Object(fields)) = report.get_mut(&fd) {
+            fields.insert("shares".to_owned(), json!(others));
+        }
+    }
     for fd in sends {
         let sent = nix::sys::socket::send(fd, b"x", MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL);
         let said = sent.map_or_else(|e| format!("{e:?}"), |_| "ok".to_owned());
@@ -116,6 +135,45 @@ fn greet_one(listener: RawFd) -> Result<(), String> {
     // SAFETY: accept4 returned a new fd that nothing else owns.
     let mut conn = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(conn) });
     conn.write_all(format!("hello from {}\n", std::process::id()).as_bytes()).map_err(|e| e.to_string())
+}
+
+/// `kcmp(KCMP_FILE)` of two fds of this process: 0 when they are one open file, else 1 or 2 as the
+/// kernel orders them; `None` when it cannot tell.
+fn kcmp_file(a: RawFd, b: RawFd) -> Option<i64> {
+    const KCMP_FILE: libc::c_long = 0;
+    let pid = libc::c_long::from(std::process::id() as libc::pid_t);
+    // SAFETY: a plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a as libc::c_long, b as libc::c_long) };
+    (r >= 0).then_some(r)
+}
+
+/// For each of `fds` that is one open file with others of them: those others, in order. Fds are compared
+/// only with fds on the same inode (`fstat`), each group sorted by kcmp's order.
+fn shared_files(fds: impl Iterator<Item = RawFd>) -> BTreeMap<RawFd, Vec<RawFd>> {
+    let mut by_inode: BTreeMap<(libc::dev_t, libc::ino_t), Vec<RawFd>> = BTreeMap::new();
+    for fd in fds {
+        // SAFETY: `fd` was listed open and nothing here closes it.
+        if let Ok(s) = fstat(unsafe { BorrowedFd::borrow_raw(fd) }) {
+            by_inode.entry((s.st_dev, s.st_ino)).or_default().push(fd);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for mut group in by_inode.into_values().filter(|g| g.len() > 1) {
+        let order = |a: &RawFd, b: &RawFd| match kcmp_file(*a, *b) {
+            Some(1) => std::cmp::Ordering::Less,
+            Some(2) => std::cmp::Ordering::Greater,
+            _ => std::cmp::Ordering::Equal,
+        };
+        group.sort_by(order);
+        for run in group.chunk_by(|a, b| kcmp_file(*a, *b) == Some(0)) {
+            for &fd in run.iter().filter(|_| run.len() > 1) {
+                let mut others: Vec<RawFd> = run.iter().copied().filter(|&o| o != fd).collect();
+                others.sort_unstable();
+                out.insert(fd, others);
+            }
+        }
+    }
+    out
 }
 
 /// The open fds, in order, without the one used to list them.

@@ -82,12 +82,15 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
     // counted here save nothing.
     crate::proc::build::raise_fd_limit((own + may_save) as u64 + 64).map_err(io("room for duplicates"))?;
     let open: Vec<(&FdFacts, &Decision)> = plan.fds.iter().filter_map(|f| Some((f.facts()?, f.decision()?))).collect();
-    let by_ino: HashMap<u64, Vec<i32>> = open.iter().fold(HashMap::new(), |mut m, (f, _)| {
-        if let Some(ino) = f.ino {
-            m.entry(ino).or_default().push(f.fd);
-        }
-        m
-    });
+    let dups = dup_sources(pid, &open);
+    // By open file, not by number: a pipe's write end held at two numbers is one end.
+    let by_ino: HashMap<u64, Vec<i32>> =
+        open.iter().filter(|(f, _)| !dups.contains_key(&f.fd)).fold(HashMap::new(), |mut m, (f, _)| {
+            if let Some(ino) = f.ino {
+                m.entry(ino).or_default().push(f.fd);
+            }
+            m
+        });
     let mut ctx = Ctx {
         pid,
         pidfd: handle.pidfd(),
@@ -102,6 +105,11 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
     };
     let mut fds = Vec::with_capacity(open.len());
     for (facts, decision) in &open {
+        if let Some(&of) = dups.get(&facts.fd) {
+            let restore = Restore::Dup { of };
+            fds.push(ImageFd { fd: facts.fd, facts: (*facts).clone(), decision: (*decision).clone(), restore });
+            continue;
+        }
         let held = ctx.held.len();
         let restore = ctx.restore_of(facts, decision).map_err(|why| match handle.is_running() {
             true => DumpError::Fd {
@@ -130,6 +138,26 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
             });
         }
     }
+    // Every duplicate still shares its open file, in fd order: one that does not would come back as another
+    // number of the wrong file.
+    for f in &fds {
+        let Restore::Dup { of } = f.restore else { continue };
+        if crate::proc::peers::compare_files(pid, of, pid, f.fd).ok() == Some(std::cmp::Ordering::Equal) {
+            continue;
+        }
+        if !handle.is_running() {
+            return Err(DumpError::Exited { pid });
+        }
+        return Err(DumpError::Fd {
+            fd: f.fd,
+            kind: f.facts.kind,
+            rule: f.decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
+            why: format!(
+                "it no longer shares fd {of}'s open file: the process changed it while it was being dumped: run again, \
+                 or dump with --freeze"
+            ),
+        });
+    }
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         version: VERSION,
@@ -138,6 +166,48 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
         fds,
     };
     Ok(Captured { manifest, data: ctx.data, notes: ctx.notes })
+}
+
+/// Which fds of the dumped process `pid` come back as another number of an earlier fd's open file
+/// ([`Restore::Dup`]): fd -> the fd it duplicates. `fds` are the process's open fds with their decisions,
+/// in fd order, with `shared_with` (the fds holding the same open file description, found with `kcmp`).
+///
+/// The rule, for the fds of the process that share one open file description:
+/// - An fd whose decision restores nothing (`close`; `reject`, which refuses the whole dump anyway) is left
+///   out: it is never a duplicate and never duplicated from. `fd 1 => close` with fd 2 sharing its file
+///   makes fd 2 the one that is dumped.
+/// - The others are grouped by decision: fds with the same action and arguments (`reopen path` and
+///   `reopen path`, `recreate` and `recreate`, `inherit "stdout"` and `inherit "stdout"`) come back as one
+///   open file. The lowest is dumped by its decision, each later one is a `Dup` of it: its contents are
+///   saved once, and restore duplicates whatever that lowest fd became (an `inherit`ed fd is the handed-in
+///   fd at two numbers, as the process held one open file at two numbers).
+/// - Fds with different decisions each follow their own: a rule that sends fd 2 of a `>log 2>&1` to
+///   `reopen "/dev/null"`, or `inherit "stdout"` at fd 1 and `inherit "stderr"` at fd 2 over one pipe end,
+///   get what each decision says, and those numbers no longer share an open file. The policy decides what
+///   an fd becomes; sharing is kept only between fds it decided alike.
+///
+/// Only this process's own fds count: an open file shared with another process (a fork's parent) is
+/// brought back once for this process's numbers, as its own.
+pub fn dup_sources(pid: i32, fds: &[(&FdFacts, &Decision)]) -> HashMap<i32, i32> {
+    let restores = |d: &Decision| !matches!(d.action, Action::Close | Action::Reject { .. });
+    let decided: HashMap<i32, &Decision> = fds.iter().map(|(f, d)| (f.fd, *d)).collect();
+    let mut out = HashMap::new();
+    for (f, d) in fds {
+        if !restores(d) {
+            continue;
+        }
+        let first = f
+            .shared_with
+            .iter()
+            .filter(|r| r.pid == pid && r.fd < f.fd)
+            .filter(|r| decided.get(&r.fd).is_some_and(|other| restores(other) && other.action == d.action))
+            .map(|r| r.fd)
+            .min();
+        if let Some(of) = first {
+            out.insert(f.fd, of);
+        }
+    }
+    out
 }
 
 /// The state of one dump under way.
@@ -1086,6 +1156,49 @@ mod tests {
         let mut s = unix(SockType::Stream, Some(SockState::Established), Some(9), None);
         s.peer = Some("/run/daemon.sock".into());
         assert!(unix_peer(&s, SockType::Stream, here).unwrap_err().starts_with("its peer is not in this process"));
+    }
+
+    /// The rule of [`dup_sources`]: fds of one open file decided alike come back as duplicates of the
+    /// lowest; an fd left closed is never one, nor the source of one; different decisions each stand.
+    #[test]
+    fn fds_of_one_open_file_are_dups_of_the_lowest_decided_alike() {
+        use crate::facts::FdRef;
+        let decide = |action: Action| Decision { action, rule: None, note: None };
+        let reopen = decide(Action::ReopenPath { exact: false });
+        let close = decide(Action::Close);
+        let stdout = decide(Action::Inherit { name: "stdout".into() });
+        let stderr = decide(Action::Inherit { name: "stderr".into() });
+        let subst = decide(Action::ReopenSubst { path: "/dev/null".into() });
+        // (fd, the fds of this process and of pid 9 it shares its open file with, its decision)
+        let table: [(i32, &[i32], &[i32], &Decision); 10] = [
+            // A log at 1, 2 and 5; fd 1 closed by its rule: 2 is dumped, 5 duplicates it.
+            (1, &[2, 5], &[], &close),
+            (2, &[1, 5], &[], &reopen),
+            (5, &[1, 2], &[4], &reopen),
+            // A pipe end handed in at 3 (`stdout`) and 6 (`stdout`), and 7 (`stderr`).
+            (3, &[6, 7], &[], &stdout),
+            (6, &[3, 7], &[], &stdout),
+            (7, &[3, 6], &[], &stderr),
+            // A file at 8 and 9, the second sent to /dev/null; a file held by another process too.
+            (8, &[9], &[], &reopen),
+            (9, &[8], &[], &subst),
+            (10, &[], &[3], &reopen),
+            // Held at one number.
+            (11, &[], &[], &reopen),
+        ];
+        let facts: Vec<FdFacts> = table
+            .iter()
+            .map(|&(fd, here, there, _)| {
+                let mut f = FdFacts::new(fd, Kind::File, "/log");
+                f.shared_with = here.iter().map(|&fd| FdRef { pid: 4, fd }).collect();
+                f.shared_with.extend(there.iter().map(|&fd| FdRef { pid: 9, fd }));
+                f
+            })
+            .collect();
+        let fds: Vec<(&FdFacts, &Decision)> = facts.iter().zip(table.iter().map(|t| t.3)).collect();
+        let mut dups: Vec<(i32, i32)> = dup_sources(4, &fds).into_iter().collect();
+        dups.sort_unstable();
+        assert_eq!(dups, [(5, 2), (6, 3)]);
     }
 
     #[test]

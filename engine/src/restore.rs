@@ -3,7 +3,9 @@
 //! number at once unless that number is one of this process's own open fds (stdin, stdout, stderr, an
 //! fd handed in); those wait. An object the kernel made at a number a later fd needs (the other end of a
 //! pipe, waiting for its own number) is moved out of the way when that number's turn comes, so a table of
-//! N fds needs about N numbers, not 2N. Only when every fd succeeded does [`Prepared::install`] put the
+//! N fds needs about N numbers, not 2N. An fd that was another number of an earlier fd's open file
+//! ([`Restore::Dup`]) is a duplicate of whatever that fd became, so the two share one offset, one set of
+//! status flags and one object again. Only when every fd succeeded does [`Prepared::install`] put the
 //! waiting ones over this process's own, close everything else, and re-add epoll targets. The caller then
 //! execs the command: if anything failed before, the command never runs.
 //!
@@ -69,6 +71,8 @@ struct Placer {
     own: std::collections::HashSet<RawFd>,
     /// Fds at their final numbers (each `OwnedFd`'s number is its target).
     placed: Vec<OwnedFd>,
+    /// The numbers of `placed`.
+    homes: std::collections::HashSet<RawFd>,
     /// Fds whose number is one of `own`.
     waiting: Vec<Slot>,
     /// Objects held for later fds (the other end of a pipe or socket pair), by handle.
@@ -129,6 +133,7 @@ impl Placer {
         Ok(Placer {
             own: own.into_iter().collect(),
             placed: Vec::new(),
+            homes: std::collections::HashSet::new(),
             waiting: Vec::new(),
             pending: Vec::new(),
             parking: Parking { targets, high, gap: 0 },
@@ -165,12 +170,22 @@ impl Placer {
                 build::set_cloexec(fd.as_fd(), false)?;
             }
             self.placed.push(fd);
+            self.homes.insert(at);
             return Ok(());
         }
         self.make_free(at)?;
         build::place(fd.as_fd(), at, cloexec)?;
         self.placed.push(build::adopt(at));
+        self.homes.insert(at);
         Ok(())
+    }
+
+    /// What was restored for number `at` so far: the fd at that number, or the one waiting for it.
+    fn restored(&self, at: RawFd) -> Option<BorrowedFd<'_>> {
+        if self.own.contains(&at) {
+            return self.waiting.iter().find(|s| s.at == at).map(|s| s.fd.as_fd());
+        }
+        self.homes.contains(&at).then(|| build::borrow(at))
     }
 
     /// A duplicate of a held or borrowed object, put at `at`.
@@ -304,7 +319,9 @@ fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
 }
 
 /// The fd table an image describes is one a process can have: each number once, in increasing order, not
-/// negative; every epoll target one of its fds that comes back (not one its rule closes).
+/// negative; every epoll target one of its fds that comes back (not one its rule closes); every duplicate
+/// ([`Restore::Dup`]) of an earlier fd of the same kind that comes back, so that it is made after that fd
+/// and never of an fd left closed or of itself.
 fn check_table(manifest: &Manifest) -> Result<(), RestoreError> {
     let bad = |fd: i32, why: String| RestoreError::Fd { fd, kind: String::new(), rule: String::new(), why };
     let mut last = -1;
@@ -325,6 +342,36 @@ fn check_table(manifest: &Manifest) -> Result<(), RestoreError> {
             && let Some(t) = targets.iter().find(|t| !back(t.fd))
         {
             return Err(bad(f.fd, format!("the epoll watches fd {}, which does not come back", t.fd)));
+        }
+    }
+    for f in &manifest.fds {
+        let Restore::Dup { of } = f.restore else { continue };
+        let kind = f.facts.kind.name();
+        let damaged = |why: String| RestoreError::Fd {
+            fd: f.fd,
+            kind: kind.to_owned(),
+            rule: f.decision.rule.clone().unwrap_or_else(|| crate::plan::NO_RULE.to_owned()),
+            why: format!("the image is damaged: {why}; a duplicate names an earlier fd of the image that comes back"),
+        };
+        let source = manifest.fds.binary_search_by_key(&of, |g| g.fd).ok().map(|i| &manifest.fds[i]);
+        if of == f.fd {
+            return Err(damaged(format!("fd {of} is a duplicate of itself")));
+        }
+        if of > f.fd {
+            return Err(damaged(format!("fd {} is a duplicate of fd {of}, which comes after it", f.fd)));
+        }
+        let Some(source) = source else {
+            return Err(damaged(format!("fd {} is a duplicate of fd {of}, which is not in the image", f.fd)));
+        };
+        if matches!(source.restore, Restore::Close) {
+            return Err(damaged(format!("fd {} is a duplicate of fd {of}, which the image leaves closed", f.fd)));
+        }
+        if source.facts.kind != f.facts.kind {
+            return Err(damaged(format!(
+                "fd {} ({kind}) is a duplicate of fd {of} ({})",
+                f.fd,
+                source.facts.kind.name()
+            )));
         }
     }
     Ok(())
@@ -575,6 +622,14 @@ impl Builder<'_> {
             Restore::Close => {
                 self.prepared.closed.push((at, f.decision.rule.clone().unwrap_or_default()));
                 Ok(())
+            }
+            Restore::Dup { of } => {
+                // `check_table` made sure `of` is an earlier fd that comes back: restored by now.
+                let placer = &mut self.prepared.placer;
+                let from =
+                    placer.restored(*of).ok_or_else(|| format!("fd {of}, of which it is a duplicate, is not open"))?;
+                let copy = build::above(from, 0).map_err(err)?;
+                placer.place(at, copy, cloexec).map_err(|e| format!("cannot put it at its number: {e}"))
             }
             Restore::Plugin { name } => {
                 Err(format!("plugin `{name}`: the fd-table backend has no plugin of that name (it has none yet)"))

@@ -124,6 +124,14 @@ pub enum Restore {
     Inherit { name: String, kind: String },
     /// `close`: left closed, and listed in the restore report.
     Close,
+    /// Another number of the open file (open file description) held at fd `of`, an earlier fd of the image
+    /// that is restored: after `dup`, `dup2`, `2>&1` or a fork, both numbers share one offset and one set of
+    /// status flags (`O_APPEND`, `O_NONBLOCK`), and an eventfd, epoll or pipe end is one object. Restore
+    /// duplicates whatever `of` became (opened, made, or handed in), at this fd's number and with this fd's
+    /// own close-on-exec flag (a property of the number, not of the open file). Nothing is saved for it:
+    /// the open file's state is `of`'s. Written by the dump for an fd whose decision is the one `of` got
+    /// (see [`crate::dump::dup_sources`]).
+    Dup { of: i32 },
     /// `plugin "NAME"`.
     Plugin { name: String },
     /// One end of a pipe; both ends of one pipe share `id` (its inode). The buffered bytes (saved once, with

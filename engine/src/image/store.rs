@@ -409,6 +409,7 @@ fn data_names(manifest: &Manifest) -> impl Iterator<Item = &str> {
         Restore::Open { .. }
         | Restore::Inherit { .. }
         | Restore::Close
+        | Restore::Dup { .. }
         | Restore::Plugin { .. }
         | Restore::Inet { .. }
         | Restore::UnixConnect { .. }
