@@ -14,8 +14,9 @@ pub use store::*;
 
 /// `format` in every manifest.
 pub const FORMAT: &str = "crrules-fd-image";
-/// The manifest layout this build writes and reads; a reader refuses any other.
-pub const VERSION: u32 = 1;
+/// The manifest layout this build writes: 2 added `dup` and `unix_connect`, which a reader of version 1 would
+/// not know. A reader takes every version from 1 to this one (each only added), and refuses any other.
+pub const VERSION: u32 = 2;
 /// The manifest's file name in the image directory.
 pub const MANIFEST: &str = "manifest.json";
 /// The checksum file's name in the image directory.

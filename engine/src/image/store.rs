@@ -69,7 +69,7 @@ pub enum ImageError {
     },
     #[error("this is not a crrules fd image: its format is `{found}`, not `{FORMAT}`")]
     Format { found: String },
-    #[error("the image has manifest version {found}, and this crrules reads only version {expected}")]
+    #[error("the image has manifest version {found}, and this crrules reads versions 1 to {expected}")]
     Version { found: u32, expected: u32 },
     #[error(
         "`{}` is owned by uid {uid}, not by uid {expected} who runs crrules: refusing an image another user could have edited",
@@ -493,7 +493,7 @@ pub(crate) fn read_manifest(bytes: &[u8], listed: impl Fn(&str) -> bool) -> Resu
     if head.format != FORMAT {
         return Err(ImageError::Format { found: head.format });
     }
-    if head.version != VERSION {
+    if !(1..=VERSION).contains(&head.version) {
         return Err(ImageError::Version { found: head.version, expected: VERSION });
     }
     let manifest: Manifest = serde_json::from_slice(bytes).map_err(|source| ImageError::Manifest { source })?;
@@ -1299,6 +1299,20 @@ mod tests {
         edit(&mut json);
         fs::write(dir.join(MANIFEST), serde_json::to_vec_pretty(&json).unwrap()).unwrap();
         rewrite_sums(dir);
+    }
+
+    /// Each version only added to the layout: an image of version 1 (before `dup` and `unix_connect`) is
+    /// read; 0 and the next one are not.
+    #[test]
+    fn every_version_up_to_this_one_is_read() {
+        let (_tmp, dir) = fixture();
+        edit_manifest(&dir, |json| json["version"] = 1.into());
+        assert_eq!(Image::open(&dir, Some(euid())).unwrap().manifest.version, 1);
+        for version in [0, VERSION + 1] {
+            edit_manifest(&dir, |json| json["version"] = version.into());
+            let err = open_err(&dir, Some(euid()));
+            assert!(matches!(err, ImageError::Version { found, .. } if found == version), "{err:?}");
+        }
     }
 
     #[test]
