@@ -319,6 +319,27 @@ fn close_rules_leave_the_number_closed_and_say_so() {
     assert_eq!(report[&holder.fd("pipe_r")]["data"], "pipe data");
 }
 
+/// A pipe's read end the policy closes does not stand in for the write end: the write end's capacity is
+/// kept and the dump says its reader is not there (the read end counted once made the write end skip both).
+#[test]
+fn a_write_end_whose_read_end_is_closed_is_dumped_on_its_own() {
+    let tmp = TempDir::new("more-closed-reader");
+    let holder = Owned::spawn(&tmp, &["--restorable"]);
+    let (r, w) = (holder.fd("pipe_r"), holder.fd("pipe_w"));
+    let rules = policy(&tmp, "close-reader.rules", &format!("pipe fd {r} => close\n{NULL_CLOSED}"));
+    let image = tmp.path().join("image");
+    let pid = holder.pid().to_string();
+    let args = ["--rules", path_str(&rules), "dump", "--pid", &pid, "--image", path_str(&image)];
+    let (code, out, err) = crrules_with(&args, |_| {});
+    assert_eq!(code, 0, "dump:\n{out}\n{err}");
+    let m = manifest(&image);
+    assert_eq!(image_fd(&m, r)["restore"]["how"], "close");
+    let write_end = &image_fd(&m, w)["restore"];
+    assert_eq!((&write_end["how"], &write_end["write"]), (&json!("pipe"), &json!(true)), "{write_end}");
+    assert!(write_end["capacity"].as_u64().is_some_and(|c| c > 0), "{write_end}");
+    assert!(err.contains(&format!("fd {w}: the pipe's read end is not in the process")), "{err}");
+}
+
 #[test]
 fn contents_over_the_limit_is_refused_at_dump_and_writes_nothing() {
     let tmp = TempDir::new("more-limit");

@@ -83,18 +83,24 @@ pub fn capture(plan: &ProcessPlan, frozen: Option<Frozen>) -> Result<Captured, D
     crate::proc::build::raise_fd_limit((own + may_save) as u64 + 64).map_err(io("room for duplicates"))?;
     let open: Vec<(&FdFacts, &Decision)> = plan.fds.iter().filter_map(|f| Some((f.facts()?, f.decision()?))).collect();
     let dups = dup_sources(pid, &open);
-    // By open file, not by number: a pipe's write end held at two numbers is one end.
-    let by_ino: HashMap<u64, Vec<i32>> =
-        open.iter().filter(|(f, _)| !dups.contains_key(&f.fd)).fold(HashMap::new(), |mut m, (f, _)| {
+    // By open file, not by number (a pipe's write end held at two numbers is one end), and only what comes
+    // back (an end the policy closes is not there to say anything for the other).
+    let by_ino: HashMap<u64, Vec<i32>> = open
+        .iter()
+        .filter(|(f, d)| !dups.contains_key(&f.fd) && !matches!(d.action, Action::Close))
+        .fold(HashMap::new(), |mut m, (f, _)| {
             if let Some(ino) = f.ino {
                 m.entry(ino).or_default().push(f.fd);
             }
             m
         });
+    // Every inode an fd of the process holds: a unix socket's peer held here, whatever is decided for it.
+    let held_inodes: HashSet<u64> = open.iter().filter_map(|(f, _)| f.ino).collect();
     let mut ctx = Ctx {
         pid,
         pidfd: handle.pidfd(),
         by_ino: &by_ino,
+        held_inodes: &held_inodes,
         data: Vec::new(),
         notes: Vec::new(),
         held: Vec::new(),
@@ -214,8 +220,10 @@ pub fn dup_sources(pid: i32, fds: &[(&FdFacts, &Decision)]) -> HashMap<i32, i32>
 struct Ctx<'a> {
     pid: i32,
     pidfd: std::os::fd::BorrowedFd<'a>,
-    /// Inode -> the fds holding it (both ends of a pipe, a socket's peer).
+    /// Inode -> the fds holding it that come back (both ends of a pipe), one per open file.
     by_ino: &'a HashMap<u64, Vec<i32>>,
+    /// Every inode an fd of the process holds (a unix socket's peer).
+    held_inodes: &'a HashSet<u64>,
     data: Vec<(String, Vec<u8>)>,
     notes: Vec<String>,
     /// Duplicates taken, kept until the end to compare with the process's fds.
@@ -524,7 +532,7 @@ impl Ctx<'_> {
         match s.family {
             Some(SockFamily::Unix) => {
                 let ino = f.ino.ok_or("a socket without an inode")?;
-                let peer = unix_peer(s, ty, |p| self.by_ino.contains_key(&p))?;
+                let peer = unix_peer(s, ty, |p| self.held_inodes.contains(&p))?;
                 if let UnixPeer::Named(peer) = peer {
                     return Ok(Restore::UnixConnect { peer, flags: open_flags(f) });
                 }
@@ -540,7 +548,10 @@ impl Ctx<'_> {
                 if s.rqueue.unwrap_or(0) > 0 {
                     let dup = self.duplicate(f)?;
                     let stream = ty == SockType::Stream;
-                    let seqpacket_eof = peer_closed && ty == SockType::Seqpacket;
+                    // Shut down for reading (the kernel's mask: 1): by a peer that closed, or that shut
+                    // its sending side down while still held.
+                    let read_shut = peer_closed || s.shutdown.is_some_and(|mask| mask & 1 != 0);
+                    let seqpacket_eof = read_shut && ty == SockType::Seqpacket;
                     let messages = capture::queued_messages(dup, stream, seqpacket_eof)
                         .map_err(|e| format!("cannot copy its queue: {e}"))?;
                     self.notes.push(format!(

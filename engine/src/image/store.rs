@@ -277,7 +277,10 @@ impl ImageWriter {
         // One `syncfs` for every file and directory written (thousands of data files, one `fsync` each,
         // took seconds), before the rename makes the image visible.
         nix::unistd::syncfs(&self.tmp_fd).map_err(|e| io_err("sync", &self.tmp)(e.into()))?;
-        // The rename is by name: the name must still be the directory written through `tmp_fd`.
+        // The rename is by name: the name must still be the directory written through `tmp_fd`. As root the
+        // parent passed the walk (nobody else may change it, or it is sticky), so nothing can come between
+        // this check and the rename; in a directory others may change it catches a swap made while the
+        // image was written, not one made in between.
         let ours = nix::sys::stat::fstat(&self.tmp_fd).map_err(|e| io_err("read", &self.tmp)(e.into()))?;
         match fstatat(&self.parent, self.tmp_name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(there) if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino) => {}
@@ -339,20 +342,34 @@ impl Drop for ImageWriter {
     }
 }
 
-/// Makes the directory `name` in `at` (mode 0700) and opens it, not following a link, checking that what was
-/// opened is a directory of this process's user that no one else may enter: the one just made. `path` is
-/// for messages.
+/// Makes the directory `name` in `at` (mode 0700) and opens it, not following a link. Where others may
+/// rename entries of `at` (group- or other-writable, not sticky), what was opened must also be owned by this
+/// process's user: the one just made, not one put in its place (a filesystem that keeps no owners, such as
+/// vfat, is then refused: write the image elsewhere). Removed again if it cannot be used. `path` is for
+/// messages.
 fn make_private_dir(at: BorrowedFd<'_>, name: &OsStr, path: &Path) -> Result<OwnedFd, ImageError> {
     nix::sys::stat::mkdirat(at, name, Mode::from_bits_truncate(0o700))
         .map_err(|e| io_err("create the temporary directory", path)(e.into()))?;
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = nix::fcntl::openat(at, name, flags, Mode::empty()).map_err(|e| io_err("open", path)(e.into()))?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| io_err("read", path)(e.into()))?;
-    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_mode & 0o077 != 0 {
-        let why = io::Error::other("it was replaced by another directory as it was made");
-        return Err(io_err("create the temporary directory", path)(why));
-    }
-    Ok(fd)
+    let opened = || -> Result<OwnedFd, ImageError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(at, name, flags, Mode::empty()).map_err(|e| io_err("open", path)(e.into()))?;
+        let parent = nix::sys::stat::fstat(at).map_err(|e| io_err("read", path)(e.into()))?;
+        let others_may_swap = parent.st_mode & 0o022 != 0 && parent.st_mode & libc::S_ISVTX == 0;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| io_err("read", path)(e.into()))?;
+        let me = nix::unistd::geteuid().as_raw();
+        if others_may_swap && st.st_uid != me {
+            let why = io::Error::other(format!(
+                "it is owned by uid {}, not by uid {me} who made it: it was replaced as it was made, or the \
+                 filesystem keeps no owners",
+                st.st_uid
+            ));
+            return Err(io_err("create the temporary directory", path)(why));
+        }
+        Ok(fd)
+    };
+    opened().inspect_err(|_| {
+        let _ = nix::unistd::unlinkat(at, name, nix::unistd::UnlinkatFlags::RemoveDir);
+    })
 }
 
 /// Creates `name` in `at` (mode 0600, failing if it exists, not following a link) and lets `fill` write it;

@@ -123,10 +123,12 @@ impl PipeCopier {
 /// stream's bytes as one message). Peeked from offset 0 with `SO_PEEK_OFF`, which is set back to what it
 /// was. A message carrying fds or credentials (`MSG_CTRUNC`) is an error: those cannot be saved.
 ///
-/// `seqpacket_eof`: the socket is a seqpacket socket shut down for reading (its peer closed), where a peek
+/// `seqpacket_eof`: the socket is a seqpacket socket shut down for reading (its peer closed, or shut its
+/// sending side down), where a peek
 /// past the last message returns 0 bytes (the end) as a zero-length message does: a 0 once every queued
 /// byte was seen (`SIOCINQ` counts them all) is taken as the end. Zero-length messages after the last byte
-/// are then not saved; a reader gets 0 from them as from the end.
+/// are then not saved; a reader gets 0 from them as from the end. Whatever the caller says, more than
+/// [`MAX_MESSAGES`] messages is an error, never a loop: a peek that keeps answering 0 ends there.
 pub fn queued_messages(sock: BorrowedFd<'_>, stream: bool, seqpacket_eof: bool) -> io::Result<Vec<Vec<u8>>> {
     let old = get_peek_off(sock)?;
     set_peek_off(sock, 0)?;
@@ -170,10 +172,15 @@ fn queued_bytes(sock: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 
+/// More messages than a unix socket's queue holds (a datagram socket's `max_dgram_qlen` is 512 by default; a
+/// seqpacket one is bounded by its peer's send buffer, a few hundred messages).
+pub const MAX_MESSAGES: usize = 1 << 16;
+
 fn peek_all(sock: BorrowedFd<'_>, stream: bool, seqpacket_eof: bool) -> io::Result<Vec<Vec<u8>>> {
     const MAX: usize = 1 << 20;
     let mut buf = vec![0u8; 256 * 1024];
     let mut messages: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
     loop {
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         // SAFETY: an all-zero msghdr is valid; it points at `iov` and no control buffer.
@@ -200,7 +207,7 @@ fn peek_all(sock: BorrowedFd<'_>, stream: bool, seqpacket_eof: bool) -> io::Resu
         if n == 0 && stream {
             break;
         }
-        if n == 0 && seqpacket_eof && messages.iter().map(Vec::len).sum::<usize>() >= queued_bytes(sock)? {
+        if n == 0 && seqpacket_eof && total >= queued_bytes(sock)? {
             break;
         }
         if stream {
@@ -211,8 +218,12 @@ fn peek_all(sock: BorrowedFd<'_>, stream: bool, seqpacket_eof: bool) -> io::Resu
         } else {
             messages.push(buf[..n].to_vec());
         }
-        if messages.iter().map(Vec::len).sum::<usize>() > MAX * 64 {
+        total += n;
+        if total > MAX * 64 {
             return Err(io::Error::other("more than 64 MiB queued"));
+        }
+        if messages.len() > MAX_MESSAGES {
+            return Err(io::Error::other(format!("more than {MAX_MESSAGES} messages queued")));
         }
     }
     Ok(messages)
@@ -664,6 +675,22 @@ mod tests {
 
     /// A peer that closed leaves its messages, then the end: a seqpacket peek returns 0 bytes for both an
     /// empty message and the end, told apart by the bytes still queued; a stream's end is a 0 after them.
+    #[test]
+    /// A seqpacket socket whose peer, still held, shut its sending side down answers every peek past the last
+    /// message with 0: told so (its shutdown mask), the copy stops at the end; not told, it stops at the
+    /// message cap with an error, never looping on.
+    #[test]
+    fn a_seqpacket_shut_for_reading_with_its_peer_alive_ends() {
+        use nix::sys::socket::{AddressFamily, Shutdown, SockFlag, SockType, shutdown, socketpair};
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        nix::unistd::write(&a, b"m1").unwrap();
+        shutdown(a.as_raw_fd(), Shutdown::Write).unwrap();
+        assert_eq!(queued_messages(b.as_fd(), false, true).unwrap(), vec![b"m1".to_vec()]);
+        let err = queued_messages(b.as_fd(), false, false).unwrap_err();
+        assert!(err.to_string().contains("messages queued"), "{err}");
+        drop(a);
+    }
+
     #[test]
     fn queues_left_by_a_closed_peer_are_peeked_up_to_the_end() {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
