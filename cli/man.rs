@@ -264,10 +264,10 @@ fn predicate(word: PredicateWord) -> (String, String) {
         ),
         P::Peer => one_of(
             &words(&mut PeerPlace::words()),
-            "where the other end is (a pipe's or FIFO's other end, a unix socket's peer, a terminal's other side), \
-             seen from the processes checked together: inside, a process checked with it holds it (the same \
-             process counts); outside, a process not checked holds it, or one crrules cannot see; none, no \
-             process holds it",
+            "where the other end is (a pipe's or FIFO's other end, a unix socket's peer, a TCP connection's over a \
+             local address, a terminal's other side), seen from the processes checked together: inside, a \
+             process checked with it holds it (the same process counts); outside, a process not checked holds \
+             it, or one crrules cannot see; none, no process holds it",
         ),
         P::Shared => {
             plain("", "other fds of the processes checked together hold the same open file (after dup or fork)")

@@ -76,6 +76,15 @@
 //! about N fds, nine in ten of them further numbers of an open file it holds (see `many_dups`), for
 //! measuring dump and restore when most fds share an open file.
 //!
+//! `fdholder --tcp-pair`: TCP over loopback. The holder listens on 127.0.0.1 (`listener`) and on `[::]`
+//! accepting IPv4 too (`listener6`); the child connects to each from IPv4 sockets, `client` and
+//! `client_mapped`, which the holder accepts as `accepted` (IPv4) and `accepted_mapped` (IPv6, the
+//! client's address IPv4-mapped); the child also connects as `unaccepted` to a third listener, `backlog`,
+//! that never accepts. A fourth, `server` (its port `server_port`, a number, not an fd), is accepted from
+//! by a thread of the holder for as long as it runs, each connection kept open: for
+//! `fdholder --tcp-connect PORT`, a separate process that connects to 127.0.0.1:PORT and holds `client`.
+//! `fdholder --tcp-pair --netns` makes the same tree in a new network namespace, its loopback brought up.
+//!
 //! `fdholder --peer-closed` holds unix sockets whose peer it has closed (no process holds it), none
 //! close-on-exec, each with what the peer sent before it closed still queued: `unix_closed` (stream, "left for
 //! you"), `unix_closed_seqpacket` ("m1", then "m22") and `unix_closed_dgram` (datagram, "d1", then "d2").
@@ -1765,6 +1774,90 @@ fn hold_writer_exited() {
     hold_tree(&[("pipe_read", read_fd), ("child_pid", child)], r);
 }
 
+/// Moves this (still single-threaded) process into a new network namespace and brings its loopback
+/// interface up, which a new namespace has down.
+fn netns_with_loopback() -> Result<(), String> {
+    // SAFETY: unshare(CLONE_NEWNET) only changes this process's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("unshare: {}", std::io::Error::last_os_error()));
+    }
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    // SAFETY: an all-zero ifreq is a valid one (an empty name, no flags).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in req.ifr_name.iter_mut().zip(b"lo") {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the flags of the ifreq owned here; the union's
+    // flags member is the one these requests use.
+    let up = unsafe {
+        libc::ioctl(raw(&sock), libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(raw(&sock), libc::SIOCSIFFLAGS, &req) == 0
+        }
+    };
+    if !up {
+        return Err(format!("bring lo up: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// `--tcp-pair [--netns]`: see the header.
+fn hold_tcp_pair(netns: bool) {
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    let fail = |e: String| -> ! { tree_failed("--tcp-pair", &e) };
+    if netns {
+        netns_with_loopback().unwrap_or_else(|e| fail(e));
+    }
+    let listen = |at: &str| TcpListener::bind(at).map_err(|e| format!("listen on {at}: {e}"));
+    let made = || -> Result<[TcpListener; 4], String> {
+        Ok([listen("127.0.0.1:0")?, listen("[::]:0")?, listen("127.0.0.1:0")?, listen("127.0.0.1:0")?])
+    };
+    let [listener, listener6, backlog, server] = made().unwrap_or_else(|e| fail(e));
+    let port = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_else(|e| fail(err(e)));
+    let loopback = |l: &TcpListener| SocketAddr::from((Ipv4Addr::LOCALHOST, port(l)));
+    let to = [loopback(&listener), loopback(&listener6), loopback(&backlog)];
+    let listeners = [&listener, &listener6, &backlog, &server].map(|l| l.as_raw_fd());
+    let client = fork_child(&listeners, || {
+        let connect = |at: &SocketAddr| TcpStream::connect(at).map(|s| s.into_raw_fd()).map_err(err);
+        Ok([connect(&to[0])?, connect(&to[1])?, connect(&to[2])?])
+    });
+    let (child, [client, client_mapped, unaccepted]) = client.unwrap_or_else(|e| fail(e));
+    let accept = |l: &TcpListener| l.accept().map(|(s, _)| s).unwrap_or_else(|e| fail(format!("accept: {e}")));
+    let (accepted, accepted_mapped) = (accept(&listener), accept(&listener6));
+    let server_port = port(&server);
+    let server_fd = server.as_raw_fd();
+    // Accepts for as long as the holder runs, keeping every connection.
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for stream in server.incoming().map_while(Result::ok) {
+            kept.push(stream);
+        }
+    });
+    let map = [
+        ("listener", listener.as_raw_fd()),
+        ("listener6", listener6.as_raw_fd()),
+        ("backlog", backlog.as_raw_fd()),
+        ("server", server_fd),
+        ("server_port", i32::from(server_port)),
+        ("accepted", accepted.as_raw_fd()),
+        ("accepted_mapped", accepted_mapped.as_raw_fd()),
+        ("child_pid", child),
+        ("client", client),
+        ("client_mapped", client_mapped),
+        ("unaccepted", unaccepted),
+    ];
+    hold_tree(&map, (listener, listener6, backlog, accepted, accepted_mapped));
+}
+
+/// `--tcp-connect PORT`: a connection to 127.0.0.1:PORT, held as `client`.
+fn hold_tcp_connect(port: Option<u16>) {
+    let Some(port) = port else { tree_failed("--tcp-connect", "give the port to connect to") };
+    let stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| tree_failed("--tcp-connect", &err(e)));
+    hold_tree(&[("client", std::os::fd::AsRawFd::as_raw_fd(&stream))], stream);
+}
+
 /// `--peer-closed [--unaccepted]`: see the header.
 fn hold_peer_closed(unaccepted: bool) {
     let dir = temp_dir();
@@ -1989,6 +2082,8 @@ fn main() {
         Some("--pty") => hold_pty(args.get(1).is_some_and(|a| a == "--tty-only")),
         Some("--writer-exited") => hold_writer_exited(),
         Some("--kinds") => hold_kinds(),
+        Some("--tcp-pair") => hold_tcp_pair(args.get(1).is_some_and(|a| a == "--netns")),
+        Some("--tcp-connect") => hold_tcp_connect(args.get(1).and_then(|n| n.to_str()?.parse().ok())),
         Some("--peer-closed") => hold_peer_closed(args.get(1).is_some_and(|a| a == "--unaccepted")),
         Some("--dups") => hold_dups(),
         Some("--many-dups") => many_dups(args.get(1).and_then(|n| n.to_str()?.parse().ok()).unwrap_or(10_000)),

@@ -463,3 +463,76 @@ fn a_pipe_whose_writer_exited_has_no_peer() {
     assert_eq!(peer(&procs, h.pid(), read), no_peer());
     assert_eq!(decision(&procs, h.pid(), read), decided("recreate", "buffered data is copied; both ends"));
 }
+
+/// The peer an fd links to, held by no fd that could be seen, but alive (`outside` without a process).
+fn outside_unseen() -> Peer {
+    (Some("outside".to_owned()), None, None, None)
+}
+
+/// TCP over loopback (`fdholder --tcp-pair`, in the host's network namespace or, with `--netns`, in one of
+/// its own, where the pairs are found in that namespace's sockets): the holder's accepted connections and
+/// the child's clients are each other's peers when checked together (also an IPv4 client accepted by a
+/// dual-stack IPv6 listener, whose addresses are IPv4-mapped), and outside when one is checked alone; a
+/// connection not accepted yet is alive, its peer held by no fd; listeners have none.
+fn tcp_pair(args: &[&str]) {
+    let h = Holder::spawn(args);
+    let (holder, child) = (h.pid(), h.fd("child_pid"));
+    let (accepted, accepted_mapped) = (h.fd("accepted"), h.fd("accepted_mapped"));
+    let (client, client_mapped) = (h.fd("client"), h.fd("client_mapped"));
+    let tree = check(&["--pid", &holder.to_string(), "--tree"]);
+    assert_eq!(tree.len(), 2, "{:?}", tree.keys());
+    assert_eq!(peer(&tree, holder, accepted), inside(child, client, "fdholder-child"));
+    assert_eq!(peer(&tree, child, client), inside(holder, accepted, "fdholder"));
+    assert_eq!(peer(&tree, holder, accepted_mapped), inside(child, client_mapped, "fdholder-child"));
+    assert_eq!(peer(&tree, child, client_mapped), inside(holder, accepted_mapped, "fdholder"));
+    for listener in ["listener", "listener6", "backlog", "server"] {
+        assert_eq!(peer(&tree, holder, h.fd(listener)), no_peer(), "{listener}");
+    }
+    assert_eq!(peer(&tree, child, h.fd("unaccepted")), outside_unseen(), "waiting in the backlog's queue");
+    // The facts name the peer socket, as a unix socket's do.
+    let ino = |procs: &HashMap<i32, Value>, pid, fd| fd_facts(procs, pid, fd)["ino"].as_u64();
+    assert_eq!(fd_facts(&tree, child, client)["socket"]["peer_ino"].as_u64(), ino(&tree, holder, accepted));
+    for (pid, fd) in [(holder, accepted), (child, client_mapped)] {
+        assert_eq!(decision(&tree, pid, fd), decided("recreate", "both ends are checkpointed: each comes"));
+    }
+
+    let alone = check(&["--pid", &child.to_string()]);
+    assert_eq!(peer(&alone, child, client), outside(holder, accepted, "fdholder"));
+    assert_eq!(peer(&alone, child, client_mapped), outside(holder, accepted_mapped, "fdholder"));
+    assert_eq!(decision(&alone, child, client), decided("recreate", "the other end is a process"));
+    let alone = check(&["--pid", &holder.to_string()]);
+    assert_eq!(peer(&alone, holder, accepted), outside(child, client, "fdholder-child"));
+}
+
+#[test]
+fn tcp_connections_over_loopback() {
+    tcp_pair(&["--tcp-pair"]);
+}
+
+#[test]
+fn tcp_connections_over_loopback_in_a_network_namespace_of_their_own() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: a new network namespace needs root");
+        return;
+    }
+    tcp_pair(&["--tcp-pair", "--netns"]);
+}
+
+/// A connection to a listener of a separate process (not a child): each is the other's peer, outside.
+#[test]
+fn a_tcp_connection_to_a_server_outside() {
+    let server = Holder::spawn(&["--tcp-pair"]);
+    let client = Holder::spawn(&["--tcp-connect", &server.fd("server_port").to_string()]);
+    let (s, c) = (server.pid(), client.pid());
+    // The server's thread accepts in its own time: until then the peer is alive, held by no fd.
+    let (procs, found) = wait_until("the server accepted the connection", || {
+        let procs = check(&["--pid", &c.to_string()]);
+        let found = peer(&procs, c, client.fd("client"));
+        found.1.is_some().then_some((procs, found))
+    });
+    let accepted = found.2.expect("the server's fd") as i32;
+    assert_eq!(found, outside(s, accepted, "fdholder"));
+    assert_eq!(decision(&procs, c, client.fd("client")), decided("recreate", "the other end is a process"));
+    let procs = check(&["--pid", &s.to_string()]);
+    assert_eq!(peer(&procs, s, accepted), outside(c, client.fd("client"), "fdholder"));
+}

@@ -178,12 +178,13 @@ fn coverage_shows_what_falls_through_compactly() {
 fn the_default_policy_passes_its_own_policy_tests() {
     // Facts of every fd kind (a live fdholder, saved) and of devices and objects no test machine has (a
     // serial line, /dev/kvm, GPUs, a block device, KVM and BPF inodes, TCP states a test cannot hold still),
-    // with the decision each must get.
+    // loopback TCP connections linked inside and outside (`fdholder --tcp-pair`), with the decision each
+    // must get.
     let root = TempDir::new("default-tests");
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/tests");
     let (code, out, err) = run(&["test", "--root", root.str(), tests]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("116 decision(s) as expected, 0 changed"), "{out}");
+    assert!(out.contains("121 decision(s) as expected, 0 changed"), "{out}");
 }
 
 #[test]

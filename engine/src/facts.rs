@@ -381,7 +381,9 @@ pub struct SocketFacts {
     pub local: Option<ByteString>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer: Option<ByteString>,
-    /// For unix sockets: the inode of the peer socket.
+    /// The inode of the peer socket: for unix sockets, the one sock_diag names; for TCP connections over a
+    /// local address (loopback, or the namespace's own), the socket of the same network namespace whose
+    /// addresses are this one's swapped, found only when the fds are linked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer_ino: Option<u64>,
     /// For unix sockets: the directions shut down, as sock_diag gives the kernel's mask (1: receiving, 2:
@@ -636,9 +638,9 @@ pub struct FdFacts {
     pub tty_index: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub locks: Vec<Lock>,
-    /// Where the other end is (a pipe's or FIFO's other end, a unix socket's peer, a pty's other side),
-    /// once the processes checked together are linked; `None` for kinds without another end and for facts
-    /// that were not linked.
+    /// Where the other end is (a pipe's or FIFO's other end, a unix socket's peer or a TCP connection's
+    /// over a local address, a pty's other side), once the processes checked together are linked; `None`
+    /// for kinds without another end, a TCP connection to another host, and facts that were not linked.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer: Option<PeerPlace>,
     /// A process holding the other end, when one was found (inside: the first in scan order; outside: the

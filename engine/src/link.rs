@@ -1,7 +1,7 @@
 //! Links the fds of the processes checked together (a process, a tree, a cgroup, a container), the facts no
 //! single fd shows: which fds share an open file (`shared_with`, compared with `kcmp`, not by inode), and
-//! where the other end of each pipe, FIFO, unix socket and terminal is (`peer`: inside, outside with the
-//! process holding it when one is found, or none), plus whether each session's leader is inside. Pure logic
+//! where the other end of each pipe, FIFO, unix socket, TCP connection over a local address and terminal is
+//! (`peer`: inside, outside with the process holding it when one is found, or none), plus whether each session's leader is inside. Pure logic
 //! over the scans; what it reads from the system comes through [`Probe`], so tests give it data.
 //!
 //! Cost: fds are grouped by identity in one pass; only fds whose inode another fd also holds are compared
@@ -12,8 +12,9 @@
 use crate::facts::{ByteString, DevNum, FdFacts, FdRef, SessionFacts};
 use crate::needs::{KindMask, ScanOptions};
 use crate::proc::peers::{self, End, Holder, Object, PTMX, Search, Wanted};
+use crate::proc::sockdiag;
 use crate::scan::{FdEntry, ProcessScan};
-use crrules_rules::vocab::{Access, Kind, PeerPlace, SockFamily};
+use crrules_rules::vocab::{Access, Kind, PeerPlace, SockFamily, SockProto, SockState};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -225,8 +226,57 @@ fn runs(order: &[usize], mut equal: impl FnMut(usize, usize) -> bool) -> Vec<&[u
 /// An end of an object.
 type EndOf = (Object, End);
 
+/// The ends an fd holds, the ends that are its peers, and whether the kernel says its other end exists even
+/// where no fd shows it (a socket's peer in flight, or not accepted yet).
+struct Ends {
+    held: Vec<EndOf>,
+    peers: Vec<EndOf>,
+    exists: bool,
+}
+
 /// The ends an fd holds, and the ends that are its peers.
-fn ends_of(f: &FdFacts, session: Option<&SessionFacts>, tty_index: Option<u32>) -> Option<(Vec<EndOf>, Vec<EndOf>)> {
+fn ends_of(f: &FdFacts, session: Option<&SessionFacts>, tty_index: Option<u32>) -> Option<Ends> {
+    let (held, peers) = match f.kind {
+        Kind::Socket => return socket_ends(f),
+        _ => other_ends(f, session, tty_index)?,
+    };
+    Some(Ends { held, peers, exists: false })
+}
+
+/// A socket's ends. A unix socket's peer is the socket sock_diag names. A TCP connection's is the socket
+/// the scan found with its addresses swapped, when its remote address is local (see
+/// [`sockdiag::remote_is_local`]); a connection to another host has no place (`peer` says where on this
+/// host the other end is); one over a local address whose peer was not found exists all the same unless
+/// the peer has closed its side (it is then gone, or orphaned by its process); a listening, bound or
+/// unconnected TCP socket has no peer. A TCP socket sock_diag does not list (never bound, reset, or in a
+/// namespace that could not be asked) has no place either: nothing is known of its connection.
+fn socket_ends(f: &FdFacts) -> Option<Ends> {
+    let s = f.socket.as_ref()?;
+    let me = (Object::Socket(f.ino?), End::Socket);
+    let peer = s.peer_ino.filter(|&p| p != 0).map(|p| (Object::Socket(p), End::Socket));
+    let ends = |peers: Vec<EndOf>, exists: bool| Some(Ends { held: vec![me], peers, exists });
+    match s.family? {
+        SockFamily::Unix => ends(peer.into_iter().collect(), peer.is_some()),
+        SockFamily::Inet | SockFamily::Inet6 if s.protocol == Some(SockProto::Tcp) => {
+            if let Some(peer) = peer {
+                return ends(vec![peer], true);
+            }
+            let state = s.state?;
+            let Some((local, remote)) = sockdiag::tcp_endpoints(s).filter(|_| state != SockState::Listen) else {
+                return ends(Vec::new(), false);
+            };
+            if !sockdiag::remote_is_local(local, remote) {
+                return None;
+            }
+            use SockState::{Close, CloseWait, Closing, LastAck, TimeWait};
+            ends(Vec::new(), !matches!(state, CloseWait | LastAck | Closing | TimeWait | Close))
+        }
+        _ => None,
+    }
+}
+
+/// The ends a pipe, FIFO or terminal fd holds, and the ends that are its peers.
+fn other_ends(f: &FdFacts, session: Option<&SessionFacts>, tty_index: Option<u32>) -> Option<(Vec<EndOf>, Vec<EndOf>)> {
     let pipe_like = |object: Object| {
         let (read, write) = match Access::from_flags(f.flags.0) {
             Access::Ro => (true, false),
@@ -251,15 +301,6 @@ fn ends_of(f: &FdFacts, session: Option<&SessionFacts>, tty_index: Option<u32>) 
             let dev = f.st_dev?.to_dev_t();
             Some(pipe_like(Object::Fifo { dev, ino: f.ino? }))
         }
-        Kind::Socket => {
-            let s = f.socket.as_ref()?;
-            if s.family != Some(SockFamily::Unix) {
-                return None;
-            }
-            let me = (Object::Socket(f.ino?), End::Socket);
-            let peer = s.peer_ino.filter(|&p| p != 0).map(|p| (Object::Socket(p), End::Socket));
-            Some((vec![me], peer.into_iter().collect()))
-        }
         Kind::Chardev => {
             let dev = f.dev?;
             if dev == PTMX {
@@ -279,7 +320,7 @@ fn ends_of(f: &FdFacts, session: Option<&SessionFacts>, tty_index: Option<u32>) 
 fn link_peers(scans: &mut [&mut ProcessScan], inside: &HashSet<i32>, probe: &dyn Probe) {
     // Every end held inside, by whom (in scan order), and what each fd looks for.
     let mut held: HashMap<EndOf, Vec<At>> = HashMap::new();
-    let mut looking: Vec<(At, Vec<EndOf>)> = Vec::new();
+    let mut looking: Vec<(At, Vec<EndOf>, bool)> = Vec::new();
     let mut wanted = Wanted::default();
     for (p, scan) in scans.iter().enumerate() {
         for (f, entry) in scan.fds.iter().enumerate() {
@@ -287,7 +328,11 @@ fn link_peers(scans: &mut [&mut ProcessScan], inside: &HashSet<i32>, probe: &dyn
             let master_index = (facts.kind == Kind::Chardev && facts.dev == Some(PTMX) && facts.tty_index.is_none())
                 .then(|| probe.tty_index(FdRef { pid: scan.pid, fd: facts.fd }))
                 .flatten();
-            let Some((ends, peer_ends)) = ends_of(facts, scan.session.as_ref(), master_index) else { continue };
+            let Some(Ends { held: ends, peers: peer_ends, exists }) =
+                ends_of(facts, scan.session.as_ref(), master_index)
+            else {
+                continue;
+            };
             for end in ends {
                 held.entry(end).or_default().push((p, f));
             }
@@ -297,7 +342,7 @@ fn link_peers(scans: &mut [&mut ProcessScan], inside: &HashSet<i32>, probe: &dyn
                 wanted.fifo_paths.insert(path.as_bytes().to_vec());
             }
             wanted.ends.extend(peer_ends.iter().copied());
-            looking.push(((p, f), peer_ends));
+            looking.push(((p, f), peer_ends, exists));
         }
     }
     if looking.is_empty() {
@@ -314,7 +359,7 @@ fn link_peers(scans: &mut [&mut ProcessScan], inside: &HashSet<i32>, probe: &dyn
     let comms = probe.comms(&outside_pids);
 
     let mut results: Vec<(At, Peer)> = Vec::with_capacity(looking.len());
-    for (at, peer_ends) in &looking {
+    for (at, peer_ends, exists) in &looking {
         let outside_holder = peer_ends
             .iter()
             .flat_map(|end| outside.get(end).into_iter().flatten())
@@ -326,13 +371,13 @@ fn link_peers(scans: &mut [&mut ProcessScan], inside: &HashSet<i32>, probe: &dyn
             .filter(|&&other| other != *at)
             .min()
             .map(|&other| fd_ref(scans, other));
-        let is_socket = facts_at(scans, *at).kind == Kind::Socket;
         let peer = match (outside_holder, inside_holder) {
             (Some(h), _) => Peer { place: PeerPlace::Outside, holder: Some(h), comm: comms.get(&h.pid).cloned() },
             (None, Some(h)) => Peer { place: PeerPlace::Inside, holder: Some(h), comm: comm_of(scans, h.pid) },
             // No fd holds the other end that could be seen: none, unless some processes could not be read, or
-            // the kernel says a socket's peer exists (held where no fd shows it: in flight, another namespace).
-            (None, None) if search.unreadable > 0 || (is_socket && !peer_ends.is_empty()) => {
+            // the kernel says a socket's peer exists (held where no fd shows it: in flight, another namespace,
+            // a TCP connection's peer not accepted yet).
+            (None, None) if search.unreadable > 0 || *exists => {
                 Peer { place: PeerPlace::Outside, holder: None, comm: None }
             }
             (None, None) => Peer { place: PeerPlace::None, holder: None, comm: None },
@@ -413,6 +458,24 @@ mod tests {
         let mut f = FdFacts::new(fd, Kind::Socket, format!("socket:[{ino}]"));
         f.ino = Some(ino);
         f.socket = Some(SocketFacts { family: Some(SockFamily::Unix), peer_ino: peer, ..SocketFacts::default() });
+        f
+    }
+
+    /// A TCP socket as the scan gives it: its addresses from sock_diag and, for a connection over a local
+    /// address whose other end the scan found, that end's inode.
+    fn tcp(fd: i32, ino: u64, state: SockState, local: &str, remote: Option<&str>, peer: Option<u64>) -> FdFacts {
+        let mut f = FdFacts::new(fd, Kind::Socket, format!("socket:[{ino}]"));
+        f.ino = Some(ino);
+        let family = if local.starts_with('[') { SockFamily::Inet6 } else { SockFamily::Inet };
+        f.socket = Some(SocketFacts {
+            family: Some(family),
+            protocol: Some(SockProto::Tcp),
+            state: Some(state),
+            local: Some(local.into()),
+            peer: remote.map(Into::into),
+            peer_ino: peer,
+            ..SocketFacts::default()
+        });
         f
     }
 
@@ -509,6 +572,78 @@ mod tests {
         assert_eq!(peer_of(&scans, 20, 5), (Some(Nowhere), None, None, None));
         assert_eq!(peer_of(&scans, 21, 6), (Some(Outside), None, None, None));
         assert_eq!(scans[1].session.unwrap().leader, Some(Outside), "session 5's leader is alive, not checked");
+    }
+
+    /// TCP: a loopback connection between two processes checked together (IPv4, and IPv6 to an IPv4-mapped
+    /// dual-stack end), one to a database outside, one to the host's own address, a connection whose peer
+    /// is not accepted yet and one whose peer closed; a listener, a connection to another host, a socket
+    /// sock_diag did not list, and sockets that are not TCP.
+    #[test]
+    fn tcp_connections() {
+        use SockState::{CloseWait, Established, FinWait2, Listen};
+        let lo = |port: u16| format!("127.0.0.1:{port}");
+        let web = vec![
+            tcp(3, 900, Listen, "127.0.0.1:8080", None, None),
+            tcp(4, 901, Established, &lo(8080), Some(&lo(41000)), Some(910)),
+            tcp(5, 902, Established, &lo(41500), Some(&lo(5432)), Some(950)),
+            tcp(6, 903, Established, "192.0.2.2:41600", Some("93.184.216.34:443"), None),
+            tcp(7, 904, Established, "192.0.2.2:41700", Some("192.0.2.2:9000"), Some(960)),
+            tcp(8, 905, Established, &lo(41800), Some(&lo(7000)), None),
+            tcp(9, 906, CloseWait, &lo(41900), Some(&lo(7001)), None),
+            tcp(10, 907, FinWait2, "[::ffff:127.0.0.1]:8443", Some("[::ffff:127.0.0.1]:42000"), Some(911)),
+        ];
+        let mut unlisted = FdFacts::new(11, Kind::Socket, "socket:[908]");
+        unlisted.ino = Some(908);
+        unlisted.socket = Some(SocketFacts {
+            family: Some(SockFamily::Inet),
+            protocol: Some(SockProto::Tcp),
+            ..SocketFacts::default()
+        });
+        let mut udp = tcp(12, 909, Established, &lo(5353), Some(&lo(53)), None);
+        udp.socket.as_mut().unwrap().protocol = Some(SockProto::Udp);
+        let mut mptcp = tcp(13, 912, Established, &lo(42100), Some(&lo(7002)), None);
+        mptcp.socket.as_mut().unwrap().protocol = Some(SockProto::Mptcp);
+        let (mut web, client) = (
+            web,
+            vec![
+                tcp(3, 910, Established, &lo(41000), Some(&lo(8080)), Some(901)),
+                tcp(4, 911, Established, &lo(42000), Some(&lo(8443)), Some(907)),
+            ],
+        );
+        web.extend([unlisted, udp, mptcp]);
+        let scans = vec![process(60, "web", 60, web), process(61, "client", 60, client)];
+        let probe = Fake {
+            outside: vec![
+                holder(Object::Socket(950), End::Socket, 70, 12),
+                holder(Object::Socket(960), End::Socket, 71, 3),
+            ],
+            comms: HashMap::from([(70, "postgres".into()), (71, "api".into())]),
+            ..Fake::default()
+        };
+        let scans = run(scans, &probe);
+        assert_eq!(peer_of(&scans, 60, 4), (Some(Inside), Some(61), Some(3), Some("client".into())));
+        assert_eq!(peer_of(&scans, 61, 3), (Some(Inside), Some(60), Some(4), Some("web".into())));
+        assert_eq!(peer_of(&scans, 60, 10), (Some(Inside), Some(61), Some(4), Some("client".into())));
+        assert_eq!(peer_of(&scans, 61, 4), (Some(Inside), Some(60), Some(10), Some("web".into())));
+        assert_eq!(peer_of(&scans, 60, 5), (Some(Outside), Some(70), Some(12), Some("postgres".into())));
+        assert_eq!(peer_of(&scans, 60, 7), (Some(Outside), Some(71), Some(3), Some("api".into())));
+        assert_eq!(peer_of(&scans, 60, 3), (Some(Nowhere), None, None, None), "a listener has no peer");
+        assert_eq!(peer_of(&scans, 60, 6), (None, None, None, None), "another host is no place on this one");
+        assert_eq!(peer_of(&scans, 60, 8), (Some(Outside), None, None, None), "alive, not accepted yet");
+        assert_eq!(peer_of(&scans, 60, 9), (Some(Nowhere), None, None, None), "the peer closed its side");
+        for fd in [11, 12, 13] {
+            assert_eq!(peer_of(&scans, 60, fd), (None, None, None, None), "fd {fd}");
+        }
+        // The child alone: the web server is outside, found by the pass over the host.
+        let alone =
+            vec![process(61, "client", 60, vec![tcp(3, 910, Established, &lo(41000), Some(&lo(8080)), Some(901))])];
+        let probe = Fake {
+            outside: vec![holder(Object::Socket(901), End::Socket, 60, 4)],
+            comms: HashMap::from([(60, "web".into())]),
+            ..Fake::default()
+        };
+        let alone = run(alone, &probe);
+        assert_eq!(peer_of(&alone, 61, 3), (Some(Outside), Some(60), Some(4), Some("web".into())));
     }
 
     /// Session 0 is one whose leader lives in an ancestor pid namespace (a job started inside a container

@@ -236,7 +236,7 @@ fn complete(dir: &ProcessDir, opts: &ScanOptions, entries: &mut [FdEntry], early
         }
     }
     if opts.sockets {
-        add_sockets(dir, entries, early.sockets);
+        add_sockets(dir, entries, early.sockets, opts.link);
     }
     if opts.fdinfo.union(opts.flags).contains(Kind::Pipe) {
         mark_packet_pipes(entries);
@@ -274,13 +274,14 @@ fn add_filesystems(mounts: &HashMap<u64, String>, entries: &mut [FdEntry]) {
 /// state, addresses, peer, queues. The unix dump may have been made beside the fd reads (`early`); then
 /// only the dumps that can list the sockets it missed are made. Raw, ping and UDP-Lite sockets, which the
 /// scanner does not ask sock_diag about, are looked up in their `/proc/PID/net` tables. A socket nothing
-/// lists (unbound, reset) keeps what its name says; one that is no longer open is a vanished fd.
-fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>) {
+/// lists (unbound, reset) keeps what its name says; one that is no longer open is a vanished fd. With
+/// `link`, a TCP connection over a local address is given its peer's inode, as a unix socket is.
+fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<SockTable>>, link: bool) {
     let wanted = |e: &FdEntry| e.facts().is_some_and(|f| f.kind == Kind::Socket);
     if !entries.iter().any(wanted) {
         return;
     }
-    let made: &[Dump] = if early.is_some() { &[Dump::Unix] } else { &[] };
+    let mut made: Vec<Dump> = if early.is_some() { vec![Dump::Unix] } else { Vec::new() };
     // An early dump that could not be made (another namespace we may not join): neither can the others,
     // and every socket keeps what its name says.
     let can_dump = !matches!(early, Some(None));
@@ -306,8 +307,14 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<S
             .collect();
         which.sort_unstable();
         which.dedup();
-        if !which.is_empty() {
-            table.by_ino.extend(dir.socket_table(&which).unwrap_or_default().by_ino);
+        if !which.is_empty()
+            && let Ok(listed) = dir.socket_table(&which)
+        {
+            table.by_ino.extend(listed.by_ino);
+            made.extend(which);
+        }
+        if link {
+            pair_tcp_connections(dir, entries, &mut table, &made);
         }
     }
     // Raw, ping and UDP-Lite sockets: their tables in `/proc/PID/net` (in the process's namespace, so
@@ -333,6 +340,32 @@ fn add_sockets(dir: &ProcessDir, entries: &mut [FdEntry], early: Option<Option<S
             }
             None => f.socket = Some(named),
         }
+    }
+}
+
+/// Gives each TCP connection of the process over a local address its peer's inode, from the TCP dumps of
+/// its network namespace (see [`sockdiag::pair_tcp`]): the peer is a socket of the same namespace, whoever
+/// holds it. A connection from an IPv4 socket may end in an IPv6 socket that accepts both, and the other way
+/// round: when some end is not found in the dumps `made`, the other family's is made once and searched.
+/// MPTCP sockets, listed as their TCP subflows, are left alone.
+fn pair_tcp_connections(dir: &ProcessDir, entries: &mut [FdEntry], table: &mut SockTable, made: &[Dump]) {
+    let tcp = |f: &FdFacts| f.socket.as_ref().is_some_and(|s| s.protocol == Some(SockProto::Tcp));
+    let mine: Vec<u64> =
+        open_facts(entries).filter(|f| f.kind == Kind::Socket && tcp(f)).filter_map(|f| f.ino).collect();
+    if mine.is_empty() {
+        return;
+    }
+    let alone = sockdiag::pair_tcp(table, &mine);
+    let ipv4 = |ino: &u64| table.by_ino.get(ino).and_then(sockdiag::tcp_endpoints).is_some_and(|(_, r)| r.is_ipv4());
+    let more: Vec<Dump> = [Dump::Tcp, Dump::Tcp6].into_iter().filter(|d| !made.contains(d)).collect();
+    if more.is_empty() || !alone.iter().any(ipv4) {
+        return;
+    }
+    if let Ok(other) = dir.socket_table(&more) {
+        for (ino, f) in other.by_ino {
+            table.by_ino.entry(ino).or_insert(f);
+        }
+        sockdiag::pair_tcp(table, &alone);
     }
 }
 

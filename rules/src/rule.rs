@@ -197,8 +197,9 @@ pub enum Predicate {
     /// `locked`: a file lock (POSIX, flock, OFD, lease) is held through the fd's open file.
     Locked,
     /// `peer outside`: where the other end is, seen from the processes checked together (a pipe's or
-    /// FIFO's other end, a unix socket's peer, a terminal's other side). An fd whose ends were not linked
-    /// has no place, so no `peer` predicate holds for it.
+    /// FIFO's other end, a unix socket's peer, a TCP connection's over a local address, a terminal's other
+    /// side). An fd whose ends were not linked, or a TCP connection to another host, has no place, so no
+    /// `peer` predicate holds for it.
     Peer(PeerPlace),
     /// `shared`: other fds of the processes checked together hold the fd's open file (after `dup` or
     /// `fork`: offset and flags shared).

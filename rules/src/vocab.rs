@@ -363,7 +363,8 @@ impl Access {
 
 words! {
     /// Where the other end of an fd is, seen from the processes checked together (a process, a tree, a
-    /// cgroup, a container): a pipe's or FIFO's other end, a unix socket's peer, a terminal's other side.
+    /// cgroup, a container): a pipe's or FIFO's other end, a unix socket's peer, a TCP connection's over a
+    /// local address, a terminal's other side.
     PeerPlace {
         /// Held by a process checked with it (the same process included).
         Inside = "inside",

@@ -673,9 +673,6 @@ mod tests {
         assert_eq!(get_peek_off(t.as_fd()).unwrap(), 1);
     }
 
-    /// A peer that closed leaves its messages, then the end: a seqpacket peek returns 0 bytes for both an
-    /// empty message and the end, told apart by the bytes still queued; a stream's end is a 0 after them.
-    #[test]
     /// A seqpacket socket whose peer, still held, shut its sending side down answers every peek past the last
     /// message with 0: told so (its shutdown mask), the copy stops at the end; not told, it stops at the
     /// message cap with an error, never looping on.
@@ -691,6 +688,8 @@ mod tests {
         drop(a);
     }
 
+    /// A peer that closed leaves its messages, then the end: a seqpacket peek returns 0 bytes for both an
+    /// empty message and the end, told apart by the bytes still queued; a stream's end is a 0 after them.
     #[test]
     fn queues_left_by_a_closed_peer_are_peeked_up_to_the_end() {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};

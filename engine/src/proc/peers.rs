@@ -22,7 +22,7 @@ pub enum Object {
     Pipe(u64),
     /// A named FIFO, by its filesystem's `st_dev` and its inode.
     Fifo { dev: u64, ino: u64 },
-    /// A socket, by its inode (a unix socket's peer is another socket).
+    /// A socket, by its inode (a unix socket's peer, and a local TCP connection's, is another socket).
     Socket(u64),
     /// A pseudo-terminal pair, by its index (`/dev/pts/N`).
     Pty(u32),

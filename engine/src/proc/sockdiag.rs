@@ -1,6 +1,7 @@
 //! Socket facts from NETLINK_SOCK_DIAG: one dump per family (unix, inet and inet6 for TCP and UDP, netlink,
 //! packet) of one network namespace, keyed by socket inode. Never touches the sockets themselves.
-//! The request builders and reply parsers are pure; [`dump`] and [`dump_in_netns`] do the I/O.
+//! The request builders and reply parsers are pure, as is [`pair_tcp`], which finds the other end of a TCP
+//! connection over a local address in a namespace's dumps; [`dump`] and [`dump_in_netns`] do the I/O.
 
 use crate::facts::{ByteString, SocketFacts};
 use crrules_rules::vocab::{SockFamily, SockProto, SockState, SockType};
@@ -9,7 +10,7 @@ use nix::sys::socket::{
 };
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -360,6 +361,75 @@ pub(crate) fn name_unix_peers(table: &mut SockTable) {
     }
 }
 
+/// A TCP socket's `(local, remote)` addresses from its facts, `None` unless it has both (a listening or
+/// unconnected socket has no remote). An IPv4-mapped IPv6 address is taken as the IPv4 address it is: a
+/// dual-stack IPv6 socket shows its connection from an IPv4 socket that way.
+pub fn tcp_endpoints(f: &SocketFacts) -> Option<(SocketAddr, SocketAddr)> {
+    let parse = |text: &ByteString| -> Option<SocketAddr> {
+        let addr: SocketAddr = std::str::from_utf8(text.as_bytes()).ok()?.parse().ok()?;
+        Some(match addr {
+            SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+                None => addr,
+            },
+            SocketAddr::V4(_) => addr,
+        })
+    };
+    Some((parse(f.local.as_ref()?)?, parse(f.peer.as_ref()?)?))
+}
+
+/// True when a connection's remote address is one of its own network namespace's, so that its other end is
+/// a socket of that namespace: a loopback address (127.0.0.0/8, `::1`), or the connection's own local
+/// address (the kernel gives a connection to one of the namespace's addresses that address as its source,
+/// unless the socket was bound to another first: such a connection is not told from one to another host).
+pub fn remote_is_local(local: SocketAddr, remote: SocketAddr) -> bool {
+    remote.ip().is_loopback() || remote.ip() == local.ip()
+}
+
+/// Names the peer socket (`peer_ino`) of each TCP connection among the sockets `mine` (inodes in `table`)
+/// whose remote address is local ([`remote_is_local`]): the socket of `table`, one network namespace's TCP
+/// dumps, whose local and remote addresses are this one's remote and local. Returns the connections over a
+/// local address left without one (the peer is in a dump not made, closed, not accepted yet, or reached
+/// through address translation). One pass over the table; nothing when no connection of `mine` is local.
+pub fn pair_tcp(table: &mut SockTable, mine: &[u64]) -> Vec<u64> {
+    let connection = |f: &SocketFacts| {
+        if f.protocol != Some(SockProto::Tcp) || f.state == Some(SockState::Listen) {
+            return None;
+        }
+        tcp_endpoints(f)
+    };
+    // By the addresses the peer has: (its local, its remote) = (my remote, my local).
+    let mut wanted: HashMap<(SocketAddr, SocketAddr), u64> = HashMap::new();
+    for &ino in mine {
+        if let Some((local, remote)) = table.by_ino.get(&ino).and_then(connection)
+            && remote_is_local(local, remote)
+        {
+            wanted.insert((remote, local), ino);
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    // A connection of a socket to itself (its own remote) is not paired: it has no other end.
+    let mut found: HashMap<u64, u64> = HashMap::new();
+    for (&ino, f) in &table.by_ino {
+        if let Some(ends) = connection(f)
+            && let Some(&me) = wanted.get(&ends)
+            && me != ino
+        {
+            found.insert(me, ino);
+        }
+    }
+    for (me, peer) in &found {
+        if let Some(f) = table.by_ino.get_mut(me) {
+            f.peer_ino = Some(*peer);
+        }
+    }
+    let mut alone: Vec<u64> = wanted.into_values().filter(|ino| !found.contains_key(ino)).collect();
+    alone.sort_unstable();
+    alone
+}
+
 /// Sends one request and reads the dump into `table`. `Ok(false)` when the kernel refused this family.
 fn dump_family(sock: &OwnedFd, body: &[u8], seq: u32, buf: &mut [u8], table: &mut SockTable) -> io::Result<bool> {
     let msg = message(body, seq);
@@ -694,6 +764,57 @@ mod tests {
             let r = d.request();
             assert!(matches!(r.len(), 20 | 24 | 56), "{d:?}: {}", r.len());
         }
+    }
+
+    /// One namespace's TCP dumps: a loopback pair, a pair between an IPv4 client and a dual-stack IPv6
+    /// end, a connection to the namespace's own address, one to another host, one whose peer is gone (its
+    /// time-wait or orphaned socket has no inode, so no entry), a socket connected to itself, and the
+    /// listener whose local address the accepted connections share. Another namespace's table with the very
+    /// same addresses pairs its own sockets only.
+    #[test]
+    fn tcp_connections_pair_by_their_swapped_addresses() {
+        let tcp = |state: SockState, local: &str, peer: Option<&str>| SocketFacts {
+            family: Some(if local.starts_with('[') { SockFamily::Inet6 } else { SockFamily::Inet }),
+            protocol: Some(SockProto::Tcp),
+            state: Some(state),
+            local: Some(local.into()),
+            peer: peer.map(Into::into),
+            ..SocketFacts::default()
+        };
+        use SockState::{Established, Listen};
+        let namespace = |base: u64| SockTable {
+            by_ino: HashMap::from([
+                (base, tcp(Listen, "127.0.0.1:8080", None)),
+                (base + 1, tcp(Established, "127.0.0.1:8080", Some("127.0.0.1:41000"))),
+                (base + 2, tcp(Established, "127.0.0.1:41000", Some("127.0.0.1:8080"))),
+                (base + 3, tcp(Established, "[::ffff:127.0.0.1]:8443", Some("[::ffff:127.0.0.1]:42000"))),
+                (base + 4, tcp(Established, "127.0.0.1:42000", Some("127.0.0.1:8443"))),
+                (base + 5, tcp(Established, "192.0.2.2:43000", Some("192.0.2.2:9000"))),
+                (base + 6, tcp(Established, "192.0.2.2:9000", Some("192.0.2.2:43000"))),
+                (base + 7, tcp(Established, "192.0.2.2:44000", Some("93.184.216.34:443"))),
+                (base + 8, tcp(SockState::CloseWait, "127.0.0.1:45000", Some("127.0.0.1:8080"))),
+                (base + 9, tcp(Established, "127.0.0.1:46000", Some("127.0.0.1:46000"))),
+                (base + 10, tcp(Established, "[::1]:47000", Some("[::1]:5432"))),
+                (base + 11, tcp(Established, "[::1]:5432", Some("[::1]:47000"))),
+            ]),
+        };
+        let (mut a, mut b) = (namespace(100), namespace(200));
+        let mine: Vec<u64> = (100..112).collect();
+        assert_eq!(pair_tcp(&mut a, &mine), [108, 109], "the peer closed; connected to itself");
+        let peers: Vec<(u64, Option<u64>)> = (100..112).map(|i| (i, a.by_ino[&i].peer_ino)).collect();
+        let expect = [None, Some(102), Some(101), Some(104), Some(103), Some(106), Some(105), None, None, None];
+        let expect: Vec<(u64, Option<u64>)> =
+            (100..112).zip(expect.into_iter().chain([Some(111), Some(110)])).collect();
+        assert_eq!(peers, expect);
+        assert_eq!(pair_tcp(&mut b, &[202]), Vec::<u64>::new());
+        assert_eq!(b.by_ino[&202].peer_ino, Some(201), "the other namespace's socket of the same addresses");
+        assert_eq!(b.by_ino[&201].peer_ino, None, "only the sockets asked about are given a peer");
+        // Nothing local asked about: no pass over the table.
+        assert_eq!(pair_tcp(&mut b, &[207, 200, 999]), Vec::<u64>::new());
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(remote_is_local(at("10.0.0.1:1"), at("127.3.4.5:80")));
+        assert!(remote_is_local(at("[fd00::2]:1"), at("[fd00::2]:80")));
+        assert!(!remote_is_local(at("[fd00::2]:1"), at("[fd00::3]:80")));
     }
 
     #[test]
