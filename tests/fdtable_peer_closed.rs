@@ -203,12 +203,27 @@ fn a_datagram_socket_connected_to_a_daemon_outside_is_connected_again_by_name() 
     );
     assert_eq!(queued("after"), 1, "the daemon holds the one-byte datagram the restored client sent");
 
-    // With the daemon gone (its socket file left behind, nobody bound to it), the restore fails whole.
+    assert_eq!(r["owner"], json!(nix::unistd::geteuid().as_raw()), "the socket file's owner at dump: {r}");
+
+    // With the daemon gone, the restore fails whole.
     drop(daemon);
     let (code, _, err) = run(&["restore", "--image", path_str(&image), "--", "true"]);
     assert_ne!(code, 0);
-    assert!(
-        names_fd(&err, fd) && err.contains(&format!("cannot connect a datagram socket to `{bound}` again")),
-        "{err}"
-    );
+    let cannot = format!("cannot connect a datagram socket to `{bound}` again");
+    assert!(names_fd(&err, fd) && err.contains(&cannot), "{err}");
+
+    // Another user's socket bound at that name since is not connected to.
+    if nix::unistd::geteuid().is_root() {
+        let path = Path::new(&bound);
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("the daemon's directory again");
+        let _ = std::fs::remove_file(path);
+        let squatter = std::os::unix::net::UnixDatagram::bind(path).expect("bind");
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).expect("chown");
+        let (code, _, err) = run(&["restore", "--image", path_str(&image), "--", "true"]);
+        assert_ne!(code, 0);
+        let said = "its socket file is owned by uid 65534, not by root, uid 0 (the image's process) or uid 0";
+        assert!(names_fd(&err, fd) && err.contains(said), "{err}");
+        drop(squatter);
+        let _ = std::fs::remove_dir_all(path.parent().expect("a directory"));
+    }
 }

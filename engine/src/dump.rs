@@ -534,7 +534,15 @@ impl Ctx<'_> {
                 let ino = f.ino.ok_or("a socket without an inode")?;
                 let peer = unix_peer(s, ty, |p| self.held_inodes.contains(&p))?;
                 if let UnixPeer::Named(peer) = peer {
-                    return Ok(Restore::UnixConnect { peer, flags: open_flags(f) });
+                    // Whose socket file it is: a restore connects only to root's, the user's, or this one's.
+                    let owner = match peer.as_bytes().first() {
+                        Some(b'/') => Some(
+                            capture::socket_file_owner(self.pid, peer.as_bytes())
+                                .map_err(|e| format!("cannot stat its peer's socket file `{peer}`: {e}"))?,
+                        ),
+                        _ => None,
+                    };
+                    return Ok(Restore::UnixConnect { peer, flags: open_flags(f), owner });
                 }
                 let peer_closed = peer == UnixPeer::Closed;
                 if let (true, Some(name)) = (peer_closed, &s.local) {

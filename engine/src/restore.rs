@@ -743,8 +743,20 @@ impl Builder<'_> {
                 build::set_status_flags(self.prepared.placer.held(mine)?, *flags as i32).map_err(err)?;
                 self.place_end(at, mine, shared_end(&f.restore), cloexec)
             }
-            Restore::UnixConnect { peer, flags } => {
-                let fd = build::unix_dgram_connected(peer.as_bytes())
+            Restore::UnixConnect { peer, flags, owner } => {
+                // The socket file must be its daemon's: root's, the image's user's, or its owner's at dump; not
+                // one another user bound (or linked) at that name since.
+                let (image_uid, dumped) = (self.image_uid, *owner);
+                let owner_ok = |uid: u32| match uid {
+                    0 => Ok(()),
+                    uid if uid == image_uid || Some(uid) == dumped => Ok(()),
+                    uid => Err(std::io::Error::other(format!(
+                        "its socket file is owned by uid {uid}, not by root, uid {image_uid} (the image's process) \
+                         or {} (its owner when dumped)",
+                        dumped.map_or("anyone".to_owned(), |o| format!("uid {o}"))
+                    ))),
+                };
+                let fd = build::unix_dgram_connected(peer.as_bytes(), owner_ok)
                     .map_err(|e| format!("cannot connect a datagram socket to `{peer}` again: {e}"))?;
                 build::set_status_flags(fd.as_fd(), *flags as i32).map_err(err)?;
                 self.slot(at, fd, cloexec)

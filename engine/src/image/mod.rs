@@ -174,7 +174,14 @@ pub enum Restore {
     /// A unix datagram socket connected to a peer outside the process, by the peer's name (`peer`: a path,
     /// or `@NAME` for an abstract one): connected again to whatever is bound there at restore (a syslog
     /// client to `/dev/log`, say). It had nothing queued and no name of its own.
-    UnixConnect { peer: ByteString, flags: u32 },
+    /// `owner`: the uid owning the peer's socket file at dump; the file connected to at restore must be
+    /// root's, the image user's, or this uid's.
+    UnixConnect {
+        peer: ByteString,
+        flags: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<u32>,
+    },
     /// A listening or bound TCP/UDP socket, bound again (`addr` as `IP:PORT`, `[IP6]:PORT`).
     Inet { family: String, sock_type: String, addr: String, listen: bool, backlog: u32, flags: u32 },
     /// An eventfd: its count and semaphore mode.

@@ -199,15 +199,25 @@ pub fn send(sock: BorrowedFd<'_>, bytes: &[u8], stream: bool) -> io::Result<()> 
 }
 
 /// A unix datagram socket connected to `name`: a path, or `@NAME` for an abstract name (every byte after
-/// the `@`). Connecting checks write permission on a path's socket file with this thread's filesystem
-/// credentials, as opening a file does.
-pub fn unix_dgram_connected(name: &[u8]) -> io::Result<OwnedFd> {
+/// the `@`). A path's socket file is opened first (`O_PATH`, following links as `connect` would, but no
+/// magic link), and `owner_ok` is asked about its owner; the connect then goes to that very file, through
+/// `/proc/self/fd/N`, so what was checked is what is connected to. Connecting checks write permission on
+/// the socket file with this thread's filesystem credentials, as opening a file does.
+pub fn unix_dgram_connected(name: &[u8], owner_ok: impl FnOnce(u32) -> io::Result<()>) -> io::Result<OwnedFd> {
     use nix::sys::socket::{self as s, AddressFamily, SockFlag, SockType, UnixAddr};
+    let file;
     let addr = match name.strip_prefix(b"@") {
-        Some(abstract_name) => UnixAddr::new_abstract(abstract_name),
-        None => UnixAddr::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name)),
-    }
-    .map_err(io::Error::from)?;
+        Some(abstract_name) => UnixAddr::new_abstract(abstract_name).map_err(io::Error::from)?,
+        None => {
+            file = openat2(libc::AT_FDCWD, name, libc::O_PATH | libc::O_CLOEXEC, libc::RESOLVE_NO_MAGICLINKS)?;
+            let st = nix::sys::stat::fstat(&file).map_err(io::Error::from)?;
+            if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                return Err(io::Error::other("it is not a socket"));
+            }
+            owner_ok(st.st_uid)?;
+            UnixAddr::new(format!("/proc/self/fd/{}", file.as_raw_fd()).as_str()).map_err(io::Error::from)?
+        }
+    };
     let sock =
         s::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(io::Error::from)?;
     s::connect(sock.as_raw_fd(), &addr).map_err(io::Error::from)?;

@@ -563,6 +563,19 @@ fn open_by_handle(handle_type: i32, bytes: &[u8]) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The owner of the socket file bound at the absolute path `name`, as process `pid` sees it (through its
+/// root, `/proc/PID/root`).
+pub fn socket_file_owner(pid: i32, name: &[u8]) -> io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mut path = format!("/proc/{pid}/root").into_bytes();
+    path.extend_from_slice(name);
+    let meta = std::fs::metadata(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&path))?;
+    if meta.mode() & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(io::Error::other("it is not a socket"));
+    }
+    Ok(meta.uid())
+}
+
 /// A duplicate of fd `fd` of the process `pidfd` refers to.
 pub fn duplicate(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
     super::sys::pidfd_getfd(pidfd.as_fd(), fd)
