@@ -61,7 +61,7 @@ pub fn criu(policy: &PolicyArgs, args: &CriuArgs, ui: &Ui) -> Result<Outcome, Fa
         eprintln!("crrules criu: process {} cannot be checkpointed: no CRIU options", args.pid);
         return Ok(Outcome::Finding);
     };
-    let refused = crrules_engine::criu::refusals(&plans);
+    let refused = crrules_engine::criu::refusals(&plans, crrules_engine::criu::own_namespace_sid);
     if !refused.is_empty() {
         for r in &refused {
             eprintln!("crrules criu: {r}");
@@ -165,7 +165,8 @@ pub fn action(policy: &PolicyArgs, ui: &Ui) -> Result<Outcome, Failure> {
     impl Backend for Reasons {
         type Error = std::convert::Infallible;
         fn process(&mut self, plan: &ProcessPlan) -> Result<(), Self::Error> {
-            let refused = crrules_engine::criu::refusals(std::slice::from_ref(plan));
+            let refused =
+                crrules_engine::criu::refusals(std::slice::from_ref(plan), crrules_engine::criu::own_namespace_sid);
             self.0.extend(refused.into_iter().map(|r| format!("crrules: {r}")));
             for fd in &plan.fds {
                 if let (Some(f), Some(d)) = (fd.facts(), fd.decision())

@@ -139,11 +139,38 @@ kill $job"#;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
     assert_eq!(stdout, "sid 0\ncriu 1\naction 1\n", "{stderr}");
-    let refusal = "(sleep): its session's leader is in an ancestor pid namespace (session id 0 here), which CRIU \
-                   refuses even with --shell-job";
+    let refusal = "(sleep): its session's leader is in an ancestor pid namespace (session id 0 inside its own), \
+                   which CRIU refuses even with --shell-job";
     assert_eq!(stderr.matches(refusal).count(), 2, "{stderr}");
     assert!(stderr.contains("no CRIU options"), "{stderr}");
     assert!(stderr.contains("aborted before CRIU freezes it: CRIU would refuse it"), "{stderr}");
+
+    // The same job seen from here, the ancestor namespace: its session id in `stat` is this test's session,
+    // not 0; inside its own namespace it is 0, which is what CRIU reads. Refused all the same.
+    let mut job = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run unshare");
+    let children = format!("/proc/{}/task/{}/children", job.id(), job.id());
+    let sleep = (0..200)
+        .find_map(|_| {
+            let pid = std::fs::read_to_string(&children).ok()?.split_whitespace().next().map(str::to_owned);
+            if pid.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            pid
+        })
+        .expect("the job in its own pid namespace");
+    let stat = std::fs::read_to_string(format!("/proc/{sleep}/stat")).expect("stat");
+    let sid = stat.rsplit_once(')').expect("stat").1.split_whitespace().nth(3).expect("sid").to_owned();
+    let (code, out, err) = crrules(&["--rules", rules.to_str().unwrap(), "criu", "--pid", &sleep], &[]);
+    let _ = job.kill();
+    let _ = job.wait();
+    assert_ne!(sid, "0", "seen from here, the session is the test's");
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains(refusal), "{err}");
 }
 
 #[test]

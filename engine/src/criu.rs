@@ -45,19 +45,24 @@ impl CriuOptions {
     }
 }
 
+/// The innermost session id of a live process, for [`refusals`] (read by the module that reads `/proc`).
+pub use crate::proc::own_namespace_sid;
+
 /// What CRIU v4.2 refuses to dump whatever options it is given, one sentence per process, so that
-/// `crrules criu` and the pre-dump action say it before CRIU freezes anything. A process whose session id
-/// reads 0 has its session's leader in an ancestor pid namespace (a job started inside a container by a
-/// shell outside it): CRIU stops with "A session leader of N is outside of its pid namespace", even with
-/// `--shell-job`.
-pub fn refusals(plans: &[ProcessPlan]) -> Vec<String> {
+/// `crrules criu` and the pre-dump action say it before CRIU freezes anything. A process whose session id,
+/// as its own pid namespace sees it (`own_sid`: `NSsid`'s last number, which may be 0 while the id read
+/// from here is not), is 0 has its session's leader in an ancestor pid namespace (a job started inside a
+/// container by a shell outside it): CRIU reads the id from inside and stops with "A session leader of N
+/// is outside of its pid namespace", even with `--shell-job`. Without `own_sid`, the id read from here.
+pub fn refusals(plans: &[ProcessPlan], own_sid: impl Fn(i32) -> Option<i32>) -> Vec<String> {
     plans
         .iter()
-        .filter(|p| p.session.is_some_and(|s| s.sid == 0))
+        .filter(|p| own_sid(p.pid).or(p.session.map(|s| s.sid)) == Some(0))
         .map(|p| {
             format!(
-                "pid {} ({}): its session's leader is in an ancestor pid namespace (session id 0 here), which CRIU \
-                 refuses even with --shell-job; start it under `setsid` or check it from the namespace the leader is in",
+                "pid {} ({}): its session's leader is in an ancestor pid namespace (session id 0 inside its own), \
+                 which CRIU refuses even with --shell-job; start it under `setsid` or check it from the namespace \
+                 the leader is in",
                 p.pid, p.comm
             )
         })
@@ -476,7 +481,13 @@ mod tests {
         let mut unknown = plan(7, None);
         unknown.session = None;
         assert!(opts(&[unknown.clone()]).dump.is_empty());
-        assert!(refusals(&[plan(3, Some(PeerPlace::Outside)), plan(7, Some(PeerPlace::Inside)), unknown]).is_empty());
+        let seen_here = |_| None;
+        assert!(
+            refusals(&[plan(3, Some(PeerPlace::Outside)), plan(7, Some(PeerPlace::Inside)), unknown], seen_here)
+                .is_empty()
+        );
+        // Session 3 from here, 0 inside the process's own pid namespace: refused.
+        assert_eq!(refusals(&[plan(3, Some(PeerPlace::Outside))], |_| Some(0)).len(), 1);
     }
 
     /// Session 0 (its leader in an ancestor pid namespace) is a refusal CRIU makes whatever the options, named
@@ -486,7 +497,7 @@ mod tests {
         use crate::facts::SessionFacts;
         let mut p = decided(vec![(chardev(0, "/dev/null", 1, 3), Action::ReopenPath { exact: false })]);
         p.session = Some(SessionFacts { ppid: 1, pgrp: 0, sid: 0, tty: None, leader: Some(PeerPlace::Outside) });
-        let refused = refusals(std::slice::from_ref(&p));
+        let refused = refusals(std::slice::from_ref(&p), |_| None);
         assert_eq!(refused.len(), 1);
         assert!(
             refused[0].starts_with("pid 7 (job): its session's leader is in an ancestor pid namespace"),

@@ -678,6 +678,18 @@ pub fn is_kernel_thread(pid: i32) -> bool {
         .is_some_and(|stat| stat.flags & PF_KTHREAD != 0)
 }
 
+/// The session id of `pid` as its own, innermost, pid namespace sees it (the last number of `NSsid:` in
+/// `/proc/PID/status`): 0 when its session's leader is in an ancestor namespace, though the id this
+/// process reads in `stat` may not be 0. `None` when the status cannot be read or has no such line.
+pub fn own_namespace_sid(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    innermost_sid(&text)
+}
+
+fn innermost_sid(status: &str) -> Option<i32> {
+    status.lines().find_map(|l| l.strip_prefix("NSsid:"))?.split_ascii_whitespace().last()?.parse().ok()
+}
+
 /// True while `/proc/PID` exists.
 pub fn exists(pid: i32) -> bool {
     pid > 0 && std::fs::metadata(format!("/proc/{pid}")).is_ok()
@@ -748,6 +760,17 @@ pub fn descendants(pid: i32) -> io::Result<Vec<i32>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_innermost_session_id_is_the_last_of_nssid() {
+        assert_eq!(super::innermost_sid("Name:\tsleep\nNSsid:\t1662\t0\nNSpgid:\t5\n"), Some(0));
+        assert_eq!(super::innermost_sid("NSsid:\t41\n"), Some(41));
+        assert_eq!(super::innermost_sid("Name:\tsleep\n"), None);
+        assert_eq!(
+            super::own_namespace_sid(std::process::id() as i32),
+            Some(nix::unistd::getsid(None).unwrap().as_raw())
+        );
+    }
+
     use super::*;
 
     #[test]
