@@ -229,7 +229,7 @@ fn an_image_whose_duplicate_names_a_later_a_closed_a_missing_or_the_same_fd_is_r
             Box::new(|m| set_of(m, fd("eventfd_dup"), file)),
             fd("eventfd_dup"),
             file,
-            "is a duplicate of fd",
+            "(eventfd) is a duplicate of fd",
         ),
     ];
     for (what, edit, at, other, says) in cases {
