@@ -145,10 +145,11 @@ kill $job"#;
     assert!(stderr.contains("no CRIU options"), "{stderr}");
     assert!(stderr.contains("aborted before CRIU freezes it: CRIU would refuse it"), "{stderr}");
 
-    // The same job seen from here, the ancestor namespace: its session id in `stat` is this test's session,
-    // not 0; inside its own namespace it is 0, which is what CRIU reads. Refused all the same.
-    let mut job = Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child", "sleep", "1000"])
+    // The same job seen from here, the ancestor namespace, its session led by `unshare` (made a session
+    // leader by `setsid`, which execs it): the id in `stat` is unshare's pid, not 0; inside its own
+    // namespace it is 0, which is what CRIU reads. Refused all the same.
+    let mut job = Command::new("setsid")
+        .args(["unshare", "--pid", "--fork", "--kill-child", "sleep", "1000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -168,7 +169,7 @@ kill $job"#;
     let (code, out, err) = crrules(&["--rules", rules.to_str().unwrap(), "criu", "--pid", &sleep], &[]);
     let _ = job.kill();
     let _ = job.wait();
-    assert_ne!(sid, "0", "seen from here, the session is the test's");
+    assert_eq!(sid, job.id().to_string(), "seen from here, unshare leads the session");
     assert_eq!((code, out.as_str()), (1, ""), "{err}");
     assert!(err.contains(refusal), "{err}");
 }
