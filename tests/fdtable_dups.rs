@@ -170,7 +170,15 @@ fn a_policy_deciding_differently_for_fds_of_one_open_file_is_followed_fd_by_fd()
         fd("file_dup2")
     );
     let rules = tmp.write("site.rules", &policy);
-    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("policy");
+    // The shipped policy after the site's lines: a copy in the test's own directory (the checkout may be
+    // somewhere root refuses to read policies from, such as under /tmp).
+    let builtin = tmp.path().join("policy");
+    std::fs::create_dir(&builtin).expect("policy dir");
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("policy")).expect("policy/").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "rules") {
+            std::fs::copy(entry.path(), builtin.join(entry.file_name())).expect("copy a policy file");
+        }
+    }
     let image = tmp.path().join("image");
     let pid = holder.pid().to_string();
     let args = ["--rules", path_str(&rules), "--rules", path_str(&builtin), "dump", "--pid", &pid, "--image"];
