@@ -586,6 +586,14 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
+/// Prints the map of what is held (one JSON line, which the tests read), then holds it all until stdin's
+/// EOF.
+fn report_and_wait(map: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(map).unwrap_or_default());
+    let _ = std::io::stdout().flush();
+    wait_for_eof();
+}
+
 fn wait_for_eof() {
     let mut sink = [0u8; 64];
     let mut stdin = std::io::stdin();
@@ -659,9 +667,7 @@ fn hold_restorable() {
     let mut map: BTreeMap<&str, i64> = held.iter().map(|(name, fd)| (*name, i64::from(raw(fd)))).collect();
     // Not an fd: the port `tcp_listen` listens on.
     map.insert("tcp_listen_port", i64::from(port));
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -817,9 +823,7 @@ fn hold_inotify(deleted: bool) {
             std::process::exit(2);
         }
     };
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1127,9 +1131,7 @@ fn children(n: usize) {
         }
         map.insert(format!("child{i}"), child);
     }
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     for (_, &pid) in map.iter().filter(|(name, _)| name.starts_with("child")) {
         // SAFETY: kill and waitpid of a child of this process, by pid; a null status pointer is allowed.
         unsafe {
@@ -1240,9 +1242,7 @@ fn hold_given(args: &[OsString]) {
             }
         }
     }
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
 }
 
@@ -1266,9 +1266,7 @@ fn main_exits() {
             std::thread::sleep(Duration::from_millis(10));
         }
         let map = BTreeMap::from([("devnull".to_owned(), std::os::fd::AsRawFd::as_raw_fd(&devnull))]);
-        println!("{}", serde_json::to_string(&map).unwrap_or_default());
-        let _ = std::io::stdout().flush();
-        wait_for_eof();
+        report_and_wait(&map);
         std::process::exit(0);
     });
     // The raw exit(2) ends only the calling thread, without unwinding (glibc's pthread_exit would unwind
@@ -1413,9 +1411,7 @@ fn hold_kinds() {
         }
     }
     let map: BTreeMap<&str, RawFd> = held.iter().map(|(name, fd)| (*name, raw(fd))).collect();
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1653,9 +1649,7 @@ fn fork_child<const N: usize>(
 /// Prints a tree mode's map, waits for stdin's EOF, then lets `held` go (the child dies with the holder).
 fn hold_tree(map: &[(&str, i32)], held: impl Sized) {
     let map: BTreeMap<&str, i32> = map.iter().copied().collect();
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
 }
 
@@ -1897,9 +1891,7 @@ fn hold_peer_closed(unaccepted: bool) {
         }
     }
     let map: BTreeMap<&str, RawFd> = held.iter().map(|(name, fd)| (*name, raw(fd))).collect();
-    println!("{}", serde_json::to_string(&map).unwrap_or_default());
-    let _ = std::io::stdout().flush();
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
