@@ -586,12 +586,16 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-/// Prints the map of what is held (one JSON line, which the tests read), then holds it all until stdin's
-/// EOF.
+/// Prints the map of what is held ([`print_map`]), then holds it all until stdin's EOF.
 fn report_and_wait(map: &impl serde::Serialize) {
+    print_map(map);
+    wait_for_eof();
+}
+
+/// Prints the map of what is held: one JSON line, flushed, which the tests read.
+fn print_map(map: &impl serde::Serialize) {
     println!("{}", serde_json::to_string(map).unwrap_or_default());
     let _ = std::io::stdout().flush();
-    wait_for_eof();
 }
 
 fn wait_for_eof() {
@@ -642,12 +646,7 @@ fn hold(with_inet: bool, shapes: bool) {
     }
     let map: BTreeMap<&str, RawFd> =
         held.iter().map(|(name, fd)| (*name, std::os::fd::AsRawFd::as_raw_fd(fd))).collect();
-    let line = serde_json::to_string(&map).unwrap_or_default();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-    drop(out);
-    wait_for_eof();
+    report_and_wait(&map);
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -848,13 +847,7 @@ fn close_num(fd: RawFd) {
 }
 
 fn churn() {
-    let dir = temp_dir();
-    let file = dir.join("churn.txt");
-    let _ = std::fs::write(&file, b"churn");
-    let stable = stable_fds(&file).unwrap_or_else(|e| {
-        eprintln!("fdholder: --churn: {e}");
-        std::process::exit(2);
-    });
+    let (_, file, stable) = stable_in_temp("--churn", "churn");
     std::thread::spawn(|| {
         wait_for_eof();
         std::process::exit(0);
@@ -888,13 +881,25 @@ fn churn() {
         if n == 10 {
             // Every slot has been filled once (and the fd table has grown past 159, which can stall a
             // multi-threaded process for a while): only now is the churn what the caller expects.
-            println!("{}", serde_json::to_string(&stable).unwrap_or_default());
-            let _ = std::io::stdout().flush();
+            print_map(&stable);
         }
         if n % 100_000 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// For the stable-fd modes: `NAME.txt` (holding NAME) in a new temp dir, and [`stable_fds`] on it; a
+/// failure ends the mode (exit 2). Returns the dir, the file and the map.
+fn stable_in_temp(mode: &str, name: &str) -> (PathBuf, PathBuf, BTreeMap<&'static str, RawFd>) {
+    let dir = temp_dir();
+    let file = dir.join(format!("{name}.txt"));
+    let _ = std::fs::write(&file, name);
+    let stable = stable_fds(&file).unwrap_or_else(|e| {
+        eprintln!("fdholder: {mode}: {e}");
+        std::process::exit(2);
+    });
+    (dir, file, stable)
 }
 
 /// The fds a racing holder keeps from start to end, none close-on-exec (they outlive an exec and come back in
@@ -950,15 +955,8 @@ fn stdin_closed() -> bool {
 /// near an exec while it is scanned, its stable fds kept across each one.
 fn reexec(first: bool) {
     if first {
-        let dir = temp_dir();
-        let file = dir.join("reexec.txt");
-        let _ = std::fs::write(&file, b"reexec");
-        let stable = stable_fds(&file).unwrap_or_else(|e| {
-            eprintln!("fdholder: --reexec: {e}");
-            std::process::exit(2);
-        });
-        println!("{}", serde_json::to_string(&stable).unwrap_or_default());
-        let _ = std::io::stdout().flush();
+        let (_, _, stable) = stable_in_temp("--reexec", "reexec");
+        print_map(&stable);
     }
     // SAFETY: prctl with integer arguments: dies with the test that started it, even mid-exec loop.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -976,15 +974,8 @@ fn reexec(first: bool) {
 /// 65534 and 0 over and over (raw `setresuid`: saved uid 0 lets it back) until its stdin reaches its end:
 /// a process whose credentials, and so whether `/proc` lets others in, change all the time.
 fn cred_churn() {
-    let dir = temp_dir();
-    let file = dir.join("cred.txt");
-    let _ = std::fs::write(&file, b"cred");
-    let stable = stable_fds(&file).unwrap_or_else(|e| {
-        eprintln!("fdholder: --cred-churn: {e}");
-        std::process::exit(2);
-    });
-    println!("{}", serde_json::to_string(&stable).unwrap_or_default());
-    let _ = std::io::stdout().flush();
+    let (dir, _, stable) = stable_in_temp("--cred-churn", "cred");
+    print_map(&stable);
     let mut n: u64 = 0;
     loop {
         let euid: libc::c_long = if n % 2 == 0 { 65534 } else { 0 };
@@ -1008,18 +999,11 @@ fn cred_churn() {
 /// that user may read its `/proc`); then waits for its stdin's end. Its files are in a directory anyone may
 /// enter, readable by all.
 fn setuid_on_input() {
-    let dir = temp_dir();
-    let file = dir.join("setuid.txt");
-    let _ = std::fs::write(&file, b"setuid");
+    let (dir, file, stable) = stable_in_temp("--setuid", "setuid");
     let open_to_all = |p: &Path, mode| std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode));
     let _ = open_to_all(&dir, 0o755);
     let _ = open_to_all(&file, 0o644);
-    let stable = stable_fds(&file).unwrap_or_else(|e| {
-        eprintln!("fdholder: --setuid: {e}");
-        std::process::exit(2);
-    });
-    println!("{}", serde_json::to_string(&stable).unwrap_or_default());
-    let _ = std::io::stdout().flush();
+    print_map(&stable);
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
     // SAFETY: setgroups, setresgid, setresuid and prctl with integer arguments and no buffer.

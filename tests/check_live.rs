@@ -290,14 +290,6 @@ fn checking_a_process_that_churns_its_fds_never_fails_or_misreports_a_kind() {
     let holder = Holder::spawn(&["--churn"]);
     let root = TempDir::new("churn");
     let pid = holder.pid().to_string();
-    let expected = |fd: i64| match fd {
-        100..=109 => Some("pipe"),
-        110..=119 => Some("eventfd"),
-        120..=129 => Some("chardev"),
-        130..=139 => Some("socket"),
-        140..=149 => Some("file"),
-        _ => None,
-    };
     let mut seen = 0;
     for round in 0..100 {
         let (code, out, err) = live_json(&pid, &root);
@@ -307,7 +299,7 @@ fn checking_a_process_that_churns_its_fds_never_fails_or_misreports_a_kind() {
             if f["state"] == "vanished" {
                 continue;
             }
-            if let Some(kind) = expected(f["fd"].as_i64().unwrap()) {
+            if let Some(kind) = scan_common::churn_slot(f["fd"].as_i64().unwrap()) {
                 assert_eq!(f["kind"], kind, "round {round}: {f}");
                 seen += 1;
             }

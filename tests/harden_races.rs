@@ -22,7 +22,7 @@ mod scan_common;
 use common::{TempDir, run};
 use fdtable_common::{image_fd, manifest, path_str, read_report};
 use harden_common::{STABLE, assert_no_panic, assert_nothing_written, fd_of, names_pid, processes};
-use scan_common::{Holder, example_path, holder_path};
+use scan_common::{Holder, churn_slot, example_path, holder_path};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -34,18 +34,6 @@ fn holder(tmp: &TempDir, args: &[&str]) -> Holder {
     Holder::spawn_with(&holder_path(), &args, |c| {
         c.stderr(log);
     })
-}
-
-/// The kind the churn keeps at fd `fd`, if it keeps one.
-fn churn_slot(fd: i64) -> Option<&'static str> {
-    match fd {
-        100..=109 => Some("pipe"),
-        110..=119 => Some("eventfd"),
-        120..=129 => Some("chardev"),
-        130..=139 => Some("socket"),
-        140..=149 => Some("file"),
-        _ => None,
-    }
 }
 
 /// The stable fds of `holder` in one process object of `check --format json`: each listed, of its kind,

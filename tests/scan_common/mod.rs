@@ -125,3 +125,16 @@ impl Drop for Holder {
         self.kill();
     }
 }
+
+/// The kind `fdholder --churn` keeps at fd `fd` (fds 100-149 each hold one kind, replaced over and over),
+/// if it keeps one.
+pub fn churn_slot(fd: i64) -> Option<&'static str> {
+    match fd {
+        100..=109 => Some("pipe"),
+        110..=119 => Some("eventfd"),
+        120..=129 => Some("chardev"),
+        130..=139 => Some("socket"),
+        140..=149 => Some("file"),
+        _ => None,
+    }
+}

@@ -178,15 +178,7 @@ impl ImageWriter {
             _ => PathBuf::from("."),
         };
         let parent = match owner {
-            Some(owner) => {
-                let fd = open_chain(&parent_path, owner, false)?;
-                // The directory the image goes in is above the image: the same rule, sticky accepted.
-                check_above(
-                    &step(fd.try_clone().map_err(io_err("read", &parent_path))?, parent_path.clone(), dir)?,
-                    owner,
-                )?;
-                fd
-            }
+            Some(owner) => open_chain(&parent_path, owner, false)?,
             None => open_dir(&parent_path)?,
         };
         let mut tmp_name = OsString::from(".");
@@ -644,10 +636,9 @@ struct Step {
     st: FileStat,
 }
 
-/// Opens the image directory `dir` (with `is_image` false: the directory an image is to be written in, whose
-/// failures are then said as those of a directory above the image) for crrules running as `owner` (root):
-/// from `/`, each component opened
-/// through the handle of the directory before it with `O_PATH | O_DIRECTORY` and `RESOLVE_NO_SYMLINKS`
+/// Opens the image directory `dir` (with `is_image` false: the directory an image is to be written in, held
+/// to the rule of the directories above an image and its failures said as theirs) for crrules running as
+/// `owner` (root): from `/`, each component opened through the handle of the directory before it with `O_PATH | O_DIRECTORY` and `RESOLVE_NO_SYMLINKS`
 /// (a link is `ELOOP`), `fstat`ed, and checked by [`trust::judge`] before anything is opened in it; the
 /// image directory is then opened for reading through its own handle. A relative `dir` is walked from the
 /// working directory's physical path, which `getcwd` gives. `..` goes back to the handle it came from
@@ -700,6 +691,10 @@ fn open_chain(dir: &Path, owner: u32, is_image: bool) -> Result<OwnedFd, ImageEr
         chain.push(step(fd, path, dir)?);
     }
     let image = chain.last().expect("`/` is never popped");
+    if !is_image {
+        // The directory an image goes in is above the image: the same rule, sticky accepted.
+        check_above(image, owner)?;
+    }
     build::open_beneath(image.fd.as_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_err("read", dir))
 }
 
